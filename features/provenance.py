@@ -1,0 +1,116 @@
+"""Run records and atomic writes shared by every command (no torch import here).
+
+Every run writes, next to its results, what produced them: its configuration, library versions,
+the commit of this checkout, the machine and timings. ``classifiers/`` imports this module, so it
+must stay free of torch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["versions", "commit", "run_record", "atomic_write_json", "atomic_write_bytes",
+           "atomic_save_npz", "to_jsonable"]
+
+_PACKAGES = ("numpy", "scipy", "scikit-learn", "torch", "librosa", "soundfile", "hpelm",
+             "joblib", "pandas", "matplotlib", "tqdm")
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def versions() -> dict:
+    """Python and installed library versions (read from package metadata; nothing is imported)."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def commit() -> dict:
+    """The git commit of this checkout and whether it has uncommitted changes."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(_REPO), *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"sha": None, "dirty": None}
+    return {"sha": sha, "dirty": dirty}
+
+
+def run_record(config: dict) -> dict:
+    """Everything needed to say how a result was produced."""
+    return {
+        "config": to_jsonable(config),
+        "versions": versions(),
+        "commit": commit(),
+        "machine": {"host": socket.gethostname(), "platform": platform.platform(),
+                    "processor": platform.machine(), "cpu_count": os.cpu_count()},
+        "argv": list(sys.argv),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def to_jsonable(obj):
+    """Convert numpy scalars/arrays, paths and tuples to plain JSON types (recursively)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def _atomic(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never half-written."""
+    return _atomic(path, lambda f: f.write(data))
+
+
+def atomic_write_json(path, obj) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n"
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_npz(path, **arrays) -> Path:
+    """``np.savez`` through a temporary file and a rename."""
+    return _atomic(path, lambda f: np.savez(f, **arrays))
