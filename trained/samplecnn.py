@@ -1,0 +1,206 @@
+"""SampleCNN (Lee et al. 2017) with the blocks of Kim, Lee & Nam (ICASSP 2018, TASLP 2019).
+
+The 3^9 model reads 59 049-sample segments at 22 050 Hz: a strided conv (kernel 3, stride 3) gives
+19 683 frames, then nine blocks each end with a max-pool of 3, down to 1 frame of 512 channels. A
+"conv 1-512" (a dense layer on that frame) with dropout 0.5 and the output layer close the model.
+Table 1 of the 2017 paper counts each conv's weights and bias: 512, 49 280, 49 280, 98 560,
+196 864 x 5, 393 728, 262 656 and 25 650 for 50 tags, 1.86M in all; batch norm is extra.
+
+Blocks (``block=``):
+
+- ``basic``: conv 3 - BN - ReLU - max-pool 3.
+- ``se``: basic, then squeeze-and-excitation on the pooled map (global average over time, dense
+  ``alpha * C`` ReLU, dense ``C`` sigmoid, channel-wise scale).
+- ``res1`` / ``res2``: one or two conv-BN (ReLU and dropout 0.2 between the two), added to the
+  input (a 1x1 conv + BN shortcut where the channel count changes), ReLU, max-pool 3.
+- ``rese1`` / ``rese2``: as res, with squeeze-and-excitation on the residual branch before the add.
+
+``alpha`` (``se_ratio``) is the "amplifying ratio": 16 in the ICASSP paper, 2^-3 in the TASLP one
+(our default, which gives the TASLP cost ratios 1.09x / 2.20x / 2.29x of parameters). With
+``multi_level`` the last three blocks are global-max-pooled and concatenated (512 + 256 + 256 = 1024
+values) before the dense layers.
+
+The module also follows the front-end interface of ``docs/formats.md`` (``input_kind``, ``layers``,
+``extract_features``, ``forward`` giving ``(batch, channels, time)``, ``dims``), so its trained blocks
+can be averaged into a feature set like any front-end; ``logits`` runs the whole classifier.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["SampleCNN", "BLOCKS", "SAMPLE_RATE", "SEGMENT_SAMPLES", "CHANNELS", "SMALL_CHANNELS"]
+
+SAMPLE_RATE = 22050          # Lee et al. 2017 resample MagnaTagATune to 22 050 Hz
+SEGMENT_SAMPLES = 3 ** 10    # 59 049: stride-3 first conv then nine pools of 3 leave one frame
+# Filters of the first conv and of the nine blocks, Table 1 of Lee et al. 2017.
+CHANNELS = (128, 128, 128, 256, 256, 256, 256, 256, 256, 512)
+# A 1/8-width model for quick runs and tests (same depth, same shapes in time).
+SMALL_CHANNELS = tuple(c // 8 for c in CHANNELS)
+BLOCKS = ("basic", "se", "res1", "res2", "rese1", "rese2")
+
+
+class SqueezeExcitation(nn.Module):
+    """Channel re-weighting: ``x * sigmoid(W2 relu(W1 mean_t(x)))``, hidden size ``round(ratio * C)``.
+
+    Parameters
+    ----------
+    channels : int
+        C, the channel count of the input ``(batch, C, time)``.
+    ratio : float
+        Amplifying ratio alpha (hidden units = alpha * C, at least 1).
+    """
+
+    def __init__(self, channels: int, ratio: float):
+        super().__init__()
+        hidden = max(1, int(round(channels * ratio)))
+        self.fc1 = nn.Linear(channels, hidden)
+        self.fc2 = nn.Linear(hidden, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=2)))))
+        return x * w.unsqueeze(2)
+
+
+class BasicBlock(nn.Module):
+    """conv 3 (same) - BN - ReLU - max-pool 3, optionally followed by squeeze-and-excitation."""
+
+    def __init__(self, c_in: int, c_out: int, se_ratio: float | None = None):
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, 3, padding=1)
+        self.bn = nn.BatchNorm1d(c_out)
+        self.pool = nn.MaxPool1d(3)
+        self.se = SqueezeExcitation(c_out, se_ratio) if se_ratio else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(self.bn(self.conv(x))))
+        return self.se(x) if self.se is not None else x
+
+
+class ResidualBlock(nn.Module):
+    """Res-1 / Res-2 (``n_convs`` 1 or 2) and ReSE-1 / ReSE-2 (``se_ratio`` set) of Kim et al.
+
+    branch = conv-BN [- ReLU - dropout 0.2 - conv-BN] [- SE]; out = pool3(relu(shortcut(x) + branch)),
+    the shortcut being the identity or, when the channel count changes, a 1x1 conv + BN.
+    """
+
+    def __init__(self, c_in: int, c_out: int, n_convs: int, se_ratio: float | None = None,
+                 dropout: float = 0.2):
+        super().__init__()
+        self.conv1 = nn.Conv1d(c_in, c_out, 3, padding=1)
+        self.bn1 = nn.BatchNorm1d(c_out)
+        if n_convs == 2:
+            self.drop = nn.Dropout(dropout)
+            self.conv2 = nn.Conv1d(c_out, c_out, 3, padding=1)
+            self.bn2 = nn.BatchNorm1d(c_out)
+        else:
+            self.conv2 = None
+        self.se = SqueezeExcitation(c_out, se_ratio) if se_ratio else None
+        if c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv1d(c_in, c_out, 1), nn.BatchNorm1d(c_out))
+        else:
+            self.shortcut = nn.Identity()
+        self.pool = nn.MaxPool1d(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn1(self.conv1(x))
+        if self.conv2 is not None:
+            y = self.bn2(self.conv2(self.drop(torch.relu(y))))
+        if self.se is not None:
+            y = self.se(y)
+        return self.pool(torch.relu(self.shortcut(x) + y))
+
+
+def _make_block(kind: str, c_in: int, c_out: int, se_ratio: float) -> nn.Module:
+    if kind == "basic":
+        return BasicBlock(c_in, c_out)
+    if kind == "se":
+        return BasicBlock(c_in, c_out, se_ratio)
+    n_convs = int(kind[-1])
+    return ResidualBlock(c_in, c_out, n_convs, se_ratio if kind.startswith("rese") else None)
+
+
+class SampleCNN(nn.Module):
+    """The 3^9 SampleCNN: strided conv, nine blocks, dense 512 + dropout 0.5, output layer.
+
+    Parameters
+    ----------
+    n_classes : int
+        Output units (50 for the MagnaTagATune top-50 tags).
+    block : str
+        One of ``BLOCKS``.
+    se_ratio : float
+        Amplifying ratio alpha of the SE blocks (``se``, ``rese1``, ``rese2``).
+    multi_level : bool
+        Concatenate the global max-pool of the last three blocks (Kim et al. 2018).
+    channels : sequence of int
+        Filters of the first conv and of the nine blocks (10 values); ``CHANNELS`` by default.
+    dropout : float
+        Dropout before the output layer (0.5).
+
+    Notes
+    -----
+    Input ``(batch, samples)`` at 22 050 Hz, ``samples >= SEGMENT_SAMPLES`` (longer inputs leave more
+    than one frame; the head global-max-pools over them).
+    """
+
+    input_kind = "waveform"
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, n_classes: int = 50, block: str = "basic", se_ratio: float = 0.125,
+                 multi_level: bool = False, channels=CHANNELS, dropout: float = 0.5):
+        super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f"unknown SampleCNN block {block!r}; available: {', '.join(BLOCKS)}")
+        channels = tuple(int(c) for c in channels)
+        if len(channels) != 10 or min(channels) < 1:
+            raise ValueError(f"channels must be 10 positive integers (first conv + 9 blocks), "
+                             f"found {channels}")
+        if n_classes < 1:
+            raise ValueError(f"n_classes must be >= 1, found {n_classes}")
+        self.dims = {"n_classes": int(n_classes), "block": block, "se_ratio": float(se_ratio),
+                     "multi_level": bool(multi_level), "channels": list(channels),
+                     "dropout": float(dropout)}
+        self.conv0 = nn.Conv1d(1, channels[0], 3, stride=3)
+        self.bn0 = nn.BatchNorm1d(channels[0])
+        self.blocks = nn.ModuleList(
+            _make_block(block, channels[i], channels[i + 1], se_ratio) for i in range(9))
+        head_in = channels[-1] + (channels[-2] + channels[-3] if multi_level else 0)
+        # "conv 1-512" of Table 1: a 1x1 conv on the single remaining frame, i.e. a dense layer.
+        self.fc = nn.Linear(head_in, channels[-1])
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(channels[-1], n_classes)
+        self.layers = [("conv0", channels[0])] + [(f"block{i + 1}", channels[i + 1])
+                                                  for i in range(9)]
+        self.feature_length = sum(c for _, c in self.layers)
+
+    def _check(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] < SEGMENT_SAMPLES:
+            raise ValueError(f"SampleCNN expects (batch, samples) with samples >= {SEGMENT_SAMPLES}, "
+                             f"found {tuple(x.shape)}")
+        return x.unsqueeze(1)
+
+    def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Outputs of the first conv and of the nine blocks, each ``(batch, C_i, T_i)``.
+
+        ``(batch, 59049)`` gives T = 19683, 6561, ..., 3, 1.
+        """
+        h = torch.relu(self.bn0(self.conv0(self._check(x))))
+        outs = [h]
+        for blk in self.blocks:
+            h = blk(h)
+            outs.append(h)
+        return outs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The last block's map ``(batch, C_9, time)`` (the representation a back-end consumes)."""
+        return self.extract_features(x)[-1]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores ``(batch, n_classes)`` of ``(batch, samples)`` segments (before sigmoid/softmax)."""
+        outs = self.extract_features(x)
+        if self.dims["multi_level"]:
+            z = torch.cat([o.amax(dim=2) for o in outs[-3:][::-1]], dim=1)
+        else:
+            z = outs[-1].amax(dim=2)
+        return self.out(self.drop(torch.relu(self.fc(z))))
