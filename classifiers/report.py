@@ -1,0 +1,279 @@
+"""The results comparison report: ``python -m classifiers.report [RESULTS ...] [--out DIR]``.
+
+Reads every ``results.json`` under ``runs/`` (or the files and folders given) and writes a folder
+with ``report.md``, ``report.html`` (self-contained: the same PNGs inlined as base64, simple CSS,
+no JavaScript, no network), the PNG figures next to ``report.md`` and ``summary.csv`` (the main
+table). Unreadable files and entries are skipped with a message naming them; the report says
+what is missing instead of failing.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import html
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from classifiers.published import (PUBLISHED, PUBLISHED_PROTOCOLS, STUDY_DATASETS,
+                                   TRAINED_REFERENCES, published_figure)
+from classifiers.report_figures import bar_charts, scatter_random_trained
+from classifiers.report_load import load_results
+from classifiers.report_stats import (check_orderings, correlations, cost_table, fmt_p,
+                                      pairwise_tests, protocol_label, random_vs_trained,
+                                      summary_table)
+
+__all__ = ["render_report", "main"]
+
+_SUMMARY_COLUMNS = ("dataset", "arch", "width", "weights", "feature_length", "classifier",
+                    "protocol", "n_runs", "mean", "std", "published", "published_exact", "diff",
+                    "source")
+_CSS = """body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:13px}
+th,td{border:1px solid #bbb;padding:3px 7px;text-align:left}th{background:#eef}
+tr:nth-child(even) td{background:#f7f7f7}figure{margin:1em 0}img{max-width:100%}
+figcaption{font-size:12px;color:#555}code{background:#f2f2f2;padding:0 3px}"""
+
+
+def _num(x, spec=".1f", none="–") -> str:
+    return none if x is None else format(x, spec)
+
+
+def _published_cells(s: dict) -> tuple[str, str]:
+    if s["published"] is None:
+        return "–", "–"
+    if s["published_exact"]:
+        return f"{s['published']:.2f}", f"{s['diff']:+.1f}"
+    return f"~{s['published']:.1f}", f"~{s['diff']:+.1f}"  # read off a chart: +-1 point
+
+
+def _missing_published(rows: list[dict], dataset: str) -> list[str]:
+    """Published settings of a study dataset that no random-weight row reproduces."""
+    have = {(r["arch"], r["classifier"]) for r in rows
+            if r["dataset"] == dataset and published_figure(
+                dataset, r["arch"], r["classifier"], r["weights"], r["protocol"],
+                r["feature_length"]) is not None}
+    return [f"{arch} {clf.upper()}" for (ds, arch, clf) in PUBLISHED
+            if ds == dataset and (arch, clf) not in have]
+
+
+def _dataset_blocks(ds: str, rows, summary, tests, figures) -> list:
+    blocks = [("h2", f"Dataset: {ds}")]
+    table = [[s["arch"], s["width"], s["weights"], _num(s["feature_length"], "d"), s["classifier"],
+              s["protocol"], str(s["n_runs"]),
+              f"{s['mean']:.1f} ± {_num(s['std'], '.1f', 'n/a (1 run)')}", *_published_cells(s)]
+             for s in summary if s["dataset"] == ds]
+    blocks.append(("table", ["architecture", "width", "weights", "features", "classifier",
+                             "protocol", "runs", "accuracy % (mean ± std)", "published %",
+                             "ours − published"], table))
+    if ds in STUDY_DATASETS:
+        ref, who = TRAINED_REFERENCES[ds]
+        blocks.append(("p", f"Published figures: random weights, about 3500 features, protocol "
+                            f"{' or '.join(PUBLISHED_PROTOCOLS[ds])}; `~` marks a figure read off a "
+                            f"chart (±1 point). Fully trained reference quoted by the study: "
+                            f"{ref:.1f}% ({who})."))
+        missing = _missing_published(rows, ds)
+        if missing:
+            blocks.append(("p", "Not run (published settings without a comparable result of "
+                                "ours): " + ", ".join(missing) + "."))
+    for name, caption in figures:
+        if name.startswith(f"fig_bars_{ds}_"):
+            blocks.append(("img", name, caption))
+    for key, pairs in tests.items():
+        if key[0] != ds:
+            continue
+        _, weights, width, clf, protocol = key
+        blocks.append(("h3", f"Significance: {ds}, {weights} weights, width {width}, "
+                             f"{clf.upper()}, {protocol_label(protocol)}"))
+        blocks.append(("table", ["A", "B", "A − B (points)", "t-test p (Student)", "Holm",
+                                 "McNemar clips", "only A right", "only B right",
+                                 "McNemar p (exact)", "Holm"],
+                       [[p["a"], p["b"], f"{p['diff']:+.1f}", p["t_note"] or fmt_p(p["p_t"]),
+                         fmt_p(p["p_t_holm"]) if p["p_t"] is not None else "–",
+                         str(p["n_clips"]), _num(p["b_only"], "d"), _num(p["c_only"], "d"),
+                         p["mcnemar_note"] or fmt_p(p["p_mcnemar"]),
+                         fmt_p(p["p_mcnemar_holm"]) if p["p_mcnemar"] is not None else "–"]
+                        for p in pairs]))
+    return blocks
+
+
+def _build(rows, read, messages, figures, scatter, pairs, corr, orderings, costs, summary, tests):
+    datasets = list(dict.fromkeys(s["dataset"] for s in summary))
+    blocks = [("h1", "Random-weight CNN results report"),
+              ("p", f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} from "
+                    f"{len(read)} results file(s), {len(rows)} result row(s); "
+                    f"{len(messages)} problem(s) reported (see the last section).")]
+    overview = []
+    if not rows:
+        overview.append("No usable results: nothing to compare yet. Run `python -m classifiers.grid`.")
+    absent = [d for d in STUDY_DATASETS if d not in datasets]
+    if absent:
+        overview.append("Study datasets with no results: " + ", ".join(absent) + ".")
+    if not any(r["weights"] == "trained" for r in rows):
+        overview.append("No trained-weight results: random vs trained cannot be compared yet.")
+    if rows and not any(p for r in rows for p in r["predictions"]):
+        overview.append("No results file carries predictions: McNemar tests are n/a.")
+    blocks += [("h2", "What is here and what is missing"),
+               ("ul", overview or ["Every study dataset has results."]),
+               ("p", "Accuracies are percent, mean ± sample std (ddof 1) over runs, recomputed "
+                     "from the runs. Protocols: `split` (train / validation / test), "
+                     "`cv-best (optimistic)` (hyper-parameters picked on the same folds that are "
+                     "scored: an upper bound), `nested-cv` (picked inside each training fold), "
+                     "`end-to-end` (a network trained and scored on its own). Significance: "
+                     "Student's two-sample t-test on per-run accuracies (as the study) and the "
+                     "exact McNemar test on the first run's predictions of the same clips "
+                     "(test clips, or out-of-fold predictions for cross-validation); `*` marks "
+                     "p < 0.05; Holm columns correct for the pairs of one table.")]
+    for ds in datasets:
+        blocks += _dataset_blocks(ds, rows, summary, tests, figures)
+
+    blocks.append(("h2", "Random vs trained"))
+    if pairs:
+        blocks.append(("table", ["dataset", "architecture", "width", "classifier", "protocol",
+                                 "random %", "trained %"],
+                       [[p["dataset"], p["arch"], p["width"], p["classifier"],
+                         protocol_label(p["protocol"]), f"{p['random']:.1f}", f"{p['trained']:.1f}"]
+                        for p in pairs]))
+    blocks.append(("p", "Does the ranking by random-weight accuracy predict the ranking after "
+                        "training? Pairs: same dataset, architecture, width, classifier and "
+                        "protocol."))
+    blocks.append(("table", ["scope", "pairs", "Spearman ρ", "p", "Kendall τ", "p"],
+                   [[c["scope"], str(c["n"]), c["note"] or f"{c['spearman']:+.2f}",
+                     fmt_p(c["p_spearman"]) if not c["note"] else "–",
+                     c["note"] or f"{c['kendall']:+.2f}",
+                     fmt_p(c["p_kendall"]) if not c["note"] else "–"] for c in corr]
+                   or [["all", "0", "cannot be computed (0 pairs; needs 3)", "–", "–", "–"]]))
+    if scatter:
+        blocks.append(("img", scatter, "Random-weight against trained accuracy per architecture"))
+
+    blocks += [("h2", "Published orderings on our numbers"),
+               ("p", "Random weights, per comparison group; 'yes' compares means, and says when "
+                     "every step is also significant by the t-test."),
+               ("table", ["ordering", "dataset", "classifier / protocol / width", "holds", "detail"],
+                [[o["ordering"], o["dataset"], o["group"], o["holds"], o["detail"]]
+                 for o in orderings])]
+    blocks += [("h2", "Cost"),
+               ("table", ["architecture", "width", "parameters", "GFLOP / clip",
+                          "extraction s / clip", "datasets"],
+                [[c["arch"], c["width"], _num(c["n_params"], ",.0f"), _num(c["gflop_per_clip"], ".3g"),
+                  _num(c["s_per_clip"], ".3g"), c["datasets"]] for c in costs]
+                or [["–", "–", "–", "–", "–", "no results"]])]
+    blocks += [("h2", "Sources"), ("ul", [f"`{f}`" for f in read] or ["no results files read"])]
+    if messages:
+        blocks += [("h3", "Skipped or corrected"), ("ul", [f"`{m}`" for m in messages])]
+    return blocks
+
+
+def _md(blocks) -> str:
+    out = []
+    for b in blocks:
+        if b[0] in ("h1", "h2", "h3"):
+            out.append("#" * int(b[0][1]) + " " + b[1])
+        elif b[0] == "p":
+            out.append(b[1])
+        elif b[0] == "ul":
+            out.append("\n".join(f"- {x}" for x in b[1]))
+        elif b[0] == "img":
+            out.append(f"![{b[2]}]({b[1]})\n\n*{b[2]}*")
+        elif b[0] == "table":
+            def line(cells):
+                return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+            out.append("\n".join([line(b[1]), line(["---"] * len(b[1]))] + [line(r) for r in b[2]]))
+    return "\n\n".join(out) + "\n"
+
+
+def _inline_code(text: str) -> str:
+    """Escape text and turn `code` spans into <code> (the only markup the blocks use)."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _html(blocks, out_dir: Path) -> str:
+    body = []
+    for b in blocks:
+        if b[0] in ("h1", "h2", "h3"):
+            body.append(f"<{b[0]}>{_inline_code(b[1])}</{b[0]}>")
+        elif b[0] == "p":
+            body.append(f"<p>{_inline_code(b[1])}</p>")
+        elif b[0] == "ul":
+            body.append("<ul>" + "".join(f"<li>{_inline_code(x)}</li>" for x in b[1]) + "</ul>")
+        elif b[0] == "img":
+            data = base64.b64encode((out_dir / b[1]).read_bytes()).decode("ascii")
+            body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(b[2])}">'
+                        f"<figcaption>{html.escape(b[2])}</figcaption></figure>")
+        elif b[0] == "table":
+            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in b[1])
+            rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+                           for r in b[2])
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>Results report</title><style>{_CSS}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def render_report(results=("runs",), out="runs/report", log=None) -> Path:
+    """Write the comparison report of the results files under ``results``.
+
+    Parameters
+    ----------
+    results : sequence of str or Path
+        Results files and folders (searched recursively for ``results.json``).
+    out : str or Path
+        The report folder; created if needed. Figures of an earlier report there are replaced.
+    log : callable or None
+        Receives each message about a skipped file or entry; default prints to stderr.
+
+    Returns
+    -------
+    Path
+        The report folder, holding ``report.md``, ``report.html``, ``summary.csv`` and PNGs.
+    """
+    out_dir = Path(out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot create report folder {out_dir}: {e}") from e
+    for old in out_dir.glob("fig_*.png"):  # stale figures of settings no longer present
+        old.unlink()
+    rows, read, messages = load_results(results, log=log)
+    summary = summary_table(rows)
+    tests = pairwise_tests(rows)
+    pairs = random_vs_trained(rows)
+    corr = correlations(pairs)
+    pooled = corr[-1] if corr else None
+    title = ("Spearman ρ = {:+.2f}, Kendall τ = {:+.2f} ({} pairs, {})".format(
+        pooled["spearman"], pooled["kendall"], pooled["n"], pooled["scope"])
+        if pooled and not pooled["note"] else
+        f"correlation {pooled['note']}" if pooled else "")
+    figures = bar_charts(rows, out_dir)
+    scatter = scatter_random_trained(pairs, out_dir, title)
+    blocks = _build(rows, read, messages, figures, scatter, pairs, corr, check_orderings(rows),
+                    cost_table(rows), summary, tests)
+    (out_dir / "report.md").write_text(_md(blocks), encoding="utf-8")
+    (out_dir / "report.html").write_text(_html(blocks, out_dir), encoding="utf-8")
+    with open(out_dir / "summary.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=_SUMMARY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(summary)
+    return out_dir
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m classifiers.report",
+        description="Compare results files: tables per dataset with the published figures, bar "
+                    "charts, significance tests, random vs trained correlations, the study's "
+                    "orderings and cost, as report.md / report.html / summary.csv with PNGs. "
+                    "Broken files are skipped with a message naming them.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("results", nargs="*", default=["runs"],
+                        help="results.json files and folders searched recursively for them")
+    parser.add_argument("--out", default="runs/report", help="report folder to write")
+    args = parser.parse_args(argv)
+    path = render_report(results=args.results, out=args.out)
+    print(path)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

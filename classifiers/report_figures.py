@@ -1,0 +1,155 @@
+"""Figures of the report (matplotlib, Agg backend, PNG files next to ``report.md``)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the report is written on servers without a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from classifiers.published import published_figure  # noqa: E402
+from classifiers.report_stats import ARCH_ORDER, group_rows, protocol_label  # noqa: E402
+
+__all__ = ["bar_charts", "scatter_random_trained", "slug"]
+
+_CMAP = plt.get_cmap("tab20")
+
+
+def slug(*parts) -> str:
+    """A file-name-safe name from parts (``"fig", "us8k", "cv-best"`` -> ``fig_us8k_cv-best``)."""
+    return "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", str(p)).strip("-") for p in parts)
+
+
+def _colour(arch: str):
+    i = ARCH_ORDER.index(arch) if arch in ARCH_ORDER else len(ARCH_ORDER) + hash(arch) % 8
+    return _CMAP(i % 20)
+
+
+def bar_charts(rows: list[dict], out_dir: Path) -> list[tuple[str, str]]:
+    """Bar charts like the study's Figs. 4.6 to 4.11.
+
+    One figure per (dataset, weights, width, protocol): a group of bars per classifier (SVM, ELM),
+    one bar per architecture with the std over runs as error bar, the MFCC baseline of that
+    classifier as a dashed line over the group, and the published figure as a black diamond
+    (hollow when read off a chart) where one exists.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Rows of :func:`classifiers.report_load.load_results`.
+    out_dir : Path
+        Where the PNGs go.
+
+    Returns
+    -------
+    list of (str, str)
+        ``(file name, caption)`` per figure written.
+    """
+    figures: dict = {}
+    for (ds, weights, width, clf, protocol), members in group_rows(rows).items():
+        figures.setdefault((ds, weights, width, protocol), {})[clf] = members
+    written = []
+    for (ds, weights, width, protocol), by_clf in figures.items():
+        classifiers = sorted(by_clf, key=lambda c: (c != "svm", c != "elm", c))
+        archs = [a for a in ARCH_ORDER if any(a in m for m in by_clf.values()) and a != "mfcc"]
+        archs += sorted({a for m in by_clf.values() for a in m} - set(ARCH_ORDER))
+        if not archs:
+            continue
+        width_bar = 0.8 / len(archs)
+        fig, ax = plt.subplots(figsize=(max(6.0, 2.2 + 0.45 * len(archs) * len(classifiers)), 4.2))
+        approx_seen = exact_seen = mfcc_seen = False
+        for g, clf in enumerate(classifiers):
+            members = by_clf[clf]
+            for k, arch in enumerate(archs):
+                if arch not in members:
+                    continue
+                r = members[arch]
+                x = g - 0.4 + (k + 0.5) * width_bar
+                ax.bar(x, 100 * r["mean"], width_bar * 0.92, color=_colour(arch),
+                       yerr=0 if r["std"] is None else 100 * r["std"], capsize=2,
+                       error_kw={"elinewidth": 0.8}, label=arch if g == 0 or arch not in
+                       {a for c in classifiers[:g] for a in by_clf[c]} else None)
+                pub = published_figure(ds, arch, clf, weights, protocol, r["feature_length"])
+                if pub is not None:
+                    ax.plot(x, pub.accuracy, "D", ms=4.5, color="black",
+                            markerfacecolor="black" if pub.exact else "white", zorder=3)
+                    exact_seen |= pub.exact
+                    approx_seen |= not pub.exact
+            if "mfcc" in members:
+                ax.hlines(100 * members["mfcc"]["mean"], g - 0.45, g + 0.45, colors="black",
+                          linestyles="--", linewidth=1.2, zorder=4,
+                          label="MFCC baseline" if not mfcc_seen else None)
+                mfcc_seen = True
+        if exact_seen:
+            ax.plot([], [], "D", ms=4.5, color="black", label="published")
+        if approx_seen:
+            ax.plot([], [], "D", ms=4.5, color="black", markerfacecolor="white",
+                    label="published (~, read off a chart)")
+        ax.set_xticks(range(len(classifiers)), [c.upper() for c in classifiers])
+        ax.set_xlim(-0.5, len(classifiers) - 0.5)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_title(f"{ds}: {weights} weights, width {width}, {protocol_label(protocol)}",
+                     fontsize=10)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+        fig.tight_layout()
+        name = slug("fig", "bars", ds, weights, width, protocol) + ".png"
+        fig.savefig(out_dir / name, dpi=100)
+        plt.close(fig)
+        written.append((name, f"{ds}, {weights} weights, width {width}, "
+                              f"{protocol_label(protocol)}: mean accuracy over runs, error bars "
+                              "one std"))
+    return written
+
+
+def scatter_random_trained(pairs: list[dict], out_dir: Path, title: str) -> str | None:
+    """Random-weight against trained accuracy, one point per pair, coloured by dataset.
+
+    Parameters
+    ----------
+    pairs : list of dict
+        From :func:`classifiers.report_stats.random_vs_trained`.
+    out_dir : Path
+    title : str
+        Shown above the plot (the correlations).
+
+    Returns
+    -------
+    str or None
+        The file name, or None when there are no pairs.
+    """
+    if not pairs:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    datasets = sorted({p["dataset"] for p in pairs})
+    markers = "os^vDP*X"
+    for i, ds in enumerate(datasets):
+        ps = [p for p in pairs if p["dataset"] == ds]
+        for clf in sorted({p["classifier"] for p in ps}):
+            q = [p for p in ps if p["classifier"] == clf]
+            ax.scatter([p["random"] for p in q], [p["trained"] for p in q],
+                       marker=markers[i % len(markers)], s=36,
+                       color=_CMAP(2 * i + (clf != "svm")), label=f"{ds} {clf.upper()}")
+        for p in ps:
+            ax.annotate(p["arch"], (p["random"], p["trained"]), textcoords="offset points",
+                        xytext=(4, 3), fontsize=7)
+    lo = min(min(p["random"], p["trained"]) for p in pairs)
+    hi = max(max(p["random"], p["trained"]) for p in pairs)
+    pad = max(2.0, 0.08 * (hi - lo))
+    lims = (max(0.0, lo - pad), min(100.0, hi + pad))
+    ax.plot(lims, lims, color="grey", linewidth=0.8, linestyle=":", label="trained = random")
+    ax.set_xlim(lims)
+    ax.set_ylim(lims)
+    ax.set_xlabel("random weights: accuracy (%)")
+    ax.set_ylabel("trained: accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    name = "fig_random_vs_trained.png"
+    fig.savefig(out_dir / name, dpi=100)
+    plt.close(fig)
+    return name

@@ -1,0 +1,240 @@
+"""Read results files (``docs/formats.md``, "Results") into flat rows for the report.
+
+Every problem with one file or one entry is turned into a message naming the file, and the file
+or entry is skipped: a report renders from whatever subset of runs is readable.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["KNOWN_DATASETS", "PROTOCOLS", "find_results", "load_results", "read_results_file"]
+
+KNOWN_DATASETS = ("gtzan", "ballroom", "extended-ballroom", "us8k", "synthetic", "folder", "csv")
+PROTOCOLS = ("split", "cv-best", "nested-cv", "end-to-end")
+_REQUIRED = ("dataset", "arch", "weights", "entries")
+# Tolerance when checking a file's own mean / std against the per-run accuracies.
+_TOL = 1e-6
+
+
+class ResultsError(ValueError):
+    """A results file (or one of its entries) that cannot be used; the message names the file."""
+
+
+def find_results(paths) -> tuple[list[Path], list[str]]:
+    """Results files under the given files and folders.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+        Files (taken as they are) and folders (searched recursively for ``results.json``).
+
+    Returns
+    -------
+    files : list of Path
+        Sorted, without duplicates.
+    messages : list of str
+        One per path that does not exist.
+    """
+    files, messages = set(), []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.update(q.resolve() for q in p.rglob("results.json"))
+        elif p.is_file():
+            files.add(p.resolve())
+        else:
+            messages.append(f"{p}: no such file or folder; nothing read from it")
+    return sorted(files), messages
+
+
+def _dataset_in_path(path: str, after: str) -> str | None:
+    """The known dataset name right after a folder called ``after`` in ``path``, if any."""
+    parts = Path(path).parts
+    for a, b in zip(parts, parts[1:]):
+        if a == after and b in KNOWN_DATASETS:
+            return b
+    return None
+
+
+def _accuracy(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0.0 <= value <= 1.0:
+        raise ResultsError(f"{where}: accuracy must be a fraction in [0, 1], found {value!r}")
+    return float(value)
+
+
+def _predictions(run: dict, where: str) -> dict | None:
+    """``{clip id: (y_true, y_pred)}`` of one run, or None when the run carries no predictions."""
+    pred = run.get("predictions")
+    if not pred:
+        return None
+    try:
+        ids, y_true, y_pred = pred["ids"], pred["y_true"], pred["y_pred"]
+    except (TypeError, KeyError) as e:
+        raise ResultsError(f"{where}: predictions need ids, y_true and y_pred") from e
+    if not len(ids) == len(y_true) == len(y_pred):
+        raise ResultsError(f"{where}: predictions have {len(ids)} ids, {len(y_true)} y_true and "
+                           f"{len(y_pred)} y_pred; expected equal lengths")
+    return {str(i): (str(t), str(p)) for i, t, p in zip(ids, y_true, y_pred)}
+
+
+def _entry_row(entry: dict, meta: dict, where: str) -> dict:
+    """One flat row from one entry of a results file."""
+    if not isinstance(entry, dict):
+        raise ResultsError(f"{where}: expected an object, found {type(entry).__name__}")
+    missing = [k for k in ("classifier", "protocol", "runs") if k not in entry]
+    if missing:
+        raise ResultsError(f"{where}: missing {', '.join(missing)}")
+    protocol = entry["protocol"]
+    if protocol not in PROTOCOLS:
+        raise ResultsError(f"{where}: unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    runs = entry["runs"]
+    if not isinstance(runs, list) or not runs:
+        raise ResultsError(f"{where}: no runs")
+    runs = sorted(runs, key=lambda r: (r.get("seed") is None, r.get("seed") or 0)
+                  if isinstance(r, dict) else (True, 0))
+    accuracies, predictions, seeds = [], [], []
+    for k, run in enumerate(runs):
+        if not isinstance(run, dict) or "accuracy" not in run:
+            raise ResultsError(f"{where}, run {k}: missing accuracy")
+        accuracies.append(_accuracy(run["accuracy"], f"{where}, run {k}"))
+        predictions.append(_predictions(run, f"{where}, run {k}"))
+        seeds.append(run.get("seed"))
+        feat = run.get("features")
+        if isinstance(feat, str):
+            other = _dataset_in_path(feat, "features")
+            if other is not None and other != meta["dataset"]:
+                raise ResultsError(f"{where}, run {k}: features {feat} are from dataset {other!r} "
+                                   f"but the file is for {meta['dataset']!r}; datasets mixed")
+    acc = np.asarray(accuracies)
+    mean = float(acc.mean())
+    std = float(acc.std(ddof=1)) if len(acc) > 1 else None
+    notes = []
+    # The report recomputes mean and std from the runs; a disagreement means the file was edited
+    # or written by a different version, which a reader should know about.
+    if isinstance(entry.get("mean"), (int, float)) and abs(entry["mean"] - mean) > _TOL:
+        notes.append(f"{where}: stored mean {entry['mean']} differs from the runs' mean {mean:.6f}; "
+                     "the runs' mean is shown")
+    if isinstance(entry.get("std"), (int, float)) and std is not None and abs(entry["std"] - std) > _TOL:
+        notes.append(f"{where}: stored std {entry['std']} differs from the runs' std {std:.6f}; "
+                     "the runs' std is shown")
+    return dict(meta, classifier=str(entry["classifier"]), protocol=protocol,
+                optimistic=protocol == "cv-best" or bool(entry.get("optimistic")),
+                accuracies=accuracies, seeds=seeds, predictions=predictions,
+                mean=mean, std=std, n_runs=len(accuracies), notes=notes)
+
+
+def read_results_file(path) -> tuple[list[dict], list[str]]:
+    """Rows of one ``results.json``.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    rows : list of dict
+        One per usable entry: the file's metadata (``dataset``, ``arch``, ``width``, ``weights``,
+        ``feature_length``, ``n_params``, ``gflop_per_clip``, ``extract_clips_per_s``,
+        ``source``) plus ``classifier``, ``protocol``, ``optimistic``, ``accuracies`` (per run,
+        sorted by seed), ``seeds``, ``predictions`` (per run: ``{id: (y_true, y_pred)}`` or None),
+        ``mean``, ``std`` (ddof=1, None for one run) and ``n_runs``.
+    messages : list of str
+        Why entries were skipped, or why their stored summary was not used.
+
+    Raises
+    ------
+    ResultsError
+        When the whole file is unusable (unreadable, malformed or truncated JSON, not a results
+        file, metadata missing, datasets mixed); the message names the file.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ResultsError(f"{path}: cannot be read ({e})") from e
+    except json.JSONDecodeError as e:
+        raise ResultsError(f"{path}: malformed or truncated JSON ({e})") from e
+    if not isinstance(data, dict) or data.get("kind") != "randomcnn-results":
+        raise ResultsError(f"{path}: not a results file (expected \"kind\": \"randomcnn-results\")")
+    missing = [k for k in _REQUIRED if data.get(k) in (None, "")]
+    if missing:
+        raise ResultsError(f"{path}: run without metadata: missing {', '.join(missing)}")
+    if data["weights"] not in ("random", "trained"):
+        raise ResultsError(f"{path}: weights must be 'random' or 'trained', found {data['weights']!r}")
+    if not isinstance(data["entries"], list):
+        raise ResultsError(f"{path}: entries must be a list")
+    folder_dataset = _dataset_in_path(str(path), "results")
+    if folder_dataset is not None and folder_dataset != data["dataset"]:
+        raise ResultsError(f"{path}: file says dataset {data['dataset']!r} but lies under "
+                           f"results/{folder_dataset}/; datasets mixed")
+
+    def number(key):
+        v = data.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    meta = {"dataset": str(data["dataset"]), "arch": str(data["arch"]),
+            "width": str(data.get("width") or "-"), "weights": data["weights"],
+            "feature_length": int(data["feature_length"]) if number("feature_length") else None,
+            "n_params": number("n_params"), "gflop_per_clip": number("gflop_per_clip"),
+            "extract_clips_per_s": number("extract_clips_per_s"), "source": str(path)}
+    rows, messages = [], []
+    for i, entry in enumerate(data["entries"]):
+        try:
+            row = _entry_row(entry, meta, f"{path}, entry {i}")
+        except ResultsError as e:
+            messages.append(f"skipped {e}")
+            continue
+        messages.extend(row.pop("notes"))
+        rows.append(row)
+    if not rows:
+        messages.append(f"{path}: no usable entries")
+    return rows, messages
+
+
+def load_results(paths, log=None) -> tuple[list[dict], list[str], list[str]]:
+    """Rows of every readable results file under ``paths``.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+    log : callable or None
+        Called with each message as it happens; default prints to stderr.
+
+    Returns
+    -------
+    rows : list of dict
+        See :func:`read_results_file`. When two files hold the same setting (dataset, arch,
+        width, weights, classifier, protocol), the first in path order is kept.
+    read : list of str
+        The files rows came from.
+    messages : list of str
+        Every skipped file or entry, with its name and the reason.
+    """
+    log = log or (lambda m: print(m, file=sys.stderr))
+    files, messages = find_results(paths)
+    for m in messages:
+        log(m)
+    rows, read, seen = [], [], {}
+    for f in files:
+        try:
+            new, notes = read_results_file(f)
+        except ResultsError as e:
+            notes, new = [f"skipped {e}"], []
+        for row in new:
+            key = tuple(row[k] for k in ("dataset", "arch", "width", "weights", "classifier", "protocol"))
+            if key in seen:
+                notes.append(f"skipped {f}: duplicate of {seen[key]} for {'/'.join(key)}")
+                continue
+            seen[key] = f
+            rows.append(row)
+        if new:
+            read.append(str(f))
+        for m in notes:
+            log(m)
+        messages.extend(notes)
+    return rows, read, messages
