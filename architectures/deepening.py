@@ -1,0 +1,46 @@
+"""The three-layer "deepening stack" shared by both frame-level front-ends (the study's Fig. 4.3)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import norm_layer
+
+KERNEL = 7
+
+
+class DeepeningStack(nn.Module):
+    """c1 = conv7(M); r2 = relu(conv7(pad3(c1))) + c1; p = maxpool2(r2); r3 = relu(conv7(pad3(p))) + p.
+
+    Every conv spans all channels of its input (a Conv1d with ``in_channels`` = channels), so it is
+    the study's 2-D conv of shape 7 x channels. Not a front-end by itself (no ``dims``/``seed``):
+    the owning front-end initialises it.
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the map M it receives.
+    filters : int
+        F, filters of each of the three convs.
+    batchnorm : bool
+        BatchNorm with batch statistics after each conv.
+    """
+
+    def __init__(self, in_channels: int, filters: int, batchnorm: bool = False):
+        super().__init__()
+        self.conv1 = nn.Conv1d(in_channels, filters, KERNEL)
+        self.conv2 = nn.Conv1d(filters, filters, KERNEL, padding=KERNEL // 2)
+        self.conv3 = nn.Conv1d(filters, filters, KERNEL, padding=KERNEL // 2)
+        self.norm1, self.norm2, self.norm3 = (norm_layer(filters, 1, batchnorm) for _ in range(3))
+
+    def forward(self, m: torch.Tensor) -> list[torch.Tensor]:
+        """``m`` ``(batch, in_channels, time)`` -> ``[c1, r2, r3]``, each ``(batch, filters, time')``.
+
+        Times: c1 and r2 have ``time - 6``; r3 has ``(time - 6) // 2``.
+        """
+        c1 = F.relu(self.norm1(self.conv1(m)))
+        r2 = F.relu(self.norm2(self.conv2(c1))) + c1  # conv2/conv3 pad 3 zeros each side
+        p = F.max_pool1d(r2, 2)
+        r3 = F.relu(self.norm3(self.conv3(p))) + p
+        return [c1, r2, r3]

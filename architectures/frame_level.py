@@ -1,0 +1,62 @@
+"""Frame-level front-end (Dieleman & Schrauwen 2014): one 512-sample strided conv, then the deepening stack."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .deepening import DeepeningStack
+from .init import init_weights
+from .layers import check_input, norm_layer, unfold_matmul
+
+KERNEL, STRIDE = 512, 32
+
+
+class FrameLevel(nn.Module):
+    """conv (kernel 512, stride 32, valid) + ReLU, then the deepening stack (c1, r2, r3).
+
+    Input ``(batch, samples)``; with 350 000 samples the averaged maps have lengths
+    10922, 10916, 10916, 5458.
+
+    Parameters
+    ----------
+    filters : int
+        F, filters of the frame conv and of each stack conv; 4 averaged layers give ``4 * F``
+        features (896 -> 3584, 30 -> 120).
+    seed : int
+        Seed of the random weights.
+    batchnorm : bool
+        BatchNorm with batch statistics after each conv; off by default.
+    fast : bool
+        Compute the 1-channel frame conv as unfold + matmul (same result).
+    """
+
+    input_kind = "waveform"
+
+    def __init__(self, filters: int = 896, seed: int = 0, batchnorm: bool = False, fast: bool = True):
+        super().__init__()
+        self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)
+        self.conv = nn.Conv1d(1, self.filters, KERNEL, stride=STRIDE)
+        self.norm = norm_layer(self.filters, 1, batchnorm)
+        self.stack = DeepeningStack(self.filters, self.filters, batchnorm)
+        self.layers = [(name, self.filters) for name in ("frames", "c1", "r2", "r3")]
+        self.feature_length = sum(c for _, c in self.layers)
+        init_weights(self, seed)
+
+    @property
+    def dims(self) -> dict:
+        return {"filters": self.filters, "seed": self.seed, "batchnorm": self.batchnorm, "fast": self.fast}
+
+    def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``[frames, c1, r2, r3]``, each ``(batch, filters, time)``, from ``x`` ``(batch, samples)``."""
+        # the stack needs 7 frames for c1 and 2 for the pool
+        check_input(x, self.input_kind, "frame-level", min_length=KERNEL + 7 * STRIDE)
+        if self.fast and not self.batchnorm:
+            h = F.relu(unfold_matmul(x, self.conv.weight, self.conv.bias, STRIDE)).contiguous()
+        else:
+            h = F.relu(self.norm(self.conv(x[:, None, :])))
+        return [h] + self.stack(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, filters, time)``: the final residual map r3."""
+        return self.extract_features(x)[-1]

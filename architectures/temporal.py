@@ -1,0 +1,84 @@
+"""Temporal front-end (Pons et al. 2016): 1-D convs of long kernels on the spectrogram's energy envelope."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .init import init_weights
+from .layers import check_input, norm_layer, pad_time, same_pad
+
+LENGTHS = (165, 128, 64, 32)
+MULTIPLES = (1, 2, 4, 8)  # filters n - r, 2n - r, 4n - r, 8n - r with r = n / 4: 14n in all
+
+
+def temporal_filters(n: int) -> list[int]:
+    """Filters of the four convs for base count ``n`` (a multiple of 4)."""
+    if n <= 0 or n % 4:
+        raise ValueError(f"temporal: n must be a positive multiple of 4 (r = n / 4 filters are removed), found {n}")
+    return [m * n - n // 4 for m in MULTIPLES]
+
+
+class Temporal(nn.Module):
+    """Mean over the mel axis (an envelope), then four parallel Conv1d (TF 'same', ReLU), concatenated.
+
+    Input ``(batch, frames, 96)``; output and the single averaged layer are ``(batch, 14n, frames)``.
+
+    Parameters
+    ----------
+    n : int
+        Base filter count, a multiple of 4 (256 large -> 3584 features, 8 small -> 112).
+    seed : int
+        Seed of the random weights.
+    batchnorm : bool
+        BatchNorm with batch statistics after each conv; off by default.
+    fast : bool
+        Compute the 1-channel convs as unfold + matmul (same result).
+    lengths : tuple of int
+        Kernel lengths of the four convs (165, 128, 64, 32; timbral+time uses 64, 32, 16, 8).
+    """
+
+    input_kind = "spectrogram"
+
+    def __init__(self, n: int = 256, seed: int = 0, batchnorm: bool = False, fast: bool = True,
+                 lengths: tuple[int, ...] = LENGTHS):
+        super().__init__()
+        self.n, self.seed, self.batchnorm, self.fast = int(n), seed, bool(batchnorm), bool(fast)
+        self.lengths = tuple(int(k) for k in lengths)
+        if len(self.lengths) != len(MULTIPLES) or min(self.lengths) < 1:
+            raise ValueError(f"temporal: expected {len(MULTIPLES)} positive kernel lengths, found {lengths}")
+        filters = temporal_filters(self.n)
+        self.convs = nn.ModuleList(nn.Conv1d(1, f, k) for f, k in zip(filters, self.lengths))
+        self.norms = nn.ModuleList(norm_layer(f, 1, batchnorm) for f in filters)
+        self.channels = sum(filters)
+        self.layers = [("temporal", self.channels)]
+        self.feature_length = self.channels
+        init_weights(self, seed)
+
+    @property
+    def dims(self) -> dict:
+        return {"n": self.n, "seed": self.seed, "batchnorm": self.batchnorm, "fast": self.fast,
+                "lengths": list(self.lengths)}
+
+    def branch_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The four conv outputs, each ``(batch, filters_i, frames)``."""
+        envelope = x.mean(dim=2)  # (batch, frames)
+        outs = []
+        for k, conv, norm in zip(self.lengths, self.convs, self.norms):
+            padded = pad_time(envelope, *same_pad(envelope.shape[1], k))  # even k: extra zero on the right
+            if self.fast and not self.batchnorm:
+                patches = padded.unfold(1, k, 1)  # (batch, frames, k)
+                y = torch.matmul(patches, conv.weight[:, 0].t()) + conv.bias
+                outs.append(F.relu(y).transpose(1, 2))
+            else:
+                outs.append(F.relu(norm(conv(padded[:, None]))))
+        return outs
+
+    def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``[temporal]``, ``(batch, 14n, frames)``, from ``x`` ``(batch, frames, 96)``."""
+        check_input(x, self.input_kind, "temporal")
+        return [torch.cat(self.branch_outputs(x), dim=1)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, 14n, frames)``."""
+        return self.extract_features(x)[0]

@@ -1,0 +1,77 @@
+"""Timbral + temporal front-end (Pons et al. 2018) and its UrbanSound8K variant timbral+time."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .init import init_weights
+from .layers import check_input
+from .temporal import LENGTHS, Temporal
+from .timbral import Timbral
+
+TIME_LENGTHS = (64, 32, 16, 8)  # natural sounds carry shorter temporal cues (frontends.md)
+
+
+class TimbralTemporal(nn.Module):
+    """The timbral and temporal branches side by side on the same spectrogram, each with base count n.
+
+    Input ``(batch, frames, 96)``. Two averaged layers (``timbral``, ``temporal``) of 14n maps each;
+    ``forward`` concatenates them along channels, ``(batch, 28n, frames)``.
+
+    Parameters
+    ----------
+    n : int
+        Base filter count of both branches, a multiple of 4 (128 large -> 1792 + 1792 = 3584,
+        4 small -> 56 + 56).
+    seed : int
+        Seed of the random weights (drawn for the whole module: timbral convs first).
+    batchnorm : bool
+        BatchNorm with batch statistics after each conv; off by default.
+    fast : bool
+        Use both branches' fast paths (same result).
+    lengths : tuple of int
+        Kernel lengths of the temporal convs.
+    """
+
+    input_kind = "spectrogram"
+    name = "timbral+temporal"
+
+    def __init__(self, n: int = 128, seed: int = 0, batchnorm: bool = False, fast: bool = True,
+                 lengths: tuple[int, ...] = LENGTHS):
+        super().__init__()
+        self.n, self.seed, self.batchnorm, self.fast = int(n), seed, bool(batchnorm), bool(fast)
+        self.timbral = Timbral(n=n, seed=seed, batchnorm=batchnorm, fast=fast)
+        self.temporal = Temporal(n=n, seed=seed, batchnorm=batchnorm, fast=fast, lengths=lengths)
+        self.lengths = self.temporal.lengths
+        self.layers = [("timbral", self.timbral.channels), ("temporal", self.temporal.channels)]
+        self.feature_length = sum(c for _, c in self.layers)
+        init_weights(self, seed)  # one draw sequence for the whole model, not two copies of one seed
+
+    @property
+    def dims(self) -> dict:
+        return {"n": self.n, "seed": self.seed, "batchnorm": self.batchnorm, "fast": self.fast,
+                "lengths": list(self.lengths)}
+
+    def _sync_fast(self) -> None:
+        # keep the branches' switches in step with this module's (tests flip ``fast`` on the instance)
+        self.timbral.fast = self.temporal.fast = self.fast
+
+    def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``[timbral, temporal]``, each ``(batch, 14n, frames)``, from ``x`` ``(batch, frames, 96)``."""
+        check_input(x, self.input_kind, self.name)
+        self._sync_fast()
+        return [self.timbral.extract_features(x)[0], self.temporal.extract_features(x)[0]]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, 28n, frames)``: both branches' time series, concatenated along channels."""
+        return torch.cat(self.extract_features(x), dim=1)
+
+
+class TimbralTime(TimbralTemporal):
+    """timbral+time (UrbanSound8K): as timbral+temporal with temporal kernels of 64, 32, 16, 8 frames."""
+
+    name = "timbral+time"
+
+    def __init__(self, n: int = 128, seed: int = 0, batchnorm: bool = False, fast: bool = True,
+                 lengths: tuple[int, ...] = TIME_LENGTHS):
+        super().__init__(n=n, seed=seed, batchnorm=batchnorm, fast=fast, lengths=lengths)
