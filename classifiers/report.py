@@ -43,9 +43,10 @@ def _num(x, spec=".1f", none="–") -> str:
 def _published_cells(s: dict) -> tuple[str, str]:
     if s["published"] is None:
         return "–", "–"
+    diff = round(s["diff"], 1) + 0.0  # + 0.0 turns a rounded -0.0 into 0.0
     if s["published_exact"]:
-        return f"{s['published']:.2f}", f"{s['diff']:+.1f}"
-    return f"~{s['published']:.1f}", f"~{s['diff']:+.1f}"  # read off a chart: +-1 point
+        return f"{s['published']:.2f}", f"{diff:+.1f}"
+    return f"~{s['published']:.1f}", f"~{diff:+.1f}"  # read off a chart: +-1 point
 
 
 def _missing_published(rows: list[dict], dataset: str) -> list[str]:

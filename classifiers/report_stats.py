@@ -45,7 +45,8 @@ def sort_key(row: dict) -> tuple:
     ds = row["dataset"]
     arch = row["arch"]
     return (STUDY_DATASETS.index(ds) if ds in STUDY_DATASETS else len(STUDY_DATASETS), ds,
-            row["weights"], row["width"], row["classifier"], row["protocol"],
+            row["weights"], row["width"], {"svm": 0, "elm": 1}.get(row["classifier"], 2),
+            row["classifier"], row["protocol"],
             ARCH_ORDER.index(arch) if arch in ARCH_ORDER else len(ARCH_ORDER), arch)
 
 
@@ -258,7 +259,7 @@ def correlations(pairs: list[dict]) -> list[dict]:
         scopes[f"{p['dataset']} / {p['classifier']} / {protocol_label(p['protocol'])}"].append(p)
     scopes = dict(sorted(scopes.items()))
     if len(scopes) > 1:
-        scopes["all pairs (mixes datasets)"] = list(pairs)
+        scopes["all pairs pooled (mixes settings)"] = list(pairs)
     out = []
     for scope, ps in scopes.items():
         x = np.array([p["random"] for p in ps])
@@ -326,7 +327,7 @@ def check_orderings(rows: list[dict]) -> list[dict]:
                 found = True
                 label = f"{key[3]} / {protocol_label(key[4])} / {key[2]}"
                 missing = [a for a in o["archs"] if a not in members]
-                if missing or (o["kind"] == "chain" and len(o["archs"]) < 2):
+                if missing:
                     out.append({"ordering": o["name"], "dataset": ds, "group": label,
                                 "holds": "not run", "detail": "missing " + ", ".join(missing)})
                     continue

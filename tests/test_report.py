@@ -69,8 +69,11 @@ def test_table_holds_means_and_stds(tmp_path):
     write_results(tmp_path, "gtzan", "vgg", accs, feature_length=3585)
     write_results(tmp_path, "gtzan", "7x96", {("svm", "split"): [0.40, 0.46, 0.41]},
                   feature_length=3585)
+    write_results(tmp_path, "gtzan", "samplecnn", {("samplecnn-basic", "end-to-end"): [0.7, 0.74]},
+                  weights="trained", feature_length=512)
     out = render_report(results=[tmp_path / "results"], out=tmp_path / "report")
     rows = {(r["arch"], r["classifier"]): r for r in _summary(out)}
+    assert float(rows[("samplecnn", "samplecnn-basic")]["mean"]) == pytest.approx(72.0)
     svm = rows[("vgg", "svm")]
     assert float(svm["mean"]) == pytest.approx(100 * np.mean([0.61, 0.58, 0.64]))
     assert float(svm["std"]) == pytest.approx(100 * np.std([0.61, 0.58, 0.64], ddof=1))
@@ -176,7 +179,7 @@ def test_random_vs_trained_correlation_matches_scipy(tmp_path):
     assert g["kendall"] == pytest.approx(stats.kendalltau(rnd, trn).statistic)
     assert g["p_kendall"] == pytest.approx(stats.kendalltau(rnd, trn).pvalue)
     assert corr["us8k / svm / nested-cv"]["note"].startswith("cannot be computed (1 pair")
-    allp = corr["all pairs (mixes datasets)"]
+    allp = corr["all pairs pooled (mixes settings)"]
     assert allp["n"] == 6 and allp["spearman"] == pytest.approx(
         stats.spearmanr(rnd + [0.7], trn + [0.8]).statistic)
     out = render_report(results=[tmp_path], out=tmp_path / "report")
