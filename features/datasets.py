@@ -1,0 +1,397 @@
+"""Dataset layouts as distributed: which clips, their labels, and their split or fold.
+
+Nothing here decodes audio (``features/audio.py`` does, and a clip that fails there is skipped by the
+extractor); this module only reads folder trees, split lists and metadata, so listing even the
+8732 UrbanSound8K clips takes well under a second. Clips are sorted by ``id`` (the path relative to
+``Dataset.root``, with ``/``), so every architecture sees the same order.
+
+Layouts relied on (as shipped by their authors):
+
+- GTZAN (Tzanetakis & Cook 2002): ``genres/<genre>/<genre>.000NN.au``, 10 genres x 100; the Kaggle
+  copy has ``Data/genres_original/<genre>/<genre>.000NN.wav``. The fault-filtered split of Kereliuk
+  et al. / Lee et al. (jongpillee/music_dataset_split) lists ``blues/blues.00029.wav`` lines in
+  ``train_filtered.txt``, ``valid_filtered.txt``, ``test_filtered.txt`` (443 / 197 / 290).
+- Ballroom (ISMIR 2004 tempo contest, ``BallroomData/``): folders ChaChaCha, Jive, Quickstep,
+  Rumba-American, Rumba-International, Rumba-Misc, Samba, Tango, VienneseWaltz, Waltz; the three
+  Rumba folders form one class, giving the usual 8.
+- Extended Ballroom (Marchand & Peeters 2016): 13 folders of mp3s, Chacha, Foxtrot, Jive, Pasodoble,
+  Quickstep, Rumba, Salsa, Samba, Slowwaltz, Tango, Viennesewaltz, Waltz, Wcswing.
+- UrbanSound8K (Salamon et al. 2014): ``audio/fold1..fold10/*.wav`` and
+  ``metadata/UrbanSound8K.csv`` (slice_file_name, fsID, start, end, salience, fold, classID, class).
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+__all__ = ["AUDIO_EXTENSIONS", "GTZAN_GENRES", "BALLROOM_FOLDERS", "EXTENDED_BALLROOM_CLASSES",
+           "SPLIT_FILES", "Clip", "Dataset", "DATASETS", "load_dataset"]
+
+AUDIO_EXTENSIONS = (".wav", ".au", ".snd", ".mp3", ".flac", ".ogg", ".aif", ".aiff")
+GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+BALLROOM_FOLDERS = {"ChaChaCha": "ChaChaCha", "Jive": "Jive", "Quickstep": "Quickstep",
+                    "Rumba-American": "Rumba", "Rumba-International": "Rumba", "Rumba-Misc": "Rumba",
+                    "Rumba": "Rumba", "Samba": "Samba", "Tango": "Tango",
+                    "VienneseWaltz": "VienneseWaltz", "Waltz": "Waltz"}
+EXTENDED_BALLROOM_CLASSES = ("Chacha", "Foxtrot", "Jive", "Pasodoble", "Quickstep", "Rumba", "Salsa",
+                             "Samba", "Slowwaltz", "Tango", "Viennesewaltz", "Waltz", "Wcswing")
+SPLIT_FILES = {"train": "train_filtered.txt", "val": "valid_filtered.txt", "test": "test_filtered.txt"}
+US8K_COLUMNS = ("slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class")
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+DEFAULT_SYNTHETIC_ROOT = Path("runs") / "data" / "synthetic"
+
+LAYOUTS = {
+    "gtzan": "<root>/genres/<genre>/<genre>.000NN.au|wav (or <root> = genres/, or the Kaggle "
+             "Data/genres_original/) with the 10 genres " + ", ".join(GTZAN_GENRES),
+    "ballroom": "<root>/BallroomData/<class>/*.wav (or <root> = BallroomData/) with the folders "
+                + ", ".join(BALLROOM_FOLDERS),
+    "extended-ballroom": "<root>/<class>/*.mp3 with the 13 folders " + ", ".join(EXTENDED_BALLROOM_CLASSES),
+    "us8k": "<root>/audio/fold1..fold10/*.wav and <root>/metadata/UrbanSound8K.csv",
+    "folder": "<root>/<class>/**/<audio file>: the class is each file's parent folder",
+    "csv": "a manifest CSV with a header and columns path, label and optionally split "
+           "(train/val/test) or fold (1..K); paths relative to the manifest's folder",
+    "synthetic": f"generated on first use under {DEFAULT_SYNTHETIC_ROOT} (features/synthetic.py)",
+}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One audio file: ``id`` is its path relative to the dataset root, with ``/``."""
+    path: Path
+    id: str
+    label: str
+    split: str | None = None
+    fold: int | None = None
+
+
+@dataclass
+class Dataset:
+    """The clips of a dataset and how to evaluate on them.
+
+    ``protocol_hint`` is ``"split"`` (every clip has ``split`` in train/val/test) or ``"folds"``
+    (every clip has ``fold`` in 1..K). ``problems`` lists ``{"path", "reason"}`` for entries that
+    could not be used (a listed file that is missing, an unknown label, ...). ``info`` records how
+    the split or folds were made (e.g. the seed of the stratified folds).
+    """
+    name: str
+    root: Path
+    clips: list[Clip]
+    classes: list[str]
+    protocol_hint: str
+    problems: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return np.array([c.id for c in self.clips], dtype=str)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([c.label for c in self.clips], dtype=str)
+
+
+# ---------------------------------------------------------------------------------------------
+# shared helpers
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _is_audio(path: Path) -> bool:
+    # Hidden files include macOS "._name.wav" resource forks, which some archives carry.
+    return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith(".")
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if _is_audio(p)
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def _require_dir(name: str, root) -> Path:
+    if root is None:
+        raise ValueError(f"dataset '{name}' needs a root folder; expected layout: {LAYOUTS[name]}")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: dataset root for '{name}' not found or not a folder; "
+                                f"expected layout: {LAYOUTS[name]}")
+    return root
+
+
+def _find_class_root(name: str, root: Path, known) -> Path:
+    """The folder at most two levels under ``root`` (root first) holding the most known class folders."""
+    candidates = [root] + sorted(d for d in root.iterdir() if d.is_dir())
+    candidates += sorted(g for d in candidates[1:] for g in d.iterdir() if g.is_dir())
+    best, best_n = None, 0
+    for c in candidates:   # shallowest wins a tie, because candidates go by depth
+        n = sum((c / k).is_dir() for k in known)
+        if n > best_n:
+            best, best_n = c, n
+    if best is None:
+        raise ValueError(f"{root}: no class folder of '{name}' found here or two levels below; "
+                         f"expected layout: {LAYOUTS[name]}")
+    return best
+
+
+def _assign_folds(name: str, clips: list[Clip], folds: int, seed: int) -> list[Clip]:
+    """Stratified, shuffled folds 1..K (sklearn StratifiedKFold) over clips sorted by id."""
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, found {folds}")
+    labels = np.array([c.label for c in clips])
+    classes, counts = np.unique(labels, return_counts=True)
+    small = {c: int(n) for c, n in zip(classes, counts) if n < folds}
+    if small:
+        raise ValueError(f"dataset '{name}': {folds} stratified folds need at least {folds} clips per "
+                         f"class; these classes have fewer: {small}")
+    fold_of = np.zeros(len(clips), dtype=int)
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (_, test) in enumerate(skf.split(np.zeros(len(clips)), labels), start=1):
+        fold_of[test] = k
+    return [replace(c, fold=int(f)) for c, f in zip(clips, fold_of)]
+
+
+def _finish(name: str, root: Path, clips: list[Clip], problems: list[dict], protocol: str,
+            info: dict, folds: int | None = None, seed: int = 0) -> Dataset:
+    """Sort, check, and (when asked) assign stratified folds."""
+    if not clips:
+        detail = f"; {len(problems)} entries were unusable, e.g. {problems[0]}" if problems else ""
+        raise ValueError(f"{root}: dataset '{name}' has no usable clips{detail}; "
+                         f"expected layout: {LAYOUTS[name]}")
+    clips = sorted(clips, key=lambda c: c.id)
+    ids = [c.id for c in clips]
+    dupes = sorted({i for i, j in zip(ids, ids[1:]) if i == j})
+    if dupes:
+        raise ValueError(f"{root}: dataset '{name}' names these clips more than once: {dupes[:5]}")
+    if folds is not None:
+        clips = _assign_folds(name, clips, folds, seed)
+        info = {**info, "folds": folds, "seed": seed,
+                "fold_method": "sklearn StratifiedKFold(shuffle=True, random_state=seed)"}
+    if protocol == "split":
+        present = {c.split for c in clips}
+        missing = [s for s in ("train", "val", "test") if s not in present]
+        if missing:
+            raise ValueError(f"{root}: dataset '{name}' has no {', '.join(missing)} clips; the split "
+                             f"protocol needs train, val and test")
+    classes = sorted({c.label for c in clips})
+    return Dataset(name=name, root=root, clips=clips, classes=classes, protocol_hint=protocol,
+                   problems=sorted(problems, key=lambda p: str(p["path"])), info=info)
+
+
+# ---------------------------------------------------------------------------------------------
+# loaders: each takes (root, split_dir, manifest, folds, seed) and returns a Dataset
+
+def _load_gtzan(root, split_dir, manifest, folds, seed) -> Dataset:
+    base = _find_class_root("gtzan", _require_dir("gtzan", root), GTZAN_GENRES)
+    if split_dir is None:
+        return _class_folders("gtzan", base, {g: g for g in GTZAN_GENRES}, folds, seed)
+    split_dir = Path(split_dir)
+    clips, problems, seen = [], [], {}
+    for split, fname in SPLIT_FILES.items():
+        list_path = split_dir / fname
+        if not list_path.is_file():
+            raise FileNotFoundError(f"{list_path}: split list not found; --split-dir must hold "
+                                    f"{', '.join(SPLIT_FILES.values())} (lines like blues/blues.00029.wav)")
+        for line in list_path.read_text(encoding="utf-8").splitlines():
+            entry = line.strip()
+            if not entry:
+                continue
+            genre = entry.split("/")[0]
+            if genre not in GTZAN_GENRES or "/" not in entry:
+                problems.append({"path": str(base / entry), "reason": f"listed in {fname}: unknown genre "
+                                 f"'{genre}' (expected one of {', '.join(GTZAN_GENRES)})"})
+                continue
+            # The lists name .wav while the original distribution ships .au: accept either.
+            stem = (base / entry).with_suffix("")
+            found = next((p for p in [base / entry] + [stem.with_suffix(e) for e in (".au", ".wav")]
+                          if p.is_file()), None)
+            if found is None:
+                problems.append({"path": str(base / entry),
+                                 "reason": f"listed in {fname} but missing (also tried .au and .wav)"})
+                continue
+            clip_id = _rel(found, base)
+            if clip_id in seen:
+                raise ValueError(f"{list_path}: {entry} is also listed in {SPLIT_FILES[seen[clip_id]]}; "
+                                 f"a clip must be in one split only")
+            seen[clip_id] = split
+            clips.append(Clip(path=found, id=clip_id, label=genre, split=split))
+    info = {"split_dir": str(split_dir), "split_files": dict(SPLIT_FILES)}
+    return _finish("gtzan", base, clips, problems, "split", info)
+
+
+def _class_folders(name: str, base: Path, folder_to_label: dict, folds: int, seed: int) -> Dataset:
+    """One folder per class (the folder names given); other folders with audio are problems."""
+    clips, problems = [], []
+    for folder in sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        label = folder_to_label.get(folder.name)
+        for path in _audio_files(folder):
+            if label is None:
+                problems.append({"path": str(path), "reason": f"unknown label: folder '{folder.name}' is "
+                                 f"not a class of '{name}' (expected {', '.join(folder_to_label)})"})
+            else:
+                clips.append(Clip(path=path, id=_rel(path, base), label=label))
+    return _finish(name, base, clips, problems, "folds", {}, folds=folds, seed=seed)
+
+
+def _load_ballroom(root, split_dir, manifest, folds, seed) -> Dataset:
+    base = _find_class_root("ballroom", _require_dir("ballroom", root), BALLROOM_FOLDERS)
+    return _class_folders("ballroom", base, BALLROOM_FOLDERS, folds, seed)
+
+
+def _load_extended_ballroom(root, split_dir, manifest, folds, seed) -> Dataset:
+    base = _find_class_root("extended-ballroom", _require_dir("extended-ballroom", root),
+                            EXTENDED_BALLROOM_CLASSES)
+    return _class_folders("extended-ballroom", base, {c: c for c in EXTENDED_BALLROOM_CLASSES}, folds, seed)
+
+
+def _load_folder(root, split_dir, manifest, folds, seed) -> Dataset:
+    base = _require_dir("folder", root)
+    clips, problems = [], []
+    for path in _audio_files(base):
+        if path.parent == base:
+            problems.append({"path": str(path), "reason": "unknown label: the file is not inside a class folder"})
+        else:
+            clips.append(Clip(path=path, id=_rel(path, base), label=path.parent.name))
+    return _finish("folder", base, clips, problems, "folds", {}, folds=folds, seed=seed)
+
+
+def _load_us8k(root, split_dir, manifest, folds, seed) -> Dataset:
+    root = _require_dir("us8k", root)
+    base = root / "UrbanSound8K" if (root / "UrbanSound8K" / "metadata").is_dir() else root
+    meta = base / "metadata" / "UrbanSound8K.csv"
+    if not meta.is_file():
+        raise FileNotFoundError(f"{meta}: UrbanSound8K metadata not found; expected layout: {LAYOUTS['us8k']}")
+    on_disk = {}   # file name -> fold folders that hold it
+    for path in _audio_files(base / "audio") if (base / "audio").is_dir() else []:
+        on_disk.setdefault(path.name, []).append(path)
+    clips, problems, named = [], [], set()
+    with open(meta, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        absent = [c for c in ("slice_file_name", "fold", "class") if c not in (reader.fieldnames or [])]
+        if absent:
+            raise ValueError(f"{meta}: missing columns {absent}; expected {', '.join(US8K_COLUMNS)}")
+        for line, row in enumerate(reader, start=2):
+            fname, label = row["slice_file_name"].strip(), row["class"].strip()
+            try:
+                fold = int(row["fold"])
+            except ValueError as e:
+                raise ValueError(f"{meta}: line {line}: fold {row['fold']!r} is not an integer 1..10") from e
+            named.add(fname)
+            path = base / "audio" / f"fold{fold}" / fname
+            if path.is_file():
+                clips.append(Clip(path=path, id=_rel(path, base), label=label, fold=fold))
+            elif fname in on_disk:
+                where = ", ".join(p.parent.name for p in on_disk[fname])
+                problems.append({"path": str(path), "reason": f"found in {where} but the metadata "
+                                 f"(line {line}) says fold{fold}"})
+            else:
+                problems.append({"path": str(path), "reason": f"named in the metadata (line {line}) but missing"})
+    for fname, paths in on_disk.items():
+        if fname not in named:
+            problems += [{"path": str(p), "reason": "unknown label: not in metadata/UrbanSound8K.csv"}
+                         for p in paths]
+    return _finish("us8k", base, clips, problems, "folds", {"folds": "UrbanSound8K's own folds"})
+
+
+def _load_csv(root, split_dir, manifest, folds, seed, name: str = "csv") -> Dataset:
+    if manifest is None:
+        if root is None:
+            raise ValueError(f"dataset '{name}' needs --manifest; expected: {LAYOUTS['csv']}")
+        manifest = Path(root) / "manifest.csv"
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: manifest not found; expected {LAYOUTS['csv']}")
+    base = manifest.parent
+    clips, problems = [], []
+    with open(manifest, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        cols = reader.fieldnames or []
+        if "path" not in cols or "label" not in cols:
+            raise ValueError(f"{manifest}: header {cols} lacks 'path' and 'label'; expected {LAYOUTS['csv']}")
+        if "split" in cols and "fold" in cols:
+            raise ValueError(f"{manifest}: has both 'split' and 'fold' columns; give one protocol only")
+        for line, row in enumerate(reader, start=2):
+            rel, label = (row["path"] or "").strip(), (row["label"] or "").strip()
+            split = fold = None
+            if "split" in cols:
+                value = (row["split"] or "").strip().lower()
+                if value not in SPLIT_NAMES:
+                    raise ValueError(f"{manifest}: line {line}: split {row['split']!r} is not one of "
+                                     f"train, val (or valid, validation), test")
+                split = SPLIT_NAMES[value]
+            if "fold" in cols:
+                try:
+                    fold = int(row["fold"])
+                    if fold < 1:
+                        raise ValueError("below 1")
+                except ValueError as e:
+                    raise ValueError(f"{manifest}: line {line}: fold {row['fold']!r} is not an "
+                                     f"integer >= 1") from e
+            path = base / rel
+            if not rel or not label:
+                problems.append({"path": str(path), "reason": f"line {line}: empty path or label"})
+            elif not path.is_file():
+                problems.append({"path": str(path), "reason": f"named in {manifest.name} (line {line}) but missing"})
+            else:
+                clips.append(Clip(path=path, id=Path(os.path.normpath(rel)).as_posix(), label=label,
+                                  split=split, fold=fold))
+    info = {"manifest": str(manifest)}
+    if "split" in cols:
+        return _finish(name, base, clips, problems, "split", info)
+    if "fold" in cols:
+        return _finish(name, base, clips, problems, "folds", {**info, "folds": "from the manifest"})
+    return _finish(name, base, clips, problems, "folds", info, folds=folds, seed=seed)
+
+
+def _load_synthetic(root, split_dir, manifest, folds, seed) -> Dataset:
+    from features.synthetic import make_synthetic   # generation is only needed on first use
+    root = Path(root) if root is not None else DEFAULT_SYNTHETIC_ROOT
+    if not (root / "manifest.csv").is_file():
+        if root.exists() and any(root.iterdir()):
+            raise ValueError(f"{root}: exists but holds no manifest.csv; remove it to regenerate the "
+                             f"synthetic dataset, or pass another root")
+        if root.exists():
+            root.rmdir()
+        make_synthetic(root)
+    return _load_csv(root, None, root / "manifest.csv", folds, seed, name="synthetic")
+
+
+DATASETS = {"gtzan": _load_gtzan, "ballroom": _load_ballroom, "extended-ballroom": _load_extended_ballroom,
+            "us8k": _load_us8k, "folder": _load_folder, "csv": _load_csv, "synthetic": _load_synthetic}
+
+
+def load_dataset(name: str, root=None, split_dir=None, manifest=None, folds: int = 10,
+                 seed: int = 0) -> Dataset:
+    """List a dataset's clips with labels and their split or folds.
+
+    Parameters
+    ----------
+    name : str
+        One of ``DATASETS``: gtzan, ballroom, extended-ballroom, us8k, folder, csv, synthetic.
+    root : str or Path, optional
+        The dataset folder (see ``LAYOUTS``); for ``synthetic`` it defaults to ``runs/data/synthetic``
+        and is generated there on first use.
+    split_dir : str or Path, optional
+        GTZAN only: a folder with ``train_filtered.txt``, ``valid_filtered.txt``, ``test_filtered.txt``;
+        clips in none of them are left out. Without it GTZAN gets stratified folds.
+    manifest : str or Path, optional
+        ``csv`` only: the manifest file (default ``<root>/manifest.csv``).
+    folds, seed : int
+        Stratified, shuffled folds made when the dataset brings no split of its own.
+
+    Returns
+    -------
+    Dataset
+        Clips sorted by id.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset '{name}'; available: {', '.join(DATASETS)}")
+    if split_dir is not None and name != "gtzan":
+        raise ValueError(f"split_dir applies to gtzan only, not '{name}' (use a csv manifest with a split column)")
+    return DATASETS[name](root, split_dir, manifest, folds, seed)
