@@ -1,0 +1,204 @@
+"""End-to-end evaluation of trained models, written in the classifier grid's results format.
+
+``python -m trained.evaluate RUN [RUN ...]`` takes run folders of ``trained.train`` (one per seed,
+``runs/trained/<dataset>/<arch>_<width>_seed<s>``), lets each fold's (or the split's) ``best.pt``
+predict its own test clips, and writes ``results.json`` + ``results.csv`` (``docs/formats.md``
+"Results") to ``runs/results/<dataset>/<arch>_<width>_end-to-end/``, with ``protocol: "end-to-end"``
+and ``classifier: "samplecnn-<block>"`` (SampleCNN) or ``"pons2018-backend"`` (front-end + back-end).
+
+Single-label: ``accuracy`` (split: on the test clips; folds: the mean of ``fold_accuracies``, with
+every clip's out-of-fold prediction), confusion, per-class accuracy. Multi-label (tags): extra fields
+``roc_auc`` and ``pr_auc`` (macro over tags, sklearn), ``metric: "roc_auc"``, ``accuracy`` null, and
+the predicted tags (score >= 0.5) joined with ``;``; ``mean`` / ``std`` are over ``roc_auc``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from features.provenance import atomic_write_bytes, atomic_write_json, run_record
+from trained import data
+from trained.checkpoint import SAMPLECNN, load_model, read_checkpoint
+from trained.loop import clip_scores, predict_scores
+from trained.samplecnn import SAMPLE_RATE, SEGMENT_SAMPLES
+
+__all__ = ["evaluate", "predict_test", "DEFAULT_OUT"]
+
+DEFAULT_OUT = Path("runs/results")
+
+
+def predict_test(run_dir, ds, device: torch.device, progress: bool = True) -> dict:
+    """Test-clip predictions of ``run_dir/best.pt``: ``{ids, y (targets), scores, classes, ...}``."""
+    run_dir = Path(run_dir)
+    model, ckpt = load_model(run_dir / "best.pt")
+    model = model.to(device)
+    cfg, classes = ckpt["config"], ckpt["classes"]
+    multilabel = bool(cfg.get("multilabel"))
+    idx = data.portions(ds, ckpt["fold"])["test"]
+    clips = [ds.clips[i] for i in idx]
+    if ckpt["arch"] == SAMPLECNN:  # every segment of the clip: prediction = their mean
+        inp = data.load_inputs(clips, "waveform", SEGMENT_SAMPLES, cfg["pad"], cfg["cache_dir"],
+                               segments=True, sample_rate=SAMPLE_RATE, desc="test",
+                               progress=progress)
+    else:
+        from features import audio
+        n_samples, n_frames = audio.input_lengths(cfg["input_seconds"])
+        kind = cfg["input_kind"]
+        inp = data.load_inputs(clips, kind, n_samples if kind == "waveform" else n_frames,
+                               cfg["pad"], cfg["cache_dir"], workers=cfg.get("workers", 0),
+                               desc="test", progress=progress)
+    kept = np.unique(inp.clip)
+    scores = clip_scores(predict_scores(model, inp.x, device, cfg["batch_size"], multilabel),
+                         np.searchsorted(kept, inp.clip), len(kept))
+    kept_clips = [clips[i] for i in kept]
+    return {"ids": [c.id for c in kept_clips], "labels": [str(c.label) for c in kept_clips],
+            "y": data.encode_labels(kept_clips, classes, multilabel), "scores": scores,
+            "classes": classes, "multilabel": multilabel, "fold": ckpt["fold"], "ckpt": ckpt,
+            "skipped": inp.skipped}
+
+
+def _single_label_run(parts, seed, run_root) -> dict:
+    from sklearn.metrics import confusion_matrix
+    classes = parts[0]["classes"]
+    ids = [i for p in parts for i in p["ids"]]
+    y = np.concatenate([p["y"] for p in parts])
+    pred = np.concatenate([p["scores"].argmax(1) for p in parts])
+    accs = [float((p["scores"].argmax(1) == p["y"]).mean()) for p in parts]
+    conf = confusion_matrix(y, pred, labels=list(range(len(classes))))
+    per_class = {c: (float(conf[i, i] / conf[i].sum()) if conf[i].sum() else None)
+                 for i, c in enumerate(classes)}
+    is_folds = parts[0]["fold"] is not None
+    return {"seed": seed, "features": str(run_root),
+            "accuracy": float(np.mean(accs)) if is_folds else accs[0],
+            "selected": _selected(parts[0]["ckpt"]),
+            "fold_accuracies": accs if is_folds else None, "per_class_accuracy": per_class,
+            "labels": classes, "confusion": conf.tolist(),
+            "predictions": {"ids": ids, "y_true": [classes[i] for i in y],
+                            "y_pred": [classes[i] for i in pred]}}
+
+
+def _multilabel_run(parts, seed, run_root) -> dict:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    classes = parts[0]["classes"]
+    y = np.concatenate([p["y"] for p in parts])
+    s = np.concatenate([p["scores"] for p in parts])
+    keep = (y.min(0) == 0) & (y.max(0) == 1)  # tags all-positive or all-negative have no AUC
+    if not keep.any():
+        raise ValueError("no tag has both positive and negative test clips; ROC-AUC is undefined")
+    pred = s >= 0.5
+    return {"seed": seed, "features": str(run_root), "accuracy": None, "metric": "roc_auc",
+            "roc_auc": float(roc_auc_score(y[:, keep], s[:, keep], average="macro")),
+            "pr_auc": float(average_precision_score(y[:, keep], s[:, keep], average="macro")),
+            "tags_scored": int(keep.sum()), "selected": _selected(parts[0]["ckpt"]),
+            "fold_accuracies": None, "labels": classes,
+            "predictions": {"ids": [i for p in parts for i in p["ids"]],
+                            "y_true": [l for p in parts for l in p["labels"]],
+                            "y_pred": [";".join(classes[j] for j in np.flatnonzero(r)) for r in pred]}}
+
+
+def _selected(ckpt) -> dict:
+    cfg = ckpt["config"]
+    keys = ("block", "se_ratio", "multi_level") if ckpt["arch"] == SAMPLECNN else ("batchnorm",)
+    best = [h for h in ckpt["history"] if h["epoch"] == ckpt["epoch"]]
+    return {**{k: cfg.get(k) for k in keys}, "best_epoch": ckpt["epoch"],
+            "val_loss": best[0]["val_loss"] if best else None}
+
+
+def _classifier(ckpt) -> str:
+    return f"samplecnn-{ckpt['config']['block']}" if ckpt["arch"] == SAMPLECNN else "pons2018-backend"
+
+
+def evaluate(run_roots, out=DEFAULT_OUT, ds=None, device: str = "auto", progress: bool = True) -> Path:
+    """Predict every run's test clips and write ``results.json`` / ``results.csv``; returns the json path.
+
+    Parameters
+    ----------
+    run_roots : list of path
+        ``trained.train`` run folders of one dataset and architecture (one per seed), each holding
+        ``split/`` or ``fold<k>/`` folders with ``best.pt``.
+    ds : Dataset, optional
+        The dataset; loaded from the first checkpoint's config when omitted.
+    """
+    from trained.train import resolve_device
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    runs, first = [], None
+    for root in map(Path, run_roots):
+        dirs = sorted(d for d in root.iterdir() if (d / "best.pt").exists()) if root.is_dir() else []
+        if not dirs:
+            raise FileNotFoundError(f"{root}: no split/ or fold<k>/ folder with a best.pt "
+                                    "(train first with python -m trained.train)")
+        ckpt0 = read_checkpoint(dirs[0] / "best.pt")
+        first = first or ckpt0
+        if ds is None:
+            from features import datasets
+            c = ckpt0["config"]
+            ds = datasets.load_dataset(c["dataset"], root=c["root"], split_dir=c["split_dir"],
+                                       manifest=c["manifest"], folds=c["folds"], seed=c["seed"])
+        parts = [predict_test(d, ds, dev, progress) for d in dirs]
+        seed = ckpt0["config"]["seed"]
+        runs.append(_multilabel_run(parts, seed, root) if parts[0]["multilabel"]
+                    else _single_label_run(parts, seed, root))
+    cfg = first["config"]
+    metric = "roc_auc" if cfg.get("multilabel") else "accuracy"
+    vals = [r[metric] for r in runs]
+    entry = {"classifier": _classifier(first), "protocol": "end-to-end", "optimistic": False,
+             "runs": runs, "mean": float(np.mean(vals)),
+             "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None, "n_runs": len(runs),
+             "failed_points": [], "timings": {"total_s": time.perf_counter() - t0}}
+    if cfg.get("multilabel"):
+        entry["metric"] = metric
+    n_params = sum(v.numel() for v in first["state_dict"].values() if v.is_floating_point()) + \
+        sum(v.numel() for v in first["backend_state_dict"].values() if v.is_floating_point())
+    res = {"kind": "randomcnn-results", "version": 1, "dataset": ds.name, "arch": first["arch"],
+           "width": cfg["width"], "weights": "trained", "feature_length": None,
+           "n_params": n_params, "gflop_per_clip": None, "extract_clips_per_s": None,
+           "features": [str(r) for r in run_roots], "entries": [entry]}
+    res.update(run_record({"run_roots": [str(r) for r in run_roots], "device": dev.type}))
+    folder = Path(out) / ds.name / f"{first['arch']}_{cfg['width']}_end-to-end"
+    path = atomic_write_json(folder / "results.json", res)
+    _write_csv(folder / "results.csv", res)
+    return path
+
+
+def _write_csv(path, res) -> None:
+    buf = io.StringIO()
+    cols = ["dataset", "arch", "width", "weights", "classifier", "protocol", "seed", "accuracy",
+            "roc_auc", "pr_auc", "features"]
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    for e in res["entries"]:
+        for r in e["runs"]:
+            w.writerow({"dataset": res["dataset"], "arch": res["arch"], "width": res["width"],
+                        "weights": res["weights"], "classifier": e["classifier"],
+                        "protocol": e["protocol"], "seed": r["seed"], "accuracy": r["accuracy"],
+                        "roc_auc": r.get("roc_auc"), "pr_auc": r.get("pr_auc"),
+                        "features": r["features"]})
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m trained.evaluate",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                description="Evaluate trained models on their test clips and write a "
+                                            "results file in the classifier grid's format. The last "
+                                            "line printed is the results.json path.")
+    p.add_argument("run_roots", nargs="+", help="run folders of trained.train (one per seed)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="results root")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    a = p.parse_args(argv)
+    try:
+        path = evaluate(a.run_roots, out=a.out, device=a.device)
+    except (ValueError, FileNotFoundError) as e:
+        p.exit(2, f"error: {e}\n")
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

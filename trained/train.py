@@ -1,0 +1,281 @@
+"""Train a front-end (with the Pons et al. 2018 back-end) or SampleCNN end to end.
+
+``python -m trained.train --arch vgg --dataset gtzan --root DATA --split-dir SPLITS`` trains on the
+training portion, stops early on validation, and writes under
+``runs/trained/<dataset>/<arch>_<width>_seed<seed>/<split|fold<k>>/``: ``checkpoint.pt`` (latest),
+``best.pt`` (lowest validation loss), ``history.csv`` and ``meta.json``. Cross-validated datasets get
+one model per fold (``--fold k`` for one). Then the best models predict their test clips and
+``trained.evaluate`` writes a results file in the classifier grid's format. The front-end of a
+checkpoint is read back by ``python -m features.extract --arch NAME --weights best.pt``.
+
+Front-ends: Adam 1e-3, cross-entropy, batch 16. ``--arch samplecnn``: SGD with Nesterov momentum 0.9,
+learning rate 0.01 divided by 5 on a validation-loss plateau, batch 23, 59 049-sample segments at
+22 050 Hz, clip prediction = mean of its segments' predictions. ``--dry-run`` prints the model summary.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from features import audio
+from features.provenance import atomic_write_json, run_record
+from trained import data
+from trained.backend import FrontEndClassifier, PonsBackend, init_weights
+from trained.checkpoint import SAMPLECNN, read_checkpoint
+from trained.loop import Trainer, fit
+from trained.samplecnn import BLOCKS, CHANNELS, SAMPLE_RATE, SEGMENT_SAMPLES, SMALL_CHANNELS, SampleCNN
+from trained.summary import format_summary, summarize
+
+__all__ = ["train", "build_model", "dry_run", "resolve_device", "DEFAULT_OUT"]
+
+DEFAULT_OUT = Path("runs/trained")
+DEFAULT_CACHE = Path("runs/cache/audio")
+DEFAULT_RESULTS = Path("runs/results")
+# Settings that must agree between a run and the checkpoint it resumes from.
+_RESUME_KEYS = ("arch", "width", "seed", "block", "se_ratio", "multi_level", "batchnorm", "lr",
+                "batch_size", "input_seconds", "pad", "segments_per_clip", "fold", "dataset")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device} was asked for but torch {torch.__version__} sees no "
+                         "CUDA device; use --device cpu or auto")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}; expected auto, cpu or cuda[:N]")
+    return torch.device(device)
+
+
+def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
+                block: str = "basic", se_ratio: float = 0.125, multi_level: bool = False,
+                batchnorm: bool = True, input_seconds: float | None = None):
+    """``(model, frontend, backend)`` with the initial (random, seeded) weights.
+
+    The front-end is ``architectures.build(arch, width, seed)`` (the random features of the same
+    seed), followed by a ``PonsBackend`` drawn from ``seed``; for ``samplecnn`` the model is a
+    ``SampleCNN`` (``width="small"`` divides its channels by 8) and ``backend`` is ``None``.
+    """
+    if arch == SAMPLECNN:
+        channels = CHANNELS if width == "large" else SMALL_CHANNELS
+        model = SampleCNN(n_classes, block=block, se_ratio=se_ratio, multi_level=multi_level,
+                          channels=channels)
+        init_weights(model, seed)
+        return model, model, None
+    import architectures
+    frontend = architectures.build(arch, width=width, seed=seed)
+    if not any(p.requires_grad for p in frontend.parameters()):
+        raise ValueError(f"architecture {arch!r} has no weights to train (a fixed baseline); "
+                         f"choose a CNN front-end or samplecnn")
+    with torch.no_grad():  # the back-end's input channels: one probe at the run's input length
+        channels = frontend(_example_input(frontend, input_seconds)).shape[1]
+    backend = init_weights(PonsBackend(channels, n_classes, batchnorm=batchnorm), seed)
+    return FrontEndClassifier(frontend, backend), frontend, backend
+
+
+def _example_input(model, input_seconds: float | None) -> torch.Tensor:
+    if getattr(model, "input_kind", None) == "waveform" and isinstance(model, SampleCNN):
+        return torch.zeros(1, SEGMENT_SAMPLES)
+    n_samples, n_frames = audio.input_lengths(input_seconds)
+    if model.input_kind == "waveform":
+        return torch.zeros(1, n_samples)
+    return torch.zeros(1, n_frames, audio.N_MELS)
+
+
+def dry_run(arch: str, n_classes: int = 10, width: str = "large", block: str = "basic",
+            se_ratio: float = 0.125, multi_level: bool = False, batchnorm: bool = True,
+            input_seconds: float | None = None) -> str:
+    """The model summary (layers, output shapes, parameters, totals) as text, without training."""
+    model, _, _ = build_model(arch, n_classes, width=width, block=block, se_ratio=se_ratio,
+                              multi_level=multi_level, batchnorm=batchnorm,
+                              input_seconds=input_seconds)
+    x = _example_input(model.frontend if hasattr(model, "frontend") else model, input_seconds)
+    title = f"{arch} ({width}{', ' + block if arch == SAMPLECNN else ''}), {n_classes} classes, " \
+            f"input {' x '.join(str(v) for v in x.shape[1:])}"
+    return format_summary(summarize(model, x), model, title)
+
+
+def _optimizer(arch, model, lr):
+    if arch == SAMPLECNN:
+        opt = torch.optim.SGD(model.parameters(), lr=lr or 0.01, momentum=0.9, nesterov=True)
+        return opt, torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.2, patience=3)
+    return torch.optim.Adam(model.parameters(), lr=lr or 1e-3), None
+
+
+def _portion(ds, idx, classes, multilabel, cfg, progress, name):
+    clips = [ds.clips[i] for i in idx]
+    if cfg["arch"] == SAMPLECNN:
+        inp = data.load_inputs(clips, "waveform", SEGMENT_SAMPLES, cfg["pad"], cfg["cache_dir"],
+                               segments=True, sample_rate=SAMPLE_RATE,
+                               max_segments=cfg["segments_per_clip"], desc=name, progress=progress)
+    else:
+        kind = cfg["input_kind"]
+        n_samples, n_frames = audio.input_lengths(cfg["input_seconds"])
+        inp = data.load_inputs(clips, kind, n_samples if kind == "waveform" else n_frames,
+                               cfg["pad"], cfg["cache_dir"], workers=cfg["workers"], desc=name,
+                               progress=progress)
+    kept = np.unique(inp.clip)  # clips that decoded, renumbered 0..k-1
+    clip = np.searchsorted(kept, inp.clip)
+    y_clip = data.encode_labels([clips[i] for i in kept], classes, multilabel)
+    return (inp.x, y_clip[clip], clip), [clips[i] for i in kept], inp.skipped
+
+
+def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, split_dir=None,
+          manifest=None, folds: int = 10, fold: int | None = None, width: str = "large",
+          seed: int = 0, epochs: int = 30, batch_size: int | None = None, lr: float | None = None,
+          patience: int = 10, input_seconds: float | None = None, pad: str = "repeat",
+          block: str = "basic", se_ratio: float = 0.125, multi_level: bool = False,
+          segments_per_clip: int | None = None, batchnorm: bool = True, device: str = "auto",
+          workers: int = 2, cache_dir=DEFAULT_CACHE, out=DEFAULT_OUT, resume: bool = True,
+          evaluate: bool = True, results_out=DEFAULT_RESULTS, ds=None, progress: bool = True) -> Path:
+    """Train one model per portion (the split, or each fold) and return the run's folder.
+
+    See the module docstring and ``--help`` for the arguments. With ``evaluate`` the test clips
+    are predicted by each ``best.pt`` and ``results.json`` is written next to the fold folders.
+    """
+    if arch == SAMPLECNN and block not in BLOCKS:
+        raise ValueError(f"unknown SampleCNN block {block!r}; available: {', '.join(BLOCKS)}")
+    if ds is None:
+        from features import datasets
+        ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest,
+                                   folds=folds, seed=seed)
+    dev = resolve_device(device)
+    batch_size = batch_size or (23 if arch == SAMPLECNN else 16)
+    run_root = Path(out) / ds.name / f"{arch}_{width}_seed{seed}"
+    if ds.protocol_hint == "split":
+        todo = [None]
+    else:
+        all_folds = sorted({int(c.fold) for c in ds.clips})
+        todo = all_folds if fold is None else [fold]
+    for k in todo:
+        data.portions(ds, k)  # every requested fold checked before any training starts
+    classes, multilabel = data.label_space(ds)
+    if dev.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    for k in todo:
+        cfg = dict(arch=arch, dataset=ds.name, root=str(ds.root) if getattr(ds, "root", None) else None,
+                   split_dir=str(split_dir) if split_dir else None,
+                   manifest=str(manifest) if manifest else None, folds=folds, fold=k, width=width,
+                   seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+                   input_seconds=input_seconds, pad=pad, block=block, se_ratio=se_ratio,
+                   multi_level=multi_level, segments_per_clip=segments_per_clip,
+                   batchnorm=batchnorm, device=dev.type, workers=workers,
+                   cache_dir=str(cache_dir) if cache_dir else None, multilabel=multilabel,
+                   amp=dev.type == "cuda")
+        _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
+    if evaluate:
+        from trained.evaluate import evaluate as run_eval
+        return run_eval([run_root], out=results_out, ds=ds, device=dev.type, progress=progress)
+    return run_root
+
+
+def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress) -> Path:
+    run_dir = run_root / ("split" if k is None else f"fold{k}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model, frontend, backend = build_model(cfg["arch"], len(classes), cfg["width"], cfg["seed"],
+                                           cfg["block"], cfg["se_ratio"], cfg["multi_level"],
+                                           cfg["batchnorm"], cfg["input_seconds"])
+    cfg["input_kind"] = model.input_kind
+    if backend is not None:
+        cfg["backend"] = backend.dims
+    latest = run_dir / "checkpoint.pt"
+    resume_from = None
+    if resume and latest.exists():
+        resume_from = read_checkpoint(latest)
+        old = resume_from["config"]
+        diff = {key: (old.get(key), cfg.get(key)) for key in _RESUME_KEYS if old.get(key) != cfg.get(key)}
+        if diff:
+            raise ValueError(f"{latest} was trained with other settings (key: checkpoint, now): {diff}; "
+                             "use --no-resume to start again or another --out")
+        if progress:
+            print(f"resuming {latest} after epoch {resume_from['epoch']}", file=sys.stderr)
+    part = data.portions(ds, k)
+    train_set, _, skip_tr = _portion(ds, part["train"], classes, multilabel, cfg, progress, "train")
+    val_set, _, skip_va = _portion(ds, part["val"], classes, multilabel, cfg, progress, "val")
+    model = model.to(dev)
+    opt, sched = _optimizer(cfg["arch"], model, cfg["lr"])
+    base = {"arch": cfg["arch"], "dims": frontend.dims, "fold": k, "dataset": ds.name,
+            "config": cfg, "classes": classes}
+    t = Trainer(model, frontend, backend, opt, sched, multilabel, dev, base, run_dir)
+    history = fit(t, train_set, val_set, cfg["epochs"], cfg["batch_size"], cfg["seed"],
+                  patience=cfg["patience"], resume_from=resume_from, progress=progress)
+    meta = run_record(cfg)
+    meta.update(arch=cfg["arch"], dataset=ds.name, fold=k, classes=classes,
+                n_train_clips=len(part["train"]), n_val_clips=len(part["val"]),
+                n_train_rows=len(train_set[0]), n_val_rows=len(val_set[0]),
+                train_ids=[ds.clips[i].id for i in part["train"]],
+                val_ids=[ds.clips[i].id for i in part["val"]],
+                test_ids=[ds.clips[i].id for i in part["test"]],
+                skipped=skip_tr + skip_va, epochs_done=len(history),
+                n_params=sum(p.numel() for p in model.parameters()),
+                seconds_per_epoch=float(np.mean([h["seconds"] for h in history])) if history else None)
+    atomic_write_json(run_dir / "meta.json", meta)
+    return run_dir
+
+
+def main(argv=None) -> None:
+    import architectures
+    archs = list(architectures.ARCHITECTURES) + [SAMPLECNN]
+    p = argparse.ArgumentParser(
+        prog="python -m trained.train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train a front-end + the Pons et al. 2018 back-end (Adam 1e-3), or SampleCNN "
+                    "(SGD Nesterov 0.01, /5 on plateau), on the training portion of a dataset; "
+                    "write checkpoints that `python -m features.extract --weights` reads, and "
+                    "the end-to-end results. The last line printed is the results (or run) path.")
+    p.add_argument("--arch", required=True, choices=archs, help="front-end, or samplecnn")
+    p.add_argument("--dataset", default="synthetic", help="dataset name (see features.datasets)")
+    p.add_argument("--root", default=None, help="dataset root folder")
+    p.add_argument("--split-dir", default=None, help="folder of train/valid/test lists (GTZAN)")
+    p.add_argument("--manifest", default=None,
+                   help="csv manifest (path,label[,split|fold]); 'a;b;c' labels make it multi-label")
+    p.add_argument("--folds", type=int, default=10, help="folds of a cross-validated dataset")
+    p.add_argument("--fold", type=int, default=None, help="train only this held-out fold (1..K)")
+    p.add_argument("--width", default="large", choices=["large", "small"])
+    p.add_argument("--seed", type=int, default=0, help="weights, data order and dropout")
+    p.add_argument("--epochs", type=int, default=30, help="maximum epochs")
+    p.add_argument("--batch-size", type=int, default=None, help="default 23 for samplecnn, else 16")
+    p.add_argument("--lr", type=float, default=None, help="default 0.01 for samplecnn, else 1e-3")
+    p.add_argument("--patience", type=int, default=10, help="early stopping: epochs without a better val loss")
+    p.add_argument("--input-seconds", type=float, default=None,
+                   help="front-end input length (default: the study's ~29 s); shorter is faster")
+    p.add_argument("--pad", default="repeat", choices=["repeat", "zero"])
+    p.add_argument("--block", default="basic", choices=BLOCKS, help="SampleCNN block")
+    p.add_argument("--se-ratio", type=float, default=0.125, help="SampleCNN SE amplifying ratio")
+    p.add_argument("--multi-level", action="store_true", help="SampleCNN multi-level aggregation")
+    p.add_argument("--segments-per-clip", type=int, default=None,
+                   help="SampleCNN: at most this many 59049-sample segments per clip (all if unset)")
+    p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=True,
+                   help="batch norm in the back-end while training")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (CUDA: mixed precision)")
+    p.add_argument("--workers", type=int, default=2, help="decoding processes")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-audio cache")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="output root")
+    p.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
+                   help="after training, predict the test clips and write results.json")
+    p.add_argument("--results-out", default=str(DEFAULT_RESULTS), help="results root")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue from checkpoint.pt when the run folder has one")
+    p.add_argument("--dry-run", action="store_true", help="print the model summary and exit")
+    p.add_argument("--n-classes", type=int, default=10, help="output units for --dry-run")
+    a = p.parse_args(argv)
+    if a.dry_run:
+        print(dry_run(a.arch, a.n_classes, a.width, a.block, a.se_ratio, a.multi_level,
+                      a.batchnorm, a.input_seconds))
+        return
+    kw = {k: v for k, v in vars(a).items() if k not in ("dry_run", "n_classes")}
+    try:
+        path = train(**kw)
+    except (ValueError, FileNotFoundError) as e:
+        p.exit(2, f"error: {e}\n")
+    print(path)
+
+
+if __name__ == "__main__":
+    main()
