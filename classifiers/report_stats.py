@@ -278,14 +278,22 @@ def correlations(pairs: list[dict]) -> list[dict]:
     return out
 
 
+def _significance(ps) -> str:
+    """How the t-tests behind an ordering came out."""
+    if any(p is None for p in ps):
+        return "t-test n/a (fewer than 2 runs or no variance)"
+    if all(p < ALPHA for p in ps):
+        return "t-test p < 0.05" + (" at every step" if len(ps) > 1 else "")
+    return "not significant (t-test p >= 0.05" + (" at some step)" if len(ps) > 1 else ")")
+
+
 def _chain(members: dict, archs, pvals: dict) -> tuple[str, str]:
     means = [100 * members[a]["mean"] for a in archs]
     holds = all(x > y for x, y in zip(means, means[1:]))
     ps = [pvals.get((a, b), pvals.get((b, a))) for a, b in zip(archs, archs[1:])]
-    sig = all(p is not None and p < ALPHA for p in ps)
-    detail = " > ".join(f"{a} {m:.1f}" for a, m in zip(archs, means)) if holds else \
-        ", ".join(f"{a} {m:.1f}" for a, m in zip(archs, means))
-    return ("yes" if holds else "no"), detail + ("; every step significant" if holds and sig else "")
+    sep = " > " if holds else ", "
+    return ("yes" if holds else "no"), (sep.join(f"{a} {m:.1f}" for a, m in zip(archs, means))
+                                        + "; " + _significance(ps))
 
 
 def _best(members: dict, archs, pvals: dict) -> tuple[str, str]:
@@ -296,11 +304,10 @@ def _best(members: dict, archs, pvals: dict) -> tuple[str, str]:
     best_other = max(others, key=lambda a: members[a]["mean"])
     holds = members[worst_named]["mean"] > members[best_other]["mean"]
     p = pvals.get((worst_named, best_other), pvals.get((best_other, worst_named)))
-    detail = (f"{worst_named} {100 * members[worst_named]['mean']:.1f} vs best other "
-              f"{best_other} {100 * members[best_other]['mean']:.1f} (of {len(others) + len(archs)})")
-    if holds and p is not None and p < ALPHA:
-        detail += "; significant"
-    return ("yes" if holds else "no"), detail
+    return ("yes" if holds else "no"), (
+        f"{worst_named} {100 * members[worst_named]['mean']:.1f} vs best other {best_other} "
+        f"{100 * members[best_other]['mean']:.1f} (of {len(others) + len(archs)} front-ends); "
+        + _significance([p]))
 
 
 def check_orderings(rows: list[dict]) -> list[dict]:
