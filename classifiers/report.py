@@ -27,7 +27,8 @@ from classifiers.report_stats import (check_orderings, correlations, cost_table,
 __all__ = ["render_report", "main"]
 
 _SUMMARY_COLUMNS = ("dataset", "arch", "width", "weights", "feature_length", "classifier",
-                    "protocol", "n_runs", "mean", "std", "published", "published_exact", "diff",
+                    "protocol", "n_runs", "mean_pct", "std_pct", "published_pct", "published_exact",
+                    "diff_pct",
                     "source")
 _CSS = """body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:13px}
@@ -41,12 +42,12 @@ def _num(x, spec=".1f", none="–") -> str:
 
 
 def _published_cells(s: dict) -> tuple[str, str]:
-    if s["published"] is None:
+    if s["published_pct"] is None:
         return "–", "–"
-    diff = round(s["diff"], 1) + 0.0  # + 0.0 turns a rounded -0.0 into 0.0
+    diff = round(s["diff_pct"], 1) + 0.0  # + 0.0 turns a rounded -0.0 into 0.0
     if s["published_exact"]:
-        return f"{s['published']:.2f}", f"{diff:+.1f}"
-    return f"~{s['published']:.1f}", f"~{diff:+.1f}"  # read off a chart: +-1 point
+        return f"{s['published_pct']:.2f}", f"{diff:+.1f}"
+    return f"~{s['published_pct']:.1f}", f"~{diff:+.1f}"  # read off a chart: +-1 point
 
 
 def _missing_published(rows: list[dict], dataset: str) -> list[str]:
@@ -63,7 +64,7 @@ def _dataset_blocks(ds: str, rows, summary, tests, figures) -> list:
     blocks = [("h2", f"Dataset: {ds}")]
     table = [[s["arch"], s["width"], s["weights"], _num(s["feature_length"], "d"), s["classifier"],
               s["protocol"], str(s["n_runs"]),
-              f"{s['mean']:.1f} ± {_num(s['std'], '.1f', 'n/a (1 run)')}", *_published_cells(s)]
+              f"{s['mean_pct']:.1f} ± {_num(s['std_pct'], '.1f', 'n/a (1 run)')}", *_published_cells(s)]
              for s in summary if s["dataset"] == ds]
     blocks.append(("table", ["architecture", "width", "weights", "features", "classifier",
                              "protocol", "runs", "accuracy % (mean ± std)", "published %",

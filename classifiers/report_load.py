@@ -44,6 +44,10 @@ def find_results(paths) -> tuple[list[Path], list[str]]:
     for p in map(Path, paths):
         if p.is_dir():
             files.update(q.resolve() for q in p.rglob("results.json"))
+        elif p.is_file() and p.suffix != ".json":
+            # results.csv repeats results.json's rows without the runs and predictions the
+            # report's tests need, so only the JSON is read.
+            messages.append(f"skipped {p}: not a results.json (only results.json files are read)")
         elif p.is_file():
             files.add(p.resolve())
         else:

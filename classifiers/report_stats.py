@@ -139,9 +139,9 @@ def summary_table(rows: list[dict]) -> list[dict]:
     -------
     list of dict
         Keys ``dataset, arch, width, weights, feature_length, classifier, protocol, n_runs,
-        mean, std`` (percent; std None for one run), ``published`` (percent or None),
-        ``published_exact`` (bool or None), ``diff`` (ours - published, percent, or None),
-        ``source``.
+        mean_pct, std_pct`` (std None for one run), ``published_pct`` (None where the study has
+        no comparable figure), ``published_exact`` (bool or None), ``diff_pct`` (ours minus
+        published, or None) and ``source``.
     """
     out = []
     for r in sorted(rows, key=sort_key):
@@ -151,11 +151,11 @@ def summary_table(rows: list[dict]) -> list[dict]:
         out.append({
             "dataset": r["dataset"], "arch": r["arch"], "width": r["width"], "weights": r["weights"],
             "feature_length": r["feature_length"], "classifier": r["classifier"],
-            "protocol": protocol_label(r["protocol"]), "n_runs": r["n_runs"], "mean": mean,
-            "std": None if r["std"] is None else 100 * r["std"],
-            "published": None if fig is None else fig.accuracy,
+            "protocol": protocol_label(r["protocol"]), "n_runs": r["n_runs"], "mean_pct": mean,
+            "std_pct": None if r["std"] is None else 100 * r["std"],
+            "published_pct": None if fig is None else fig.accuracy,
             "published_exact": None if fig is None else fig.exact,
-            "diff": None if fig is None else mean - fig.accuracy, "source": r["source"]})
+            "diff_pct": None if fig is None else mean - fig.accuracy, "source": r["source"]})
     return out
 
 

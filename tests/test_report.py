@@ -73,11 +73,11 @@ def test_table_holds_means_and_stds(tmp_path):
                   weights="trained", feature_length=512)
     out = render_report(results=[tmp_path / "results"], out=tmp_path / "report")
     rows = {(r["arch"], r["classifier"]): r for r in _summary(out)}
-    assert float(rows[("samplecnn", "samplecnn-basic")]["mean"]) == pytest.approx(72.0)
+    assert float(rows[("samplecnn", "samplecnn-basic")]["mean_pct"]) == pytest.approx(72.0)
     svm = rows[("vgg", "svm")]
-    assert float(svm["mean"]) == pytest.approx(100 * np.mean([0.61, 0.58, 0.64]))
-    assert float(svm["std"]) == pytest.approx(100 * np.std([0.61, 0.58, 0.64], ddof=1))
-    assert rows[("vgg", "elm")]["std"] == ""  # one run: no std
+    assert float(svm["mean_pct"]) == pytest.approx(100 * np.mean([0.61, 0.58, 0.64]))
+    assert float(svm["std_pct"]) == pytest.approx(100 * np.std([0.61, 0.58, 0.64], ddof=1))
+    assert rows[("vgg", "elm")]["std_pct"] == ""  # one run: no std
     md = (out / "report.md").read_text()
     assert "61.0 ± 3.0" in md and "45.0 ± n/a (1 run)" in md
     assert "42.3 ± 3.2" in md  # 7x96: mean 42.33, std 3.21
@@ -94,11 +94,11 @@ def test_published_figure_beside_ours_only_where_it_exists(tmp_path):
     out = render_report(results=[tmp_path], out=tmp_path / "report")
     rows = {(r["arch"], r["weights"], r["width"]): r for r in _summary(out)}
     vgg = rows[("vgg", "random", "large")]
-    assert float(vgg["published"]) == 59.65 and vgg["published_exact"] == "True"
-    assert float(vgg["diff"]) == pytest.approx(61.0 - 59.65)
+    assert float(vgg["published_pct"]) == 59.65 and vgg["published_exact"] == "True"
+    assert float(vgg["diff_pct"]) == pytest.approx(61.0 - 59.65)
     assert rows[("7x96", "random", "large")]["published_exact"] == "False"
-    assert rows[("7x96", "trained", "large")]["published"] == ""
-    assert rows[("vgg", "random", "small")]["published"] == ""
+    assert rows[("7x96", "trained", "large")]["published_pct"] == ""
+    assert rows[("vgg", "random", "small")]["published_pct"] == ""
     md = (out / "report.md").read_text()
     assert "| 59.65 | +1.4 |" in md and "| ~45.0 | ~+5.0 |" in md
     assert "Not run" in md and "timbral SVM" in md  # says what is missing
@@ -231,8 +231,10 @@ def test_broken_files_are_skipped_with_their_name(tmp_path, capsys):
     moved = tmp_path / "results" / "us8k" / "x" / "results.json"
     moved.parent.mkdir(parents=True)
     shutil.copy(good, moved)  # says gtzan, lies under results/us8k
-    out = render_report(results=[tmp_path], out=tmp_path / "report")
+    (tmp_path / "results.csv").write_text("dataset,arch\ngtzan,vgg\n")
+    out = render_report(results=[tmp_path, tmp_path / "results.csv"], out=tmp_path / "report")
     err = capsys.readouterr().err
+    assert f"skipped {tmp_path / 'results.csv'}: not a results.json" in err
     for bad, why in ((trunc, "malformed or truncated JSON"), (nometa, "missing arch, weights"),
                      (mixed, "datasets mixed"), (moved, "datasets mixed")):
         assert str(bad) in err and why in err.split(str(bad))[1].splitlines()[0]
