@@ -23,8 +23,10 @@ def slug(*parts) -> str:
 
 
 def _colour(arch: str):
-    i = ARCH_ORDER.index(arch) if arch in ARCH_ORDER else len(ARCH_ORDER) + hash(arch) % 8
-    return _CMAP(i % 20)
+    """The same colour for an architecture in every figure (tab10 holds the study's ten)."""
+    if arch in ARCH_ORDER[:10]:
+        return plt.get_cmap("tab10")(ARCH_ORDER.index(arch))
+    return _CMAP(1 + 2 * (sum(map(ord, arch)) % 10))  # light tab20 shades for anything else
 
 
 def bar_charts(rows: list[dict], out_dir: Path) -> list[tuple[str, str]]:
