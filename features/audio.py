@@ -128,7 +128,10 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(path, f"{bad} NaN or inf samples")
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if rate != sr:
-        wave = librosa.resample(wave, orig_sr=rate, target_sr=sr, res_type=RES_TYPE)
+        # librosa sizes the output as ceil(n * (sr / rate)) in floating point, which gives
+        # 12001 samples for one second at 22 050 Hz; the exact count is ceil(n * sr / rate).
+        n_out = -(-wave.shape[0] * sr // rate)
+        wave = librosa.resample(wave, orig_sr=rate, target_sr=sr, res_type=RES_TYPE)[:n_out]
     wave = np.ascontiguousarray(wave, dtype=np.float32)
     peak = float(np.abs(wave).max())
     if peak == 0.0:
