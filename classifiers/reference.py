@@ -1,0 +1,116 @@
+"""The straightforward way (the reference code's): every grid point and fold fitted from scratch.
+
+These scorers have the ``run`` interface of ``kernels.py`` and serve three purposes: the ``--elm-engine
+hpelm`` option runs the ELM grid through hpelm itself; tests check that the fast scorers select and
+score exactly like them; the benchmark times them. ``straightforward_cv_best`` is the study's code path
+literally: ``GridSearchCV(SVC(), SVM_GRID)`` and ``GridSearchCV`` over ELM sizes with predefined folds.
+"""
+from __future__ import annotations
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.model_selection import GridSearchCV, PredefinedSplit
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from .elm import ELMClassifier, draw_hidden, hpelm_fit_predict
+
+__all__ = ["NaiveSVM", "NaiveELM", "HpelmELM", "straightforward_cv_best"]
+
+
+def _maybe_scaled(estimator, standardize):
+    return make_pipeline(StandardScaler(), estimator) if standardize else estimator
+
+
+class _Naive:
+    """Fits ``self.estimator(params)`` on raw features for every (point, task)."""
+
+    def __init__(self, X, y, standardize=False):
+        self.X, self.y, self.standardize = np.asarray(X), np.asarray(y), standardize
+
+    def _one(self, params, train, test):
+        try:
+            model = self.fit_predict(params, train, test)
+            return model
+        except Exception as e:  # recorded, the grid goes on
+            return f"{type(e).__name__}: {e}"
+
+    def run(self, points, tasks, jobs=1, progress=None):
+        pairs = [(p, t) for p in range(len(points)) for t in range(len(tasks))]
+
+        def job(p, t):
+            out = self._one(points[p], *tasks[t])
+            if progress is not None:
+                progress.update(1)
+            return out
+        results = Parallel(n_jobs=jobs, prefer="threads")(delayed(job)(p, t) for p, t in pairs)
+        pred = [[None] * len(tasks) for _ in points]
+        errors: dict[int, str] = {}
+        for (p, t), out in zip(pairs, results):
+            if isinstance(out, str):
+                errors.setdefault(p, out)
+            else:
+                pred[p][t] = out
+        return pred, errors
+
+
+class NaiveSVM(_Naive):
+    """``SVC(**params)`` refitted from the raw features for each point and task."""
+
+    name = "svm-sklearn"
+
+    def fit_predict(self, params, train, test):
+        model = _maybe_scaled(SVC(**params), self.standardize)
+        return model.fit(self.X[train], self.y[train]).predict(self.X[test])
+
+
+class NaiveELM(_Naive):
+    """``ELMClassifier(n_hidden=k, random_state=seed)`` refitted for each point and task."""
+
+    name = "elm-estimator"
+
+    def __init__(self, X, y, n_classes, seed, alpha=0.0, input_scale=1.0, standardize=False):
+        super().__init__(X, y, standardize)
+        self.seed, self.alpha, self.input_scale = seed, alpha, input_scale
+
+    def fit_predict(self, params, train, test):
+        elm = ELMClassifier(n_hidden=int(params["n_hidden"]), alpha=self.alpha,
+                            input_scale=self.input_scale, random_state=self.seed)
+        model = _maybe_scaled(elm, self.standardize)
+        return model.fit(self.X[train], self.y[train]).predict(self.X[test])
+
+
+class HpelmELM(NaiveELM):
+    """hpelm 1.0.10 with a registered ReLU neuron, fed the hidden layer ``ELMClassifier`` would draw.
+
+    hpelm has no pseudo-inverse (normal equations with a ``50 eps`` ridge), so where the hidden layer is
+    rank deficient (more units than training clips) its answers can differ from the study's.
+    """
+
+    name = "elm-hpelm"
+
+    def fit_predict(self, params, train, test):
+        X_train, X_test = self.X[train].astype(np.float64), self.X[test].astype(np.float64)
+        if self.standardize:
+            scaler = StandardScaler().fit(X_train)
+            X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+        W, b = draw_hidden(self.X.shape[1], int(params["n_hidden"]), self.seed)
+        n_classes = int(self.y.max()) + 1
+        out = hpelm_fit_predict(X_train, self.y[train], n_classes, X_test, W * self.input_scale, b)
+        return np.argmax(out, axis=1)
+
+
+def straightforward_cv_best(X, y, fold, svm_grid, elm_grid, seed=0, jobs=1):
+    """The reference code's cv-best: ``GridSearchCV`` over predefined folds for the SVM and the ELM.
+
+    Returns ``{"svm": (best_params, best_mean), "elm": (best_params, best_mean)}``.
+    """
+    cv = PredefinedSplit(np.asarray(fold) - 1)
+    out = {}
+    for name, est, grid in (("svm", SVC(), svm_grid),
+                            ("elm", ELMClassifier(random_state=seed), elm_grid)):
+        search = GridSearchCV(est, grid, cv=cv, scoring="accuracy", n_jobs=jobs, refit=False,
+                              error_score=np.nan).fit(X, y)
+        out[name] = (search.best_params_, float(search.best_score_))
+    return out
