@@ -1,0 +1,212 @@
+"""``python -m classifiers.grid``: the study's SVM / ELM grids on feature sets, written as results.
+
+Reads one or more feature sets of one architecture (one per seed: the study's 3 runs), runs each
+classifier's grid under each protocol and writes ``results.json`` and ``results.csv`` in the format of
+``docs/formats.md`` ("Results"). The last line printed is the path of ``results.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import confusion_matrix
+
+from features.provenance import atomic_write_bytes, atomic_write_json, run_record
+
+from .featureset import check_compatible, load_feature_set
+from .grids import GRIDS, grid_points, resolve_gamma
+from .kernels import FastELM, FastSVM
+from .protocols import OPTIMISTIC, choose_protocols, evaluate
+from .reference import HpelmELM, NaiveELM, NaiveSVM
+
+__all__ = ["run_grid", "main", "ELM_DEFAULTS"]
+
+# The study's ELM (Python-ELM GenELMClassifier + RandomLayer, activation 'reclinear', alpha=1).
+ELM_DEFAULTS = {"activation": "relu", "hidden_init": "standard normal weights and biases",
+                "input_scale": 1.0, "alpha": 0.0, "targets": "-1/+1 per class",
+                "output_weights": "pseudo-inverse, singular values below 1e6*eps*s_max dropped"}
+SVM_ENGINES = {"fast": FastSVM, "sklearn": NaiveSVM}
+ELM_ENGINES = {"fast": FastELM, "estimator": NaiveELM, "hpelm": HpelmELM}
+CSV_FIELDS = ["dataset", "arch", "width", "weights", "classifier", "protocol", "optimistic", "seed",
+              "features", "accuracy", "selected", "mean", "std", "n_runs", "engine", "total_s"]
+
+
+def _selected(points, index, n_features):
+    params = dict(points[index])
+    if params.get("gamma") == "auto":  # record the number SVC used and where it came from
+        params["gamma"] = resolve_gamma("auto", n_features)
+        params["gamma_rule"] = "1/n_features"
+    return params
+
+
+def _run_entry(fs, y_index, classes, res, points, scorer_name, seconds):
+    """One run's record (docs/formats.md) from a protocol result."""
+    n_features = fs.X.shape[1]
+    test = res["test_index"]
+    y_true, y_pred = classes[y_index[test]], classes[res["y_pred"]]
+    cm = confusion_matrix(y_true, y_pred, labels=classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.diag(cm) / cm.sum(axis=1)
+    run = {"seed": fs.meta.get("seed"), "features": str(fs.path), "accuracy": res["accuracy"],
+           "selected": _selected(points, res["selected"], n_features),
+           "fold_accuracies": res["fold_accuracies"],
+           "per_class_accuracy": {c: (None if not np.isfinite(a) else float(a))
+                                  for c, a in zip(classes, per_class)},
+           "labels": classes.tolist(), "confusion": cm.tolist(),
+           "predictions": {"ids": fs.ids[test].tolist(), "y_true": y_true.tolist(),
+                           "y_pred": y_pred.tolist()},
+           "engine": scorer_name, "timings": {"total_s": seconds},
+           "grid_scores": [{"params": _selected(points, p, n_features), "score": s}
+                           for p, s in enumerate(np.atleast_2d(res["scores"])[0].tolist())]}
+    if res["selected_per_fold"] is not None:
+        run["selected_per_fold"] = [_selected(points, p, n_features) for p in res["selected_per_fold"]]
+        run.pop("grid_scores")  # nested selection has one score table per outer fold
+    if "validation_accuracy" in res:
+        run["validation_accuracy"] = res["validation_accuracy"]
+    return run
+
+
+def run_grid(features, classifier="all", protocol="auto", standardize=False, jobs=1, out=None,
+             grid="study", elm_engine="fast", svm_engine="fast", progress=True) -> Path:
+    """Run the grids on ``features`` (list of feature-set folders) and write the results.
+
+    Returns the path of ``results.json``. See ``python -m classifiers.grid --help`` for the arguments.
+    """
+    if grid not in GRIDS:
+        raise ValueError(f"unknown grid {grid!r}; available: {', '.join(GRIDS)}")
+    names = {"all": ["svm", "elm"], "svm": ["svm"], "elm": ["elm"]}.get(classifier)
+    if names is None:
+        raise ValueError(f"unknown classifier {classifier!r}; available: svm, elm, all")
+    if elm_engine not in ELM_ENGINES or svm_engine not in SVM_ENGINES:
+        raise ValueError(f"unknown engine: elm {elm_engine!r} (available {list(ELM_ENGINES)}), "
+                         f"svm {svm_engine!r} (available {list(SVM_ENGINES)})")
+    t_start = time.perf_counter()
+    sets = [load_feature_set(f) for f in features]
+    check_compatible(sets)
+    first = sets[0]
+    protocols = choose_protocols(protocol, first.kind)
+    classes, y_index = np.unique(first.y, return_inverse=True)
+    entries = []
+    for name in names:
+        points = grid_points(GRIDS[grid][name])
+        per_protocol = {p: {"runs": [], "failed_points": [], "total_s": 0.0} for p in protocols}
+        for fs in sets:
+            seed = fs.meta.get("seed", 0)
+            if name == "svm":
+                scorer = SVM_ENGINES[svm_engine](fs.X, y_index, standardize=standardize)
+            else:
+                scorer = ELM_ENGINES[elm_engine](fs.X, y_index, classes.size, seed,
+                                                 standardize=standardize)
+            t0 = time.perf_counter()
+            results = evaluate(scorer, points, y_index, protocols, split=first.split, fold=first.fold,
+                               jobs=jobs, desc=f"{name} seed {seed}", progress=progress)
+            seconds = time.perf_counter() - t0
+            for p in protocols:
+                slot = per_protocol[p]
+                slot["total_s"] += seconds
+                slot["failed_points"] += [{"params": dict(points[i]), "reason": why, "seed": seed}
+                                          for i, why in sorted(results["failed"].items())]
+                if results[p] is None:
+                    slot.setdefault("errors", []).append(f"seed {seed}: every grid point failed")
+                    continue
+                slot["runs"].append(_run_entry(fs, y_index, classes, results[p], points,
+                                               scorer.name, seconds))
+        for p in protocols:
+            slot = per_protocol[p]
+            accs = [r["accuracy"] for r in slot["runs"]]
+            entry = {"classifier": name, "protocol": p, "optimistic": OPTIMISTIC[p], "runs": slot["runs"],
+                     "mean": float(np.mean(accs)) if accs else None,
+                     "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else None,
+                     "n_runs": len(accs), "failed_points": slot["failed_points"],
+                     "timings": {"total_s": slot["total_s"]}, "grid": grid,
+                     "standardize": standardize}
+            if name == "elm":
+                entry["elm"] = dict(ELM_DEFAULTS, engine=elm_engine)
+            if "errors" in slot:
+                entry["errors"] = slot["errors"]
+            entries.append(entry)
+    meta = first.meta
+    clips_per_s = (meta.get("timings") or {}).get("clips_per_s")
+    config = {"features": [str(f) for f in features], "classifier": classifier, "protocol": protocol,
+              "standardize": standardize, "jobs": jobs, "grid": grid, "elm_engine": elm_engine,
+              "svm_engine": svm_engine}
+    results = {"kind": "randomcnn-results", "version": 1, "dataset": meta.get("dataset"),
+               "arch": meta.get("arch"), "width": meta.get("width"), "weights": meta.get("weights"),
+               "feature_length": int(first.X.shape[1]), "n_params": meta.get("n_params"),
+               "gflop_per_clip": meta.get("gflop_per_clip"), "extract_clips_per_s": clips_per_s,
+               "features": [str(fs.path) for fs in sets],
+               "feature_meta": [fs.meta for fs in sets], "entries": entries,
+               "timings": {"total_s": time.perf_counter() - t_start}}
+    results.update(run_record(config))
+    out = Path(out) if out else Path("runs/results") / str(meta.get("dataset")) / \
+        f"{meta.get('arch')}_{meta.get('width')}_{meta.get('weights')}"
+    path = atomic_write_json(out / "results.json", results)
+    atomic_write_bytes(out / "results.csv", _csv(results).encode("utf-8"))
+    return path
+
+
+def _csv(results) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for e in results["entries"]:
+        for r in e["runs"]:
+            writer.writerow({"dataset": results["dataset"], "arch": results["arch"],
+                             "width": results["width"], "weights": results["weights"],
+                             "classifier": e["classifier"], "protocol": e["protocol"],
+                             "optimistic": e["optimistic"], "seed": r["seed"], "features": r["features"],
+                             "accuracy": r["accuracy"], "selected": json.dumps(r["selected"]),
+                             "mean": e["mean"], "std": e["std"], "n_runs": e["n_runs"],
+                             "engine": r["engine"], "total_s": round(r["timings"]["total_s"], 3)})
+    return buf.getvalue()
+
+
+def table(results) -> str:
+    """A short text table: classifier, protocol, mean +- std (percent), runs, selected (first run)."""
+    lines = [f"{'classifier':<10} {'protocol':<10} {'accuracy %':>14} {'runs':>4}  selected (first run)"]
+    for e in results["entries"]:
+        acc = "failed" if e["mean"] is None else f"{100 * e['mean']:.2f}" + (
+            f" +- {100 * e['std']:.2f}" if e["std"] is not None else "")
+        sel = e["runs"][0]["selected"] if e["runs"] else "-"
+        flag = " (optimistic)" if e["optimistic"] else ""
+        lines.append(f"{e['classifier']:<10} {e['protocol']:<10} {acc:>14} {e['n_runs']:>4}  {sel}{flag}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m classifiers.grid", description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--features", nargs="+", required=True,
+                        help="feature-set folders of one architecture (one per seed = one run each)")
+    parser.add_argument("--classifier", choices=["svm", "elm", "all"], default="all")
+    parser.add_argument("--protocol", choices=["auto", "split", "cv-best", "nested-cv"], default="auto",
+                        help="auto: split for train/val/test sets, cv-best and nested-cv for folds")
+    parser.add_argument("--standardize", action="store_true",
+                        help="z-score features on each training set (off in the study)")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel SVM fits (threads)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default runs/results/<dataset>/<arch>_<width>_<weights>)")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="study",
+                        help="study: the published grids; small: a few points for smoke tests")
+    parser.add_argument("--elm-engine", choices=list(ELM_ENGINES), default="fast",
+                        help="fast: shared hidden layer; estimator: ELMClassifier per fit; hpelm: hpelm")
+    parser.add_argument("--svm-engine", choices=list(SVM_ENGINES), default="fast",
+                        help="fast: precomputed kernels; sklearn: SVC refitted per point and fold")
+    args = parser.parse_args(argv)
+    try:
+        path = run_grid(**vars(args))
+    except ValueError as e:
+        parser.exit(2, f"error: {e}\n")
+    print(table(json.loads(Path(path).read_text())))
+    print(path)
+    return path
+
+
+if __name__ == "__main__":
+    main()
