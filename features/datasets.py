@@ -208,8 +208,8 @@ def _load_gtzan(root, split_dir, manifest, folds, seed) -> Dataset:
                                  f"'{genre}' (expected one of {', '.join(GTZAN_GENRES)})"})
                 continue
             # The lists name .wav while the original distribution ships .au: accept either.
-            stem = (base / entry).with_suffix("")
-            found = next((p for p in [base / entry] + [stem.with_suffix(e) for e in (".au", ".wav")]
+            listed = base / entry
+            found = next((p for p in [listed] + [listed.with_name(listed.stem + e) for e in (".au", ".wav")]
                           if p.is_file()), None)
             if found is None:
                 problems.append({"path": str(base / entry),

@@ -54,7 +54,7 @@ def _onsets(rhythm: str, length_s: float, rng: np.random.Generator) -> tuple[np.
         step, hits, tau = 60.0 / rng.uniform(66, 88), np.ones(1, dtype=bool), rng.uniform(0.25, 0.4)
     else:
         step, hits, tau = 30.0 / rng.uniform(120, 150), _FAST_PATTERN, rng.uniform(0.06, 0.1)
-    grid = np.arange(rng.uniform(0, step), length_s, step)
+    grid = np.arange(rng.uniform(0, min(step, length_s / 2)), length_s, step)   # never empty
     times = grid[np.resize(hits, grid.size)]
     times = times + rng.normal(0.0, 0.008, times.size)      # human timing jitter, about 8 ms
     return np.sort(np.clip(times, 0.0, length_s - 0.05)), tau
