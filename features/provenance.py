@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -112,5 +113,15 @@ def atomic_write_json(path, obj) -> Path:
 
 
 def atomic_save_npz(path, **arrays) -> Path:
-    """``np.savez`` through a temporary file and a rename."""
-    return _atomic(path, lambda f: np.savez(f, **arrays))
+    """Write an uncompressed ``.npz`` (readable by ``np.load``) through a temporary file and a rename.
+
+    Unlike ``np.savez`` every zip entry gets a fixed timestamp, so the same arrays always give the
+    same bytes: a feature set can be checked with a hash, and a resumed run compared byte for byte.
+    """
+    def write(f):
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, value in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with zf.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+    return _atomic(path, write)

@@ -1,0 +1,173 @@
+"""Decode once, in parallel, ahead of the network.
+
+Decoded audio (mono, 12 kHz, float32, the whole clip) is cached on disk as ``.npy`` under a key that covers
+the file (absolute path, size, modification time), the sample rate and the decoder's versions, so that
+extracting ten architectures from one dataset decodes each file once, and an interrupted run resumes
+without decoding again. Files that cannot be decoded are cached as a small JSON error record, so a rerun
+reports them again without re-reading them. Every cache file is written atomically (temp file + rename).
+
+Model inputs are then made from the decoded audio in worker processes (crop / repeat-pad for waveform
+models, the log-mel spectrogram for spectrogram models) and handed to the network in order, a bounded
+number of clips ahead, so decoding overlaps with computing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from importlib import metadata
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from features import audio
+from features.provenance import atomic_write_bytes
+
+__all__ = ["InputSpec", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key"]
+
+
+def _decoder_version() -> str:
+    parts = []
+    for name in ("librosa", "soundfile", "soxr", "audioread", "numpy"):
+        try:
+            parts.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{name}=none")
+    return ";".join(parts)
+
+
+_DECODER = _decoder_version()
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a front-end consumes: ``kind`` is ``"waveform"`` or ``"spectrogram"``; ``length`` is in samples
+    or frames; ``pad`` is ``"repeat"`` or ``"zero"``."""
+    kind: str
+    length: int
+    pad: str = "repeat"
+
+
+@dataclass
+class Prepared:
+    """One clip made ready for the network: ``x`` is ``None`` when it failed, with ``error`` saying why."""
+    index: int
+    x: np.ndarray | None
+    error: str | None
+    decode_s: float
+    warnings: list
+
+
+def cache_key(path: str | os.PathLike, sr: int = audio.SAMPLE_RATE) -> str:
+    """Key of a file's decoded audio: changes when the file, the sample rate or the decoders change."""
+    p = Path(path).resolve()
+    try:
+        st = p.stat()
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        stamp = "missing"
+    text = f"{p}|{stamp}|sr={sr}|{_DECODER}"
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def decode_cached(path, cache_dir: str | os.PathLike | None, sr: int = audio.SAMPLE_RATE) -> np.ndarray:
+    """Decoded mono audio at ``sr`` of ``path``, shape ``(n,)`` float32, read from or written to the cache.
+
+    Raises ``audio.AudioError`` (also when a cached error record says the file could not be decoded).
+    """
+    if cache_dir is None:
+        return audio.load_audio(path, sr=sr)
+    key = cache_key(path, sr)
+    base = Path(cache_dir) / key[:2] / key
+    npy, err = base.with_suffix(".npy"), base.with_suffix(".err.json")
+    if npy.exists():
+        try:
+            return np.load(npy, allow_pickle=False)
+        except (OSError, ValueError):
+            npy.unlink(missing_ok=True)  # a damaged cache entry is simply recomputed
+    if err.exists():
+        try:
+            reason = json.loads(err.read_text())["reason"]
+            raise audio.AudioError(path, reason)
+        except (OSError, ValueError, KeyError):
+            err.unlink(missing_ok=True)
+    try:
+        wave = audio.load_audio(path, sr=sr)
+    except audio.AudioError as e:
+        # missing files are not cached as errors: they may appear before the next run
+        if Path(path).exists():
+            atomic_write_bytes(err, json.dumps({"path": str(path), "reason": e.reason}).encode())
+        raise
+    buf = _npy_bytes(wave)
+    atomic_write_bytes(npy, buf)
+    return wave
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+    f = io.BytesIO()
+    np.save(f, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+    return f.getvalue()
+
+
+def prepare(index: int, path, spec: InputSpec, cache_dir) -> Prepared:
+    """Decode (cached) and make the model input of one clip. Never raises for a bad clip."""
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            wave = decode_cached(path, cache_dir)
+            if spec.kind == "waveform":
+                x = audio.waveform_input(wave, spec.length, pad=spec.pad)
+            elif spec.kind == "spectrogram":
+                x = audio.spectrogram_input(wave, spec.length, pad=spec.pad)
+            else:
+                raise ValueError(f"unknown input kind {spec.kind!r}; expected 'waveform' or 'spectrogram'")
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            if not np.isfinite(x).all():
+                raise audio.AudioError(path, "model input has NaN or inf values")
+            error = None
+        except audio.AudioError as e:
+            x, error = None, e.reason
+        except Exception as e:  # one bad clip never stops the run: record what went wrong
+            x, error = None, f"{type(e).__name__}: {e}"
+    msgs = sorted({str(w.message) for w in caught})
+    return Prepared(index, x, error, time.perf_counter() - t0, msgs)
+
+
+def _worker_init():
+    # Workers decode; the network runs in the parent. One thread each keeps them from fighting it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def iter_prepared(paths, spec: InputSpec, cache_dir, workers: int = 2, ahead: int = 64):
+    """Yield :class:`Prepared` for ``paths`` in order, computed by ``workers`` processes.
+
+    At most ``ahead`` clips are in flight, which bounds memory while keeping the workers busy while the
+    network runs. ``workers=0`` prepares in this process (simplest to debug).
+    """
+    paths = list(paths)
+    if workers <= 0:
+        for i, p in enumerate(paths):
+            yield prepare(i, p, spec, cache_dir)
+        return
+    ctx = get_context("spawn")  # fork after torch has started threads is unsafe
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+        pending = deque()
+        nxt = 0
+        while nxt < len(paths) or pending:
+            while nxt < len(paths) and len(pending) < max(ahead, workers):
+                pending.append(pool.submit(prepare, nxt, paths[nxt], spec, cache_dir))
+                nxt += 1
+            yield pending.popleft().result()

@@ -1,0 +1,449 @@
+"""Audio -> front-end -> the mean of every feature map of every layer, concatenated -> a feature set.
+
+``python -m features.extract --arch sample-level`` runs it on the embedded synthetic dataset; ``--help``
+lists the options. From Python::
+
+    from features.extract import build_frontend, embed, extract
+    model = build_frontend("vgg", width="small", seed=0)
+    X = embed(model, [wave1, wave2], sr=22050)        # (2, 120) float32
+    path = extract("vgg", dataset="gtzan", root="/data/gtzan", split_dir="splits/")
+
+A feature set is a folder with ``features.npz`` and ``meta.json`` (see ``docs/formats.md``). Extraction is
+resumable: finished batches are kept in ``<feature set>.partial/`` and reused when the same configuration
+is run again, and a finished feature set with the same configuration is not recomputed.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import architectures
+from features import audio, datasets
+from features.decode import InputSpec, iter_prepared
+from features.provenance import atomic_save_npz, atomic_write_json, run_record
+
+__all__ = ["extract", "extract_many", "build_frontend", "embed", "layer_means", "input_spec",
+           "ExtractionError"]
+
+DEFAULT_OUT = Path("runs/features")
+DEFAULT_CACHE = Path("runs/cache/audio")
+CHUNK_BATCHES = 4  # batches per resumable chunk: small enough to lose little, large enough to be cheap
+
+
+class ExtractionError(RuntimeError):
+    """Nothing could be extracted (every clip failed), or the request itself is invalid."""
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+def build_frontend(arch: str, width: str = "large", seed: int = 0, weights=None,
+                   batchnorm: bool = False) -> torch.nn.Module:
+    """A front-end with random weights from ``seed``, or the trained weights of checkpoint ``weights``."""
+    if weights is not None:
+        from trained.checkpoint import load_frontend  # only needed for trained weights
+        return load_frontend(weights, expected_arch=arch)
+    kwargs = {"batchnorm": True} if batchnorm else {}
+    return architectures.build(arch, width=width, seed=seed, **kwargs)
+
+
+def layer_means(outputs) -> torch.Tensor:
+    """Mean of each feature map over all its non-channel axes, concatenated: ``(batch, sum(C))``.
+
+    Accumulates in float64 so that the mean of a long map (100 000+ steps) is exact to float32.
+    """
+    means = []
+    for out in outputs:
+        if out.dim() == 2:
+            means.append(out.to(torch.float64))
+        else:
+            means.append(out.mean(dim=tuple(range(2, out.dim())), dtype=torch.float64))
+    return torch.cat(means, dim=1)
+
+
+def input_spec(model, input_seconds: float | None = None, pad: str = "repeat") -> InputSpec:
+    """The input a front-end consumes: waveform samples or spectrogram frames at ``input_seconds``."""
+    n_samples, n_frames = audio.input_lengths(input_seconds)
+    if model.input_kind == "waveform":
+        return InputSpec("waveform", n_samples, pad)
+    if model.input_kind == "spectrogram":
+        return InputSpec("spectrogram", n_frames, pad)
+    raise ValueError(f"front-end {type(model).__name__} has unknown input_kind {model.input_kind!r}")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ExtractionError("--device cuda was asked for but torch sees no CUDA device "
+                              f"(torch {torch.__version__}); use --device cpu or auto")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ExtractionError(f"unknown device {device!r}; expected auto, cpu or cuda[:N]")
+    return torch.device(device)
+
+
+@torch.inference_mode()
+def _features_of_batch(model, batch: np.ndarray, device: torch.device) -> np.ndarray:
+    x = torch.from_numpy(batch).to(device, non_blocking=True)
+    return layer_means(model.extract_features(x)).cpu().numpy()
+
+
+def embed(model, waves, sr: int = audio.SAMPLE_RATE, input_seconds: float | None = None,
+          pad: str = "repeat", device: str = "auto", batch_size: int = 8) -> np.ndarray:
+    """Feature vectors of in-memory audio: ``waves`` is one 1-D array or a list of them (any length,
+    at sample rate ``sr``; stereo as ``(channels, n)``). Returns ``(n_clips, feature_length)`` float32."""
+    if isinstance(waves, np.ndarray) and waves.ndim == 1:
+        waves = [waves]
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+    spec = input_spec(model, input_seconds, pad)
+    inputs = []
+    for i, w in enumerate(waves):
+        w = _as_mono(np.asarray(w, dtype=np.float32), sr, f"waves[{i}]")
+        if spec.kind == "waveform":
+            inputs.append(audio.waveform_input(w, spec.length, pad=pad))
+        else:
+            inputs.append(audio.spectrogram_input(w, spec.length, pad=pad))
+    out = [_features_of_batch(model, np.stack(inputs[i:i + batch_size]).astype(np.float32), dev)
+           for i in range(0, len(inputs), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def _as_mono(w: np.ndarray, sr: int, name: str) -> np.ndarray:
+    if w.ndim == 2:
+        w = w.mean(axis=0)  # (channels, n), librosa's convention
+    if w.ndim != 1 or w.size == 0:
+        raise ValueError(f"{name}: expected a non-empty (n,) or (channels, n) array, found shape {w.shape}")
+    if not np.isfinite(w).all():
+        raise ValueError(f"{name}: has NaN or inf samples")
+    if sr != audio.SAMPLE_RATE:
+        import librosa
+        w = librosa.resample(w, orig_sr=sr, target_sr=audio.SAMPLE_RATE, res_type=audio.RES_TYPE)
+    return w
+
+
+# ----------------------------------------------------------------------------- the run
+
+@dataclass
+class _Chunks:
+    """Finished batches of one run, kept on disk until the feature set is written."""
+    folder: Path
+    done: dict = field(default_factory=dict)  # chunk index -> (indices, X, skipped)
+
+    def load(self, key: str):
+        cfg = self.folder / "config.json"
+        if cfg.exists() and json.loads(cfg.read_text()).get("key") != key:
+            shutil.rmtree(self.folder)  # left by another configuration: useless here
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(cfg, {"key": key})
+        for f in sorted(self.folder.glob("chunk_*.npz")):
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    self.done[int(f.stem.split("_")[1])] = (
+                        z["indices"], z["X"], json.loads(str(z["skipped"])), z["timing"])
+            except (OSError, ValueError, KeyError):
+                f.unlink(missing_ok=True)  # damaged: recomputed
+
+    def save(self, c: int, indices, X, skipped, timing):
+        """``timing`` = (decode_s, compute_s, wall_s) of this chunk, so resumed runs report true rates."""
+        timing = np.asarray(timing, np.float64)
+        atomic_save_npz(self.folder / f"chunk_{c:06d}.npz", indices=np.asarray(indices, np.int64),
+                        X=X, skipped=np.array(json.dumps(skipped)), timing=timing)
+        self.done[c] = (np.asarray(indices), X, skipped, timing)
+
+
+def _config_key(cfg: dict, clips, weights_sha: str | None) -> str:
+    ident = json.dumps({k: cfg[k] for k in sorted(cfg) if k not in ("workers", "out", "cache_dir")},
+                       sort_keys=True, default=str)
+    listing = "\n".join(f"{c.id}\t{c.label}\t{c.path}" for c in clips)
+    text = f"{ident}\n{weights_sha}\n{torch.__version__}\n{listing}"
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _sha1_file(path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def feature_set_dir(out, dataset: str, arch: str, width: str, weights_name: str, seed: int) -> Path:
+    # every architecture name ("7x96", "timbral+temporal") is a valid folder name as it is
+    return Path(out) / dataset / f"{arch}_{width}_{weights_name}_seed{seed}"
+
+
+def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, split_dir=None,
+            manifest=None, width: str = "large", input_seconds: float | None = None, seed: int = 0,
+            device: str = "auto", batch_size: int = 8, workers: int = 2, out=DEFAULT_OUT,
+            weights=None, pad: str = "repeat", batchnorm: bool = False, folds: int = 10,
+            fold_seed: int = 0, cache_dir=DEFAULT_CACHE, ds=None, progress: bool = True, _stop_after_chunks=None) -> Path:
+    """Extract one feature set and return its folder. See the module docstring and ``--help``."""
+    t_start = time.perf_counter()
+    if ds is None:
+        ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest,
+                                   folds=folds, seed=fold_seed)
+    dev = resolve_device(device)
+    model = build_frontend(arch, width=width, seed=seed, weights=weights, batchnorm=batchnorm)
+    model = model.to(dev).eval()
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = False  # same seed, same features: fixed algorithms
+        torch.backends.cudnn.deterministic = True
+    spec = input_spec(model, input_seconds, pad)
+    weights_name = "trained" if weights is not None else "random"
+    fold_of_ckpt = None
+    if weights is not None:
+        fold_of_ckpt = torch.load(weights, map_location="cpu", weights_only=False).get("fold")
+    folder = feature_set_dir(out, ds.name, arch, width, weights_name, seed)
+    if fold_of_ckpt is not None:
+        folder = folder.with_name(folder.name + f"_fold{fold_of_ckpt}")
+    cfg = dict(arch=arch, dataset=ds.name, root=str(ds.root) if ds.root else None,
+               split_dir=str(split_dir) if split_dir else None,
+               manifest=str(manifest) if manifest else None, width=width,
+               input_seconds=input_seconds, seed=seed, device=dev.type, batch_size=batch_size,
+               workers=workers, out=str(out), weights=str(weights) if weights else None, pad=pad,
+               batchnorm=batchnorm, folds=folds, fold_seed=fold_seed, cache_dir=str(cache_dir) if cache_dir else None,
+               input=spec.__dict__, dtype="float32")
+    key = _config_key(cfg, ds.clips, _sha1_file(weights) if weights else None)
+
+    meta_path = folder / "meta.json"
+    if meta_path.exists() and (folder / "features.npz").exists():
+        try:
+            if json.loads(meta_path.read_text()).get("config_key") == key:
+                if progress:
+                    print(f"{arch}: already extracted with this configuration, nothing to do")
+                return folder
+        except ValueError:
+            pass  # unreadable meta: recompute
+
+    chunks = _Chunks(folder.with_name(folder.name + ".partial"))
+    chunks.load(key)
+    n = len(ds.clips)
+    chunk_size = batch_size * CHUNK_BATCHES
+    todo = [c for c in range((n + chunk_size - 1) // chunk_size) if c not in chunks.done]
+    todo_idx = [i for c in todo for i in range(c * chunk_size, min(n, (c + 1) * chunk_size))]
+    warned = {}
+    bar = tqdm(total=n, initial=n - len(todo_idx), unit="clip", desc=arch, disable=not progress,
+               dynamic_ncols=True, file=sys.stderr)
+    prepared = iter_prepared([ds.clips[i].path for i in todo_idx], spec, cache_dir, workers=workers)
+    try:
+        for c in todo:
+            lo, hi = c * chunk_size, min(n, (c + 1) * chunk_size)
+            idx_ok, feats, skipped = [], [], []
+            decode_s = compute_s = 0.0
+            t_chunk = time.perf_counter()
+            for b in range(lo, hi, batch_size):
+                # a batch always holds the same clips (those of [b, b + batch_size) that decoded), so an
+                # interrupted run resumed later computes exactly the same numbers
+                xs, ok = [], []
+                for i in range(b, min(hi, b + batch_size)):
+                    p = next(prepared)
+                    decode_s += p.decode_s
+                    for w in p.warnings:
+                        warned.setdefault(w, []).append(ds.clips[i].id)
+                    if p.error is not None:
+                        skipped.append({"path": str(ds.clips[i].path), "id": ds.clips[i].id,
+                                        "reason": p.error})
+                    else:
+                        xs.append(p.x)
+                        ok.append(i)
+                if xs:
+                    t0 = time.perf_counter()
+                    f = _features_of_batch(model, np.stack(xs), dev)
+                    compute_s += time.perf_counter() - t0
+                    finite = np.isfinite(f).all(axis=1)
+                    for j in np.flatnonzero(~finite):
+                        skipped.append({"path": str(ds.clips[ok[j]].path), "id": ds.clips[ok[j]].id,
+                                        "reason": "the network produced NaN or inf features"})
+                    idx_ok += [ok[j] for j in np.flatnonzero(finite)]
+                    feats.append(f[finite].astype(np.float32))
+                bar.update(min(hi, b + batch_size) - b)
+            X = np.concatenate(feats) if feats else np.zeros((0, model.feature_length), np.float32)
+            chunks.save(c, idx_ok, X, skipped, (decode_s, compute_s, time.perf_counter() - t_chunk))
+            if _stop_after_chunks is not None and len(chunks.done) >= _stop_after_chunks:
+                raise KeyboardInterrupt("stopped for a test")
+    finally:
+        bar.close()
+        if hasattr(prepared, "close"):
+            prepared.close()
+    return _write_feature_set(folder, model, ds, chunks, cfg, key, spec, arch, width, weights_name,
+                              weights, seed, time.perf_counter() - t_start, warned, progress)
+
+
+def _write_feature_set(folder, model, ds, chunks, cfg, key, spec, arch, width, weights_name, weights,
+                       seed, session_s, warned, progress) -> Path:
+    order = sorted(chunks.done)
+    decode_s, compute_s, total_s = np.sum([chunks.done[c][3] for c in order], axis=0)
+    indices = np.concatenate([chunks.done[c][0] for c in order]).astype(np.int64)
+    X = np.concatenate([chunks.done[c][1] for c in order]).astype(np.float32)
+    skipped = [s for c in order for s in chunks.done[c][2]]
+    skipped = [{"path": str(p["path"]), "id": p.get("id"), "reason": p["reason"]}
+               for p in getattr(ds, "problems", [])] + skipped
+    if len(indices) == 0:
+        raise ExtractionError(f"nothing could be extracted from {len(ds.clips)} clips of "
+                              f"{ds.name!r}; first problems: "
+                              + "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:5]))
+    clips = [ds.clips[i] for i in indices]
+    arrays = dict(X=X, y=np.array([c.label for c in clips]), ids=np.array([c.id for c in clips]))
+    if ds.protocol_hint == "split":
+        arrays["split"] = np.array([c.split for c in clips])
+    else:
+        arrays["fold"] = np.array([c.fold for c in clips], dtype=np.int64)
+    layers, start = [], 0
+    for name, ch in model.layers:
+        layers.append({"name": name, "channels": int(ch), "start": start, "stop": start + int(ch)})
+        start += int(ch)
+    assert start == X.shape[1], (start, X.shape)
+    from architectures import cost
+    shape = (spec.length,) if spec.kind == "waveform" else (spec.length, audio.N_MELS)
+    meta = {
+        "arch": arch, "width": width, "weights": weights_name,
+        "checkpoint": str(weights) if weights else None, "seed": seed, "dataset": ds.name,
+        "root": str(ds.root) if ds.root else None, "classes": list(ds.classes),
+        "feature_length": int(X.shape[1]), "layers": layers, "dims": getattr(model, "dims", {}),
+        "n_clips": int(len(indices)), "skipped": skipped, "protocol_hint": ds.protocol_hint,
+        "input": spec.__dict__, "n_params": int(cost.count_params(model)),
+        "gflop_per_clip": float(cost.flops_per_clip(model, shape)) / 1e9,
+        "warnings": [{"message": m, "clips": ids[:20], "n_clips": len(ids)}
+                     for m, ids in sorted(warned.items())],
+        # summed over every session that computed a part (a resumed run counts its earlier parts)
+        "timings": {"decode_s": round(float(decode_s), 3), "compute_s": round(float(compute_s), 3),
+                    "total_s": round(float(total_s), 3), "this_session_s": round(session_s, 3),
+                    "clips_per_s": round(len(indices) / total_s, 3) if total_s > 0 else None,
+                    "device": str(next(iter(model.parameters()), torch.empty(0)).device)},
+        "config_key": key,
+        **run_record(cfg),
+    }
+    atomic_save_npz(folder / "features.npz", **arrays)
+    atomic_write_json(folder / "meta.json", meta)
+    shutil.rmtree(chunks.folder, ignore_errors=True)
+    if progress:
+        _summary(arch, meta, warned)
+    return folder
+
+
+def _summary(arch, meta, warned):
+    t = meta["timings"]
+    print(f"{arch}: {meta['n_clips']} clips x {meta['feature_length']} features "
+          f"({t['clips_per_s']} clips/s; decode {t['decode_s']} s in workers, network {t['compute_s']} s)",
+          file=sys.stderr)
+    for m, ids in sorted(warned.items()):
+        print(f"  warning ({len(ids)} clips, e.g. {ids[0]}): {m}", file=sys.stderr)
+    if meta["skipped"]:
+        print(f"  skipped {len(meta['skipped'])} clips (listed in meta.json):", file=sys.stderr)
+        for s in meta["skipped"][:10]:
+            print(f"    {s['path']}: {s['reason']}", file=sys.stderr)
+        if len(meta["skipped"]) > 10:
+            print(f"    ... and {len(meta['skipped']) - 10} more", file=sys.stderr)
+
+
+def extract_many(archs, seeds=(0,), weights=None, **kwargs) -> list[Path]:
+    """Several architectures and seeds over one dataset, decoding each file once (the cache).
+
+    ``weights`` is a list of checkpoints (one feature set each, e.g. one per fold) for a single arch.
+    A failed architecture is reported and the others go on; raises only when none succeeded.
+    """
+    names = kwargs.pop("dataset", "synthetic")
+    ds = datasets.load_dataset(names, root=kwargs.get("root"), split_dir=kwargs.get("split_dir"),
+                               manifest=kwargs.get("manifest"), folds=kwargs.get("folds", 10),
+                               seed=kwargs.get("fold_seed", 0))
+    jobs = [(a, s, None) for a in archs for s in seeds] if not weights else \
+        [(archs[0], seeds[0], w) for w in weights]
+    written, failed = [], []
+    for arch, seed, w in jobs:
+        try:
+            path = extract(arch, dataset=names, seed=seed, weights=w, ds=ds, **kwargs)
+        except (ExtractionError, ValueError, RuntimeError) as e:
+            failed.append((arch, seed, str(e)))
+            print(f"{arch} (seed {seed}) failed: {e}", file=sys.stderr)
+            continue
+        written.append(path)
+        print(path, flush=True)
+    if failed and written:
+        print(f"{len(failed)} of {len(jobs)} feature sets failed: "
+              + ", ".join(f"{a} seed {s}" for a, s, _ in failed), file=sys.stderr)
+    if not written:
+        raise ExtractionError("no feature set could be written: "
+                              + "; ".join(f"{a} seed {s}: {e}" for a, s, e in failed))
+    return written
+
+
+def parse_args(argv=None):
+    names = list(architectures.ARCHITECTURES)
+    p = argparse.ArgumentParser(
+        prog="python -m features.extract",
+        description="Run audio through random-weight (or trained) CNN front-ends and write, per clip, "
+                    "the mean of every feature map of every layer. Writes one feature set folder "
+                    "(features.npz + meta.json) per architecture and seed; the last line printed is "
+                    "the path of the last one. With no options: sample-level on the embedded synthetic "
+                    "dataset (generated on first use).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--arch", nargs="+", default=["sample-level"], metavar="NAME",
+                   help=f"front-end(s), or 'all'. Choices: {', '.join(names)}")
+    p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS),
+                   help="dataset layout to read")
+    p.add_argument("--root", default=None, help="dataset folder (synthetic: generated here if absent)")
+    p.add_argument("--split-dir", default=None,
+                   help="gtzan: folder with train_filtered.txt / valid_filtered.txt / test_filtered.txt; "
+                        "without it, 10 stratified folds")
+    p.add_argument("--manifest", default=None, help="csv dataset: the manifest file (path,label[,split|fold])")
+    p.add_argument("--width", default="large", choices=["large", "small"],
+                   help="large: the study's ~3584 features; small: ~120")
+    p.add_argument("--input-seconds", type=float, default=None,
+                   help="input length; default: the study's 350000 samples / 1376 frames (about 29 s)")
+    p.add_argument("--pad", default="repeat", choices=["repeat", "zero"],
+                   help="how clips shorter than the input are filled")
+    p.add_argument("--seed", type=int, nargs="+", default=[0],
+                   help="random-weight seed(s); the study averages 3 runs (e.g. --seed 0 1 2)")
+    p.add_argument("--weights", nargs="+", default=None, metavar="CHECKPOINT",
+                   help="trained checkpoint(s) from trained.train (one feature set each) instead of random weights")
+    p.add_argument("--batchnorm", action="store_true",
+                   help="study tool: batch norm with batch statistics, which leaks labels across a batch")
+    p.add_argument("--folds", type=int, default=10, help="folds for datasets without predefined splits")
+    p.add_argument("--fold-seed", type=int, default=0,
+                   help="shuffling seed of those folds (kept apart from --seed so every run shares folds)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--workers", type=int, default=2, help="decoding processes (0: decode in this process)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-audio cache ('none' disables)")
+    a = p.parse_args(argv)
+    if a.arch == ["all"]:
+        a.arch = names
+    unknown = [x for x in a.arch if x not in names]
+    if unknown:
+        p.error(f"unknown architecture {unknown[0]!r}; available: {', '.join(names)}, all")
+    if a.batch_size < 1:
+        p.error(f"--batch-size must be at least 1, got {a.batch_size}")
+    if a.weights and len(a.arch) != 1:
+        p.error("--weights needs exactly one --arch (the architecture the checkpoints hold)")
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    cache = None if a.cache_dir.lower() == "none" else a.cache_dir
+    try:
+        extract_many(a.arch, seeds=a.seed, weights=a.weights, dataset=a.dataset, root=a.root,
+                     split_dir=a.split_dir, manifest=a.manifest, width=a.width,
+                     input_seconds=a.input_seconds, device=a.device, batch_size=a.batch_size,
+                     workers=a.workers, out=a.out, pad=a.pad, batchnorm=a.batchnorm, folds=a.folds, fold_seed=a.fold_seed,
+                     cache_dir=cache)
+    except (ExtractionError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The extraction pipeline: feature-set layout, decode once, bad clips, resume, determinism, CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, tone, write_audio
+from features import audio, datasets, decode, extract as ex
+
+SMALL = {"width": "small", "workers": 0, "batch_size": 2, "progress": False}
+
+
+def _folder_dataset(root, per_class=3, seconds=1.0):
+    """A `folder` dataset: two classes that differ in pitch, a few short clips each."""
+    for label, freq in (("low", 220.0), ("high", 1760.0)):
+        for i in range(per_class):
+            write_audio(root / label / f"{label}{i}.wav", tone(seconds, 16000, freq=freq * (1 + 0.03 * i)),
+                        sr=16000)
+    return root
+
+
+@pytest.fixture
+def data(tmp_path):
+    return _folder_dataset(tmp_path / "data")
+
+
+def _load(folder):
+    with np.load(folder / "features.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    return arrays, json.loads((folder / "meta.json").read_text())
+
+
+@pytest.mark.parametrize("arch,length", [("sample-level", 112), ("7x96", 120), ("mfcc", 120)])
+def test_feature_set_layout(tmp_path, data, arch, length):
+    folder = ex.extract(arch, dataset="folder", root=data, out=tmp_path / "fs",
+                        cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    arrays, meta = _load(folder)
+    assert folder.name == f"{arch}_small_random_seed0"
+    assert arrays["X"].shape == (6, length) and arrays["X"].dtype == np.float32
+    assert np.isfinite(arrays["X"]).all()
+    assert list(arrays["ids"]) == sorted(arrays["ids"])
+    assert set(arrays["y"]) == {"low", "high"}
+    assert sorted(set(arrays["fold"].tolist())) == [1, 2, 3]
+    assert meta["feature_length"] == length and meta["n_clips"] == 6
+    assert meta["layers"][-1]["stop"] == length
+    assert sum(layer["channels"] for layer in meta["layers"]) == length
+    for key in ("arch", "dataset", "seed", "skipped", "config", "versions", "commit", "timings",
+                "n_params", "gflop_per_clip", "classes"):
+        assert key in meta, key
+    assert meta["versions"]["torch"] == torch.__version__.split("+")[0] or meta["versions"]["torch"]
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path, data):
+    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    a = ex.extract("sample-level", out=tmp_path / "a", **kw)
+    b = ex.extract("sample-level", out=tmp_path / "b", **kw)
+    c = ex.extract("sample-level", out=tmp_path / "c", seed=1, **kw)
+    assert (a / "features.npz").read_bytes() == (b / "features.npz").read_bytes()
+    assert not np.array_equal(_load(a)[0]["X"], _load(c)[0]["X"])
+    # the folds do not follow the weight seed: every run of a study shares them
+    assert np.array_equal(_load(a)[0]["fold"], _load(c)[0]["fold"])
+
+
+def test_batch_mates_do_not_matter(tmp_path, data):
+    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", folds=3, width="small",
+              workers=0, progress=False)
+    one = _load(ex.extract("vgg", out=tmp_path / "one", batch_size=1, **kw))[0]["X"]
+    many = _load(ex.extract("vgg", out=tmp_path / "many", batch_size=4, **kw))[0]["X"]
+    np.testing.assert_allclose(one, many, rtol=1e-5, atol=1e-5)
+
+
+def test_decodes_each_file_once_across_architectures(tmp_path, data, monkeypatch):
+    calls = []
+    real = audio.load_audio
+    monkeypatch.setattr(audio, "load_audio", lambda p, sr=12000: calls.append(p) or real(p, sr))
+    paths = ex.extract_many(["sample-level", "7x96", "mfcc"], dataset="folder", root=data,
+                            out=tmp_path / "fs", cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    assert len(paths) == 3
+    assert len(calls) == 6 and len(set(calls)) == 6
+
+
+def test_bad_clips_are_skipped_with_reasons(tmp_path, data):
+    (data / "low" / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
+    (data / "high" / "empty.wav").write_bytes(b"")
+    write_audio(data / "high" / "nan.wav", np.array([0.1, np.nan, 0.2] * 1000, np.float32),
+                sr=16000, subtype="FLOAT")
+    folder = ex.extract("sample-level", dataset="folder", root=data, out=tmp_path / "fs",
+                        cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    arrays, meta = _load(folder)
+    assert arrays["X"].shape[0] == 6
+    reasons = {s["path"].rsplit("/", 1)[-1]: s["reason"] for s in meta["skipped"]}
+    assert set(reasons) == {"corrupt.wav", "empty.wav", "nan.wav"}
+    assert "empty" in reasons["empty.wav"] and "NaN" in reasons["nan.wav"]
+    assert not any("corrupt" in i or "nan" in i or "empty" in i for i in arrays["ids"])
+
+
+def test_nothing_extractable_is_an_error(tmp_path):
+    root = tmp_path / "bad"
+    for label in ("a", "b"):
+        for i in range(3):
+            (root / label).mkdir(parents=True, exist_ok=True)
+            (root / label / f"{i}.wav").write_bytes(b"not audio at all")
+    with pytest.raises(ex.ExtractionError, match="nothing could be extracted"):
+        ex.extract("mfcc", dataset="folder", root=root, out=tmp_path / "fs", cache_dir=None,
+                   folds=3, **SMALL)
+
+
+def test_resume_gives_identical_bytes_and_recomputes_nothing(tmp_path, monkeypatch):
+    root = _folder_dataset(tmp_path / "data", per_class=6, seconds=0.5)
+    kw = dict(dataset="folder", root=root, cache_dir=tmp_path / "cache", folds=3, width="small",
+              workers=0, batch_size=1, progress=False)
+    whole = ex.extract("sample-level", out=tmp_path / "whole", **kw)
+    monkeypatch.setattr(ex, "CHUNK_BATCHES", 2)  # 12 clips -> 6 chunks of 2
+    with pytest.raises(KeyboardInterrupt):
+        ex.extract("sample-level", out=tmp_path / "resumed", _stop_after_chunks=2, **kw)
+    partial = tmp_path / "resumed" / "folder" / "sample-level_small_random_seed0.partial"
+    assert len(list(partial.glob("chunk_*.npz"))) == 2
+    seen = []
+    real = ex._features_of_batch
+    monkeypatch.setattr(ex, "_features_of_batch", lambda m, b, d: seen.append(len(b)) or real(m, b, d))
+    resumed = ex.extract("sample-level", out=tmp_path / "resumed", **kw)
+    assert sum(seen) == 8  # only the 4 unfinished chunks (8 clips) were computed again
+    assert not partial.exists()
+    assert (whole / "features.npz").read_bytes() == (resumed / "features.npz").read_bytes()
+    # a finished feature set with the same configuration is not recomputed
+    seen.clear()
+    ex.extract("sample-level", out=tmp_path / "resumed", **kw)
+    assert seen == []
+
+
+def test_changed_configuration_does_not_reuse_partials(tmp_path, data, monkeypatch):
+    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", folds=3, workers=0,
+              batch_size=1, progress=False, width="small")
+    monkeypatch.setattr(ex, "CHUNK_BATCHES", 1)
+    with pytest.raises(KeyboardInterrupt):
+        ex.extract("sample-level", out=tmp_path / "fs", _stop_after_chunks=1, **kw)
+    other = ex.extract("sample-level", out=tmp_path / "fs", pad="zero", **kw)
+    ref = ex.extract("sample-level", out=tmp_path / "ref", pad="zero", **kw)
+    assert (other / "features.npz").read_bytes() == (ref / "features.npz").read_bytes()
+
+
+def test_decode_cache_key_follows_the_file(tmp_path):
+    p = write_audio(tmp_path / "x.wav", tone(0.2, 12000), sr=12000)
+    k1 = decode.cache_key(p)
+    write_audio(p, tone(0.3, 12000), sr=12000)
+    assert decode.cache_key(p) != k1
+    wave = decode.decode_cached(p, tmp_path / "cache")
+    again = decode.decode_cached(p, tmp_path / "cache")
+    assert np.array_equal(wave, again) and len(list((tmp_path / "cache").rglob("*.npy"))) == 1
+
+
+def test_embed_matches_extract(tmp_path, data):
+    folder = ex.extract("7x96", dataset="folder", root=data, out=tmp_path / "fs",
+                        cache_dir=None, folds=3, **SMALL)
+    arrays, _ = _load(folder)
+    ds = datasets.load_dataset("folder", root=data, folds=3)
+    waves = [audio.load_audio(c.path) for c in ds.clips]
+    model = ex.build_frontend("7x96", width="small", seed=0)
+    X = ex.embed(model, waves, batch_size=2, device="cpu")
+    np.testing.assert_allclose(X, arrays["X"], rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="NaN"):
+        ex.embed(model, [np.array([0.0, np.nan], np.float32)])
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "features.extract", *args], cwd=cwd,
+                          capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": ""})
+
+
+def test_cli_last_line_is_the_path_and_errors_are_clear(tmp_path, data):
+    r = _cli("--arch", "mfcc", "--dataset", "folder", "--root", str(data), "--folds", "3",
+             "--out", str(tmp_path / "fs"), "--workers", "0", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    assert (tmp_path / last / "features.npz").exists() or (tmp_path / "fs" / "folder").exists()
+    assert last.endswith("mfcc_large_random_seed0")
+    bad = _cli("--arch", "resnet", cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown architecture 'resnet'" in bad.stderr
+    assert "sample-level" in bad.stderr and "vgg" in bad.stderr
+    missing = _cli("--arch", "mfcc", "--dataset", "gtzan", "--root", str(tmp_path / "nope"), cwd=tmp_path)
+    assert missing.returncode == 1 and str(tmp_path / "nope") in missing.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu(tmp_path, data):
+    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    cpu = _load(ex.extract("vgg", out=tmp_path / "cpu", device="cpu", **kw))[0]["X"]
+    gpu = _load(ex.extract("vgg", out=tmp_path / "gpu", device="cuda", **kw))[0]["X"]
+    np.testing.assert_allclose(cpu, gpu, rtol=1e-3, atol=1e-3)
