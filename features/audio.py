@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 __all__ = ["SAMPLE_RATE", "N_SAMPLES", "N_FFT", "HOP_LENGTH", "N_MELS", "FMIN", "FMAX", "N_FRAMES",
-           "TOP_DB", "AMIN", "RES_TYPE", "AudioError", "load_audio", "fit_length", "input_lengths",
+           "TOP_DB", "AMIN", "RES_TYPE", "AudioError", "load_audio", "resample", "fit_length", "input_lengths",
            "log_mel", "spectrogram_input", "waveform_input", "LogMel"]
 
 # The study's settings (Pons & Serra 2019, thesis ch. 4; ../shared/design/frontends.md).
@@ -127,18 +127,39 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
         bad = int((~np.isfinite(data)).sum())
         raise AudioError(path, f"{bad} NaN or inf samples")
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if rate != sr:
-        # librosa sizes the output as ceil(n * (sr / rate)) in floating point, which gives
-        # 12001 samples for one second at 22 050 Hz; the exact count is ceil(n * sr / rate).
-        n_out = -(-wave.shape[0] * sr // rate)
-        wave = librosa.resample(wave, orig_sr=rate, target_sr=sr, res_type=RES_TYPE)[:n_out]
-    wave = np.ascontiguousarray(wave, dtype=np.float32)
+    wave = resample(wave, rate, sr)
     peak = float(np.abs(wave).max())
     if peak == 0.0:
         warnings.warn(f"{path}: silent (all samples are zero)", stacklevel=2)
     elif peak > 1.0:
         warnings.warn(f"{path}: peaks at {peak:.3g}, above full scale 1.0 (kept as is)", stacklevel=2)
     return wave
+
+
+def resample(wave: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample a mono waveform with ``librosa.resample(res_type=RES_TYPE)``.
+
+    Parameters
+    ----------
+    wave : np.ndarray
+        Shape ``(samples,)``.
+    orig_sr, target_sr : int
+        Sample rates in Hz.
+
+    Returns
+    -------
+    np.ndarray
+        float32, shape ``(ceil(samples * target_sr / orig_sr),)``; ``wave`` itself when the rates agree.
+    """
+    wave = np.asarray(wave)
+    if wave.ndim != 1:
+        raise ValueError(f"resample: expected a 1-D waveform (samples,), found shape {wave.shape}")
+    if orig_sr != target_sr:
+        # librosa sizes the output as ceil(n * (target / orig)) in floating point, which gives
+        # 12001 samples for one second at 22 050 Hz; the exact count is ceil(n * target / orig).
+        n_out = -(-wave.shape[0] * int(target_sr) // int(orig_sr))
+        wave = librosa.resample(wave, orig_sr=orig_sr, target_sr=target_sr, res_type=RES_TYPE)[:n_out]
+    return np.ascontiguousarray(wave, dtype=np.float32)
 
 
 def fit_length(wave: np.ndarray, n: int, pad: str = "repeat") -> np.ndarray:

@@ -10,7 +10,8 @@ import torch
 
 from conftest import audio_bytes, tone, write_audio, write_wav
 from features.audio import (AMIN, HOP_LENGTH, N_FRAMES, N_SAMPLES, AudioError, LogMel, fit_length,
-                            input_lengths, load_audio, log_mel, spectrogram_input, waveform_input)
+                            input_lengths, load_audio, log_mel, resample, spectrogram_input,
+                            waveform_input)
 
 
 def _librosa_log_mel(y):
@@ -66,6 +67,13 @@ def test_stereo_44k_is_mixed_down_and_resampled(tmp_path):
     expected = librosa.resample(x.mean(axis=1), orig_sr=44100, target_sr=12000, res_type="soxr_hq")[:6000]
     assert y.shape == (6000,)
     np.testing.assert_allclose(y, expected, atol=1e-5)
+
+
+def test_resample_exact_length_and_identity():
+    x = tone(1.0, 22050)
+    assert resample(x, 22050, 12000).shape == (12000,)
+    assert resample(tone(0.1, 8000), 8000, 12000).shape == (1200,)
+    np.testing.assert_array_equal(resample(x, 22050, 22050), x)
 
 
 def test_target_rate_is_a_parameter(tmp_path):
@@ -126,6 +134,13 @@ def test_corrupt_bytes(tmp_path):
     path = tmp_path / "corrupt.wav"
     path.write_bytes(b"RIFF" + bytes(range(256)) * 4)
     _assert_audio_error(path, "unreadable or corrupt")
+
+
+def test_unknown_container_with_garbage(tmp_path):
+    """Formats libsndfile does not know go to librosa's ffmpeg fallback, whose failure is reported too."""
+    path = tmp_path / "clip.m4a"
+    path.write_bytes(b"\0\0\0\x18ftypM4A " + bytes(200))
+    _assert_audio_error(path, "unreadable")
 
 
 @pytest.mark.parametrize("ext", [".wav", ".au", ".flac", ".mp3"])
