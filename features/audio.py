@@ -89,8 +89,9 @@ def _decode_fallback(path: Path, cause: Exception) -> tuple[np.ndarray, int]:
             warnings.simplefilter("ignore")  # librosa's "PySoundFile failed" notice: we know
             data, rate = librosa.load(str(path), sr=None, mono=False, dtype=np.float32)
     except Exception as e:  # audioread raises many unrelated types (NoBackendError, EOFError, ...)
-        raise AudioError(path, f"unreadable: libsndfile says '{cause}', and the ffmpeg fallback "
-                               f"failed with {type(e).__name__}: {e}") from e
+        detail = str(e) or "no decoding backend (is ffmpeg installed?)"
+        raise AudioError(path, f"unreadable: libsndfile says '{cause}', and librosa's audioread "
+                               f"fallback failed ({type(e).__name__}: {detail})") from e
     return np.atleast_2d(data).T.astype(np.float32, copy=False), int(rate)
 
 
