@@ -1,0 +1,201 @@
+"""Trained front-ends: back-end, checkpoints, portions, a tiny training run, resume, results."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from features.datasets import Clip, Dataset
+from trained import data
+from trained.backend import PonsBackend
+from trained.checkpoint import CheckpointError, load_frontend, read_checkpoint
+from trained.train import build_model, dry_run, main, train
+
+SR = 12000
+
+
+def _tone_dataset(folder, protocol="split", n=24, seconds=1.0, sr=SR, multilabel=False):
+    """Two classes that a tiny model separates at once: a low hum and a high whistle, in noise."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(sr * seconds)) / sr
+    clips = []
+    for i in range(n):
+        low = i % 2 == 0
+        f = (150 if low else 2500) * (1 + 0.05 * rng.random())
+        wave = 0.5 * np.sin(2 * np.pi * f * t) + 0.05 * rng.standard_normal(len(t))
+        path = folder / f"clip{i:02d}.wav"
+        sf.write(path, wave.astype(np.float32), sr)
+        label = ("low" if low else "high") + (";tone" + (";noisy" if i % 3 == 0 else "")
+                                               if multilabel else "")
+        if protocol == "split":
+            clips.append(Clip(path, path.name, label, split=["train", "train", "val", "test"][(i // 2) % 4]))
+        else:
+            clips.append(Clip(path, path.name, label, fold=(i // 2) % 3 + 1))
+    classes = sorted({c.label for c in clips})
+    return Dataset("tones", folder, clips, classes, "split" if protocol == "split" else "folds")
+
+
+FAST = dict(arch="sample-level", width="small", input_seconds=1.0, batch_size=4, workers=0,
+            cache_dir=None, progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One tiny training run (sample-level small + back-end, 3 epochs) shared by several tests."""
+    root = tmp_path_factory.mktemp("tones")
+    ds = _tone_dataset(root)
+    results = train(ds=ds, epochs=3, out=root / "runs", results_out=root / "results", **FAST)
+    return ds, root / "runs" / "tones" / "sample-level_small_seed0", results
+
+
+def test_backend_shapes_and_short_maps():
+    b = PonsBackend(16, 5).eval()
+    assert b(torch.randn(3, 16, 40)).shape == (3, 5)
+    assert b(torch.randn(2, 16, 1)).shape == (2, 5)  # vgg leaves one frame: same padding + ceil pool
+    with pytest.raises(ValueError, match=r"expects \(batch, 16, time\), found \(2, 8, 40\)"):
+        b(torch.randn(2, 8, 40))
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in PonsBackend(16, 5, batchnorm=False).modules())
+
+
+def test_initial_frontend_is_the_random_one():
+    import architectures
+    _, frontend, _ = build_model("sample-level", 3, width="small", seed=4, input_seconds=1.0)
+    random = architectures.build("sample-level", width="small", seed=4)
+    for (k, v), (k2, v2) in zip(frontend.state_dict().items(), random.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+
+
+def test_tiny_training_lowers_the_loss_and_beats_chance(trained_run):
+    _, run, results = trained_run
+    with open(run / "split" / "history.csv") as f:
+        hist = list(csv.DictReader(f))
+    assert len(hist) == 3
+    assert float(hist[-1]["train_loss"]) < float(hist[0]["train_loss"])
+    res = json.loads(results.read_text())
+    entry = res["entries"][0]
+    assert res["weights"] == "trained" and entry["protocol"] == "end-to-end"
+    assert entry["classifier"] == "pons2018-backend"
+    r = entry["runs"][0]
+    assert r["accuracy"] > 0.5  # two balanced classes: chance is 0.5
+    assert len(r["predictions"]["ids"]) == 6 and np.array(r["confusion"]).sum() == 6
+    meta = json.loads((run / "split" / "meta.json").read_text())
+    assert meta["epochs_done"] == 3 and meta["commit"] and meta["config"]["seed"] == 0
+
+
+def test_checkpoint_round_trip_and_feature_layout(trained_run):
+    import architectures
+    from features.extract import layer_means
+    _, run, _ = trained_run
+    ckpt = read_checkpoint(run / "split" / "best.pt")
+    for key in ("arch", "dims", "state_dict", "backend_state_dict", "fold", "dataset", "config",
+                "history", "epoch", "optimizer_state_dict"):
+        assert key in ckpt
+    model = load_frontend(run / "split" / "best.pt", expected_arch="sample-level")
+    for k, v in ckpt["state_dict"].items():
+        assert torch.equal(model.state_dict()[k], v)
+    random = architectures.build("sample-level", width="small", seed=0)
+    assert not torch.equal(next(iter(model.state_dict().values())),
+                           next(iter(random.state_dict().values())))  # training changed it
+    assert model.layers == random.layers and model.feature_length == random.feature_length
+    x = torch.randn(2, 12000)
+    with torch.no_grad():
+        assert layer_means(model.extract_features(x)).shape == layer_means(random.extract_features(x)).shape
+
+
+def test_checkpoint_errors(trained_run, tmp_path):
+    _, run, _ = trained_run
+    best = run / "split" / "best.pt"
+    with pytest.raises(CheckpointError, match="holds architecture 'sample-level', but 'vgg'"):
+        load_frontend(best, expected_arch="vgg")
+    with pytest.raises(CheckpointError, match="dims do not match.*filters: 512, 16"):
+        load_frontend(best, expected_dims={"filters": 512})
+    ckpt = torch.load(best, weights_only=False)
+    ckpt["dims"] = dict(ckpt["dims"], filters=32)
+    torch.save(ckpt, tmp_path / "resized.pt")
+    with pytest.raises(CheckpointError, match="do not fit the model built from its dims"):
+        load_frontend(tmp_path / "resized.pt")
+    del ckpt["backend_state_dict"]
+    torch.save(ckpt, tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError, match=r"missing keys \['backend_state_dict'\]"):
+        load_frontend(tmp_path / "partial.pt")
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt: not a readable torch checkpoint"):
+        load_frontend(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_frontend(tmp_path / "absent.pt")
+
+
+def test_resume_continues_the_same_run(trained_run, tmp_path):
+    ds, run, _ = trained_run
+    kw = dict(ds=ds, out=tmp_path, evaluate=False, **FAST)
+    train(epochs=1, **kw)
+    train(epochs=2, **kw)  # picks up checkpoint.pt after epoch 1
+    resumed = read_checkpoint(tmp_path / "tones" / "sample-level_small_seed0" / "split" / "checkpoint.pt")
+    straight = read_checkpoint(run / "split" / "checkpoint.pt")  # 3 epochs without a break
+    assert resumed["epoch"] == 2
+    for key in ("train_loss", "val_loss"):  # same batches, same dropout masks after the break
+        assert [h[key] for h in resumed["history"]] == pytest.approx(
+            [h[key] for h in straight["history"][:2]], rel=1e-4)
+    with pytest.raises(ValueError, match="trained with other settings"):
+        train(epochs=5, **dict(kw, batch_size=6))
+
+
+def test_fold_model_never_sees_its_fold(tmp_path):
+    ds = _tone_dataset(tmp_path, protocol="folds", n=18)
+    for k in (1, 2, 3):
+        p = data.portions(ds, k)
+        test_ids = {ds.clips[i].id for i in p["test"]}
+        assert test_ids == {c.id for c in ds.clips if c.fold == k}
+        assert not test_ids & {ds.clips[i].id for i in p["train"] + p["val"]}
+    results = train(ds=ds, fold=2, epochs=1, out=tmp_path / "runs", results_out=tmp_path / "res", **FAST)
+    meta = json.loads((tmp_path / "runs" / "tones" / "sample-level_small_seed0" / "fold2" /
+                       "meta.json").read_text())
+    fold2 = {c.id for c in ds.clips if c.fold == 2}
+    assert set(meta["test_ids"]) == fold2
+    assert not fold2 & set(meta["train_ids"]) and not fold2 & set(meta["val_ids"])
+    run = json.loads(results.read_text())["entries"][0]["runs"][0]
+    assert set(run["predictions"]["ids"]) == fold2 and len(run["fold_accuracies"]) == 1
+    with pytest.raises(data.DataError, match="fold 4 is not one of its folds \\[1, 2, 3\\]"):
+        train(ds=ds, fold=4, epochs=1, out=tmp_path / "runs", **FAST)
+
+
+def test_too_small_for_the_batch(tmp_path):
+    ds = _tone_dataset(tmp_path, n=8)
+    with pytest.raises(ValueError, match="training portion has 4 examples, fewer than the batch size 16"):
+        train(ds=ds, epochs=1, out=tmp_path, **dict(FAST, batch_size=16))
+
+
+def test_multilabel_labels_and_metrics(tmp_path):
+    ds = _tone_dataset(tmp_path, n=12, multilabel=True)
+    classes, multilabel = data.label_space(ds)
+    assert multilabel and classes == ["high", "low", "noisy", "tone"]
+    y = data.encode_labels(ds.clips[:3], classes, True)
+    assert y.tolist() == [[0, 1, 1, 1], [1, 0, 0, 1], [0, 1, 0, 1]]
+
+
+def test_dry_run_prints_layers_and_totals(capsys):
+    text = dry_run("samplecnn", n_classes=50, block="se")
+    assert "blocks.0.se.fc1" in text and "total parameters: 2,043,474" in text
+    main(["--arch", "sample-level", "--width", "small", "--input-seconds", "1", "--dry-run",
+          "--n-classes", "3"])
+    out = capsys.readouterr().out
+    assert "backend.conv1" in out and "backend.out" in out and "total parameters" in out
+
+
+@pytest.mark.slow
+def test_samplecnn_multilabel_end_to_end(tmp_path):
+    ds = _tone_dataset(tmp_path, n=16, seconds=2.7, sr=22050, multilabel=True)
+    results = train(arch="samplecnn", width="small", block="rese2", multi_level=True, ds=ds, epochs=2,
+                    batch_size=4, workers=0, cache_dir=None, progress=False, out=tmp_path / "runs",
+                    results_out=tmp_path / "res")
+    res = json.loads(results.read_text())
+    entry = res["entries"][0]
+    assert entry["classifier"] == "samplecnn-rese2" and entry["metric"] == "roc_auc"
+    run = entry["runs"][0]
+    assert 0 <= run["roc_auc"] <= 1 and 0 <= run["pr_auc"] <= 1 and run["accuracy"] is None
+    assert len(run["predictions"]["ids"]) == 4
+    model = load_frontend(tmp_path / "runs" / "tones" / "samplecnn_small_seed0" / "split" / "best.pt",
+                          expected_arch="samplecnn")
+    assert model.dims["block"] == "rese2" and model.feature_length == sum(model.dims["channels"])
