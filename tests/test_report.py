@@ -277,3 +277,21 @@ def test_html_renders_in_headless_chromium(tmp_path):
     img = plt.imread(shot)[..., :3]
     assert img.shape[:2] == (1600, 1200)
     assert img.std() > 0.05 and (img < 0.5).mean() > 0.005  # text and figures, not blank white
+
+
+def test_reads_what_the_real_grid_writes(tmp_path):
+    """The report reads classifiers.grid's own output (the contract of docs/formats.md)."""
+    grid = pytest.importorskip("classifiers.grid", reason="classifiers/grid.py not written yet")
+    from classifiers.featureset import synthetic_feature_set, write_feature_set
+    for arch, sep in (("vgg", 3.0), ("7x96", 0.3)):
+        d = synthetic_feature_set(n_clips=60, n_features=8, separation=sep, seed=0)
+        fs = write_feature_set(tmp_path / "features" / "synthetic" / f"{arch}_large_random_seed0", **d,
+                               meta={"arch": arch, "n_params": 10, "gflop_per_clip": 0.1})
+        grid.run_grid([fs], classifier="svm", grid="small", progress=False,
+                      out=tmp_path / "results" / "synthetic" / f"{arch}_large_random")
+    messages = []
+    rows, read, _ = load_results([tmp_path / "results"], log=messages.append)
+    assert len(read) == 2 and not messages
+    assert {r["arch"] for r in rows} == {"vgg", "7x96"} and all(r["predictions"][0] for r in rows)
+    (pairs,) = report_stats.pairwise_tests(rows).values()
+    assert pairs[0]["n_clips"] > 0 and pairs[0]["p_mcnemar"] is not None
