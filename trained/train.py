@@ -266,8 +266,11 @@ def main(argv=None) -> None:
     p.add_argument("--n-classes", type=int, default=10, help="output units for --dry-run")
     a = p.parse_args(argv)
     if a.dry_run:
-        print(dry_run(a.arch, a.n_classes, a.width, a.block, a.se_ratio, a.multi_level,
-                      a.batchnorm, a.input_seconds))
+        try:
+            print(dry_run(a.arch, a.n_classes, a.width, a.block, a.se_ratio, a.multi_level,
+                          a.batchnorm, a.input_seconds))
+        except ValueError as e:
+            p.exit(2, f"error: {e}\n")
         return
     kw = {k: v for k, v in vars(a).items() if k not in ("dry_run", "n_classes")}
     try:
