@@ -102,7 +102,7 @@ def evaluate(scorer, points, y, protocols, split=None, fold=None, jobs=1, desc=N
         best = _best(scores)
         out["cv-best"] = None if best < 0 else {
             "selected": best, "selected_per_fold": None, "accuracy": float(scores[best]),
-            "fold_accuracies": outer[best].tolist(), "scores": scores,
+            "fold_accuracies": outer[best].tolist(), "scores": scores, "fold_scores": outer,
             "test_index": oof_index, "y_pred": oof([best] * n_folds)}
     if "nested-cv" in protocols:
         chosen, inner_scores = [], []

@@ -104,12 +104,15 @@ class HpelmELM(NaiveELM):
 def straightforward_cv_best(X, y, fold, svm_grid, elm_grid, seed=0, jobs=1):
     """The reference code's cv-best: ``GridSearchCV`` over predefined folds for the SVM and the ELM.
 
-    Returns ``{"svm": (best_params, best_mean), "elm": (best_params, best_mean)}``.
+    Returns ``{"svm": (best_params, best_mean), "elm": (best_params, best_mean)}``; a grid given as
+    None is skipped.
     """
     cv = PredefinedSplit(np.asarray(fold) - 1)
     out = {}
     for name, est, grid in (("svm", SVC(), svm_grid),
                             ("elm", ELMClassifier(random_state=seed), elm_grid)):
+        if grid is None:
+            continue
         search = GridSearchCV(est, grid, cv=cv, scoring="accuracy", n_jobs=jobs, refit=False,
                               error_score=np.nan).fit(X, y)
         out[name] = (search.best_params_, float(search.best_score_))
