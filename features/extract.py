@@ -33,11 +33,13 @@ from features.decode import InputSpec, iter_prepared
 from features.provenance import atomic_save_npz, atomic_write_json, run_record
 
 __all__ = ["extract", "extract_many", "build_frontend", "embed", "layer_means", "input_spec",
-           "ExtractionError"]
+           "plan", "compute_chunk", "iter_inputs", "Run", "ExtractionError"]
 
 DEFAULT_OUT = Path("runs/features")
 DEFAULT_CACHE = Path("runs/cache/audio")
 CHUNK_BATCHES = 4  # batches per resumable chunk: small enough to lose little, large enough to be cheap
+HEAR_PREFIX = "hear:"  # --arch hear:MODULE runs an installed HEAR-API module as a front-end
+ENGINES = ("local", "ray")
 
 
 class ExtractionError(RuntimeError):
@@ -48,7 +50,14 @@ class ExtractionError(RuntimeError):
 
 def build_frontend(arch: str, width: str = "large", seed: int = 0, weights=None,
                    batchnorm: bool = False) -> torch.nn.Module:
-    """A front-end with random weights from ``seed``, or the trained weights of checkpoint ``weights``."""
+    """A front-end with random weights from ``seed``, or the trained weights of checkpoint ``weights``.
+
+    ``arch = "hear:MODULE"`` wraps an installed HEAR module (``features/hear_adapter.py``); ``weights``
+    is then its ``model_file_path``.
+    """
+    if arch.startswith(HEAR_PREFIX):
+        from features.hear_adapter import HearFrontend
+        return HearFrontend(arch[len(HEAR_PREFIX):], model_file_path=weights or "")
     if weights is not None:
         from trained.checkpoint import load_frontend  # only needed for trained weights
         return load_frontend(weights, expected_arch=arch)
@@ -72,6 +81,8 @@ def layer_means(outputs) -> torch.Tensor:
 
 def input_spec(model, input_seconds: float | None = None, pad: str = "repeat") -> InputSpec:
     """The input a front-end consumes: waveform samples or spectrogram frames at ``input_seconds``."""
+    if hasattr(model, "input_spec"):  # e.g. a HEAR module: waveform at its own sample rate
+        return model.input_spec(input_seconds, pad)
     n_samples, n_frames = audio.input_lengths(input_seconds)
     if model.input_kind == "waveform":
         return InputSpec("waveform", n_samples, pad)
@@ -163,7 +174,9 @@ class _Chunks:
 
 
 def _config_key(cfg: dict, clips, weights_sha: str | None) -> str:
-    ident = json.dumps({k: cfg[k] for k in sorted(cfg) if k not in ("workers", "out", "cache_dir")},
+    # how the work is spread (engine, workers, cluster) does not change a single number
+    ident = json.dumps({k: cfg[k] for k in sorted(cfg)
+                        if k not in ("workers", "out", "cache_dir", "engine", "address")},
                        sort_keys=True, default=str)
     listing = "\n".join(f"{c.id}\t{c.label}\t{c.path}" for c in clips)
     text = f"{ident}\n{weights_sha}\n{torch.__version__}\n{listing}"
@@ -183,38 +196,170 @@ def feature_set_dir(out, dataset: str, arch: str, width: str, weights_name: str,
     return Path(out) / dataset / f"{arch}_{width}_{weights_name}_seed{seed}"
 
 
+@dataclass
+class Run:
+    """One planned extraction, shared by the engines: the clips, the model, where the chunks go.
+
+    ``todo`` lists the chunk indices still to compute; chunk ``c`` holds clips
+    ``[c * chunk_size, min(n, (c + 1) * chunk_size))`` and is computed in batches of ``batch_size``
+    starting at ``c * chunk_size``, whichever engine computes it, so the numbers never depend on the engine
+    or on how a run was interrupted.
+    """
+    arch: str
+    ds: object
+    model: torch.nn.Module
+    spec: object
+    folder: Path
+    cfg: dict
+    key: str
+    chunks: _Chunks
+    todo: list
+    chunk_size: int
+    batch_size: int
+    width: str
+    weights_name: str
+    weights: object
+    seed: int
+    t_start: float
+
+    def chunk_range(self, c: int) -> tuple[int, int]:
+        return c * self.chunk_size, min(len(self.ds.clips), (c + 1) * self.chunk_size)
+
+
+def iter_inputs(paths, spec, cache_dir, workers: int = 2):
+    """Prepared model inputs of ``paths`` in order (``features.decode.iter_prepared``, or the HEAR
+    adapter's when the front-end wants audio at a rate other than ``audio.SAMPLE_RATE``)."""
+    if getattr(spec, "sr", audio.SAMPLE_RATE) != audio.SAMPLE_RATE:
+        from features.hear_adapter import iter_prepared_at_rate
+        return iter_prepared_at_rate(paths, spec, cache_dir, workers=workers)
+    return iter_prepared(paths, spec, cache_dir, workers=workers)
+
+
+def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared, on_batch=None):
+    """Features of the clips ``lo..hi`` (one chunk), in batches of ``batch_size`` from ``lo``.
+
+    Parameters
+    ----------
+    model : nn.Module on ``dev``
+    clips : sequence of objects with ``path`` and ``id`` (indexable by the global clip index)
+    prepared : iterator of ``features.decode.Prepared`` for exactly the clips ``lo..hi``, in order
+    on_batch : callable(n_clips), optional, called after every batch (progress bars)
+
+    Returns
+    -------
+    indices : list of int, the clips that gave features, in order
+    X : ndarray (len(indices), feature_length) float32
+    skipped : list of {path, id, reason}
+    timing : (decode_s, compute_s, wall_s)
+    warned : dict message -> list of clip ids
+    """
+    idx_ok, feats, skipped, warned = [], [], [], {}
+    decode_s = compute_s = 0.0
+    t_chunk = time.perf_counter()
+    for b in range(lo, hi, batch_size):
+        # a batch always holds the same clips (those of [b, b + batch_size) that decoded), so an
+        # interrupted run resumed later, or another engine, computes exactly the same numbers
+        xs, ok = [], []
+        for i in range(b, min(hi, b + batch_size)):
+            p = next(prepared)
+            decode_s += p.decode_s
+            for w in p.warnings:
+                warned.setdefault(w, []).append(clips[i].id)
+            if p.error is not None:
+                skipped.append({"path": str(clips[i].path), "id": clips[i].id, "reason": p.error})
+            else:
+                xs.append(p.x)
+                ok.append(i)
+        if xs:
+            t0 = time.perf_counter()
+            f = _features_of_batch(model, np.stack(xs), dev)
+            compute_s += time.perf_counter() - t0
+            finite = np.isfinite(f).all(axis=1)
+            for j in np.flatnonzero(~finite):
+                skipped.append({"path": str(clips[ok[j]].path), "id": clips[ok[j]].id,
+                                "reason": "the network produced NaN or inf features"})
+            idx_ok += [ok[j] for j in np.flatnonzero(finite)]
+            feats.append(f[finite].astype(np.float32))
+        if on_batch is not None:
+            on_batch(min(hi, b + batch_size) - b)
+    X = np.concatenate(feats) if feats else np.zeros((0, model.feature_length), np.float32)
+    return idx_ok, X, skipped, (decode_s, compute_s, time.perf_counter() - t_chunk), warned
+
+
 def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, split_dir=None,
             manifest=None, width: str = "large", input_seconds: float | None = None, seed: int = 0,
             device: str = "auto", batch_size: int = 8, workers: int = 2, out=DEFAULT_OUT,
             weights=None, pad: str = "repeat", batchnorm: bool = False, folds: int = 10,
-            fold_seed: int = 0, cache_dir=DEFAULT_CACHE, ds=None, progress: bool = True, _stop_after_chunks=None) -> Path:
-    """Extract one feature set and return its folder. See the module docstring and ``--help``."""
+            fold_seed: int = 0, cache_dir=DEFAULT_CACHE, ds=None, progress: bool = True,
+            engine: str = "local", address: str | None = None, _stop_after_chunks=None,
+            _ray_options=None) -> Path:
+    """Extract one feature set and return its folder. See the module docstring and ``--help``.
+
+    ``engine="ray"`` computes the chunks on Ray workers (``features/ray_engine.py``; ``workers`` is then
+    the number of Ray workers and ``address`` an existing cluster's, or None for a local instance). Both
+    engines write byte-identical feature sets and resume each other's unfinished runs.
+    """
+    if engine not in ENGINES:
+        raise ExtractionError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        from features import ray_engine
+        ray_engine.connect(address)  # before anything else: a missing Ray or a bad address fails fast
+        dev = ray_engine.resolve_device(device)
+    else:
+        dev = resolve_device(device)
+    run = plan(arch, dataset=dataset, root=root, split_dir=split_dir, manifest=manifest, width=width,
+               input_seconds=input_seconds, seed=seed, dev=dev, batch_size=batch_size, workers=workers,
+               out=out, weights=weights, pad=pad, batchnorm=batchnorm, folds=folds, fold_seed=fold_seed,
+               cache_dir=cache_dir, ds=ds, progress=progress, engine=engine, address=address)
+    if isinstance(run, Path):
+        return run  # already extracted with this configuration
+    if engine == "ray":
+        warned = ray_engine.run_chunks(run, dev, workers=workers, cache_dir=cache_dir, progress=progress,
+                                       **(_ray_options or {}))
+    else:
+        warned = _run_local(run, dev, workers, cache_dir, progress, _stop_after_chunks)
+    return _write_feature_set(run.folder, run.model, run.ds, run.chunks, run.cfg, run.key, run.spec,
+                              run.arch, run.width, run.weights_name, run.weights, run.seed,
+                              time.perf_counter() - run.t_start, warned, progress)
+
+
+def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, width="large",
+         input_seconds=None, seed=0, dev=torch.device("cpu"), batch_size=8, workers=2, out=DEFAULT_OUT,
+         weights=None, pad="repeat", batchnorm=False, folds=10, fold_seed=0, cache_dir=DEFAULT_CACHE,
+         ds=None, progress=True, engine="local", address=None):
+    """Everything an engine needs (a :class:`Run`), or the feature set's folder when it is already done."""
     t_start = time.perf_counter()
+    hear = arch.startswith(HEAR_PREFIX)
+    if hear and seed != 0:
+        raise ExtractionError(f"{arch}: a HEAR module brings its own weights; --seed must stay 0 (pass "
+                              "options in --weights, e.g. 'seed=1' for this project's hear modules)")
     if ds is None:
         ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest,
                                    folds=folds, seed=fold_seed)
-    dev = resolve_device(device)
     model = build_frontend(arch, width=width, seed=seed, weights=weights, batchnorm=batchnorm)
     model = model.to(dev).eval()
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = False  # same seed, same features: fixed algorithms
         torch.backends.cudnn.deterministic = True
     spec = input_spec(model, input_seconds, pad)
-    weights_name = "trained" if weights is not None else "random"
+    weights_name = getattr(model, "weights_name", None) or ("trained" if weights is not None else "random")
     fold_of_ckpt = None
-    if weights is not None:
+    if weights is not None and not hear:
         fold_of_ckpt = torch.load(weights, map_location="cpu", weights_only=False).get("fold")
-    folder = feature_set_dir(out, ds.name, arch, width, weights_name, seed)
+    folder = feature_set_dir(out, ds.name, arch.replace(":", "-"), width, weights_name, seed)
     if fold_of_ckpt is not None:
         folder = folder.with_name(folder.name + f"_fold{fold_of_ckpt}")
+    if hear and weights:  # one folder per model file / options string
+        folder = folder.with_name(folder.name + "_" + hashlib.sha1(str(weights).encode()).hexdigest()[:8])
     cfg = dict(arch=arch, dataset=ds.name, root=str(ds.root) if ds.root else None,
                split_dir=str(split_dir) if split_dir else None,
                manifest=str(manifest) if manifest else None, width=width,
                input_seconds=input_seconds, seed=seed, device=dev.type, batch_size=batch_size,
                workers=workers, out=str(out), weights=str(weights) if weights else None, pad=pad,
                batchnorm=batchnorm, folds=folds, fold_seed=fold_seed, cache_dir=str(cache_dir) if cache_dir else None,
-               input=spec.__dict__, dtype="float32")
-    key = _config_key(cfg, ds.clips, _sha1_file(weights) if weights else None)
+               input=spec.__dict__, dtype="float32", engine=engine, address=address)
+    weights_file = weights is not None and Path(weights).is_file()
+    key = _config_key(cfg, ds.clips, _sha1_file(weights) if weights_file else None)
 
     meta_path = folder / "meta.json"
     if meta_path.exists() and (folder / "features.npz").exists():
@@ -231,53 +376,39 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
     n = len(ds.clips)
     chunk_size = batch_size * CHUNK_BATCHES
     todo = [c for c in range((n + chunk_size - 1) // chunk_size) if c not in chunks.done]
-    todo_idx = [i for c in todo for i in range(c * chunk_size, min(n, (c + 1) * chunk_size))]
+    return Run(arch, ds, model, spec, folder, cfg, key, chunks, todo, chunk_size, batch_size, width,
+               weights_name, weights, seed, t_start)
+
+
+def _run_local(run: Run, dev, workers, cache_dir, progress, stop_after=None) -> dict:
+    """Compute ``run.todo`` in this process (decoding in ``workers`` threads); returns the warnings."""
+    clips = run.ds.clips
+    n = len(clips)
+    todo_idx = [i for c in run.todo for i in range(*run.chunk_range(c))]
     warned = {}
-    bar = tqdm(total=n, initial=n - len(todo_idx), unit="clip", desc=arch, disable=not progress,
+    bar = tqdm(total=n, initial=n - len(todo_idx), unit="clip", desc=run.arch, disable=not progress,
                dynamic_ncols=True, file=sys.stderr)
-    prepared = iter_prepared([ds.clips[i].path for i in todo_idx], spec, cache_dir, workers=workers)
+    prepared = iter_inputs([clips[i].path for i in todo_idx], run.spec, cache_dir, workers=workers)
     try:
-        for c in todo:
-            lo, hi = c * chunk_size, min(n, (c + 1) * chunk_size)
-            idx_ok, feats, skipped = [], [], []
-            decode_s = compute_s = 0.0
-            t_chunk = time.perf_counter()
-            for b in range(lo, hi, batch_size):
-                # a batch always holds the same clips (those of [b, b + batch_size) that decoded), so an
-                # interrupted run resumed later computes exactly the same numbers
-                xs, ok = [], []
-                for i in range(b, min(hi, b + batch_size)):
-                    p = next(prepared)
-                    decode_s += p.decode_s
-                    for w in p.warnings:
-                        warned.setdefault(w, []).append(ds.clips[i].id)
-                    if p.error is not None:
-                        skipped.append({"path": str(ds.clips[i].path), "id": ds.clips[i].id,
-                                        "reason": p.error})
-                    else:
-                        xs.append(p.x)
-                        ok.append(i)
-                if xs:
-                    t0 = time.perf_counter()
-                    f = _features_of_batch(model, np.stack(xs), dev)
-                    compute_s += time.perf_counter() - t0
-                    finite = np.isfinite(f).all(axis=1)
-                    for j in np.flatnonzero(~finite):
-                        skipped.append({"path": str(ds.clips[ok[j]].path), "id": ds.clips[ok[j]].id,
-                                        "reason": "the network produced NaN or inf features"})
-                    idx_ok += [ok[j] for j in np.flatnonzero(finite)]
-                    feats.append(f[finite].astype(np.float32))
-                bar.update(min(hi, b + batch_size) - b)
-            X = np.concatenate(feats) if feats else np.zeros((0, model.feature_length), np.float32)
-            chunks.save(c, idx_ok, X, skipped, (decode_s, compute_s, time.perf_counter() - t_chunk))
-            if _stop_after_chunks is not None and len(chunks.done) >= _stop_after_chunks:
+        for c in run.todo:
+            lo, hi = run.chunk_range(c)
+            idx_ok, X, skipped, timing, w = compute_chunk(run.model, dev, clips, lo, hi, run.batch_size,
+                                                          prepared, on_batch=bar.update)
+            merge_warnings(warned, w)
+            run.chunks.save(c, idx_ok, X, skipped, timing)
+            if stop_after is not None and len(run.chunks.done) >= stop_after:
                 raise KeyboardInterrupt("stopped for a test")
     finally:
         bar.close()
         if hasattr(prepared, "close"):
             prepared.close()
-    return _write_feature_set(folder, model, ds, chunks, cfg, key, spec, arch, width, weights_name,
-                              weights, seed, time.perf_counter() - t_start, warned, progress)
+    return warned
+
+
+def merge_warnings(into: dict, new: dict) -> dict:
+    for message, ids in new.items():
+        into.setdefault(message, []).extend(ids)
+    return into
 
 
 def _write_feature_set(folder, model, ds, chunks, cfg, key, spec, arch, width, weights_name, weights,
@@ -313,7 +444,9 @@ def _write_feature_set(folder, model, ds, chunks, cfg, key, spec, arch, width, w
         "feature_length": int(X.shape[1]), "layers": layers, "dims": getattr(model, "dims", {}),
         "n_clips": int(len(indices)), "skipped": skipped, "protocol_hint": ds.protocol_hint,
         "input": spec.__dict__, "n_params": int(cost.count_params(model)),
-        "gflop_per_clip": float(cost.flops_per_clip(model, shape)) / 1e9,
+        # an external HEAR module is opaque: its cost is not ours to count
+        "gflop_per_clip": None if getattr(model, "opaque_cost", False) else
+        float(cost.flops_per_clip(model, shape)) / 1e9,
         "warnings": [{"message": m, "clips": ids[:20], "n_clips": len(ids)}
                      for m, ids in sorted(warned.items())],
         # summed over every session that computed a part (a resumed run counts its earlier parts)
@@ -389,7 +522,8 @@ def parse_args(argv=None):
                     "dataset (generated on first use).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--arch", nargs="+", default=["sample-level"], metavar="NAME",
-                   help=f"front-end(s), or 'all'. Choices: {', '.join(names)}")
+                   help=f"front-end(s), or 'all'. Choices: {', '.join(names)}; or hear:MODULE for any "
+                        "installed module with the HEAR API (its model_file_path goes in --weights)")
     p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS),
                    help="dataset layout to read")
     p.add_argument("--root", default=None, help="dataset folder (synthetic: generated here if absent)")
@@ -414,17 +548,27 @@ def parse_args(argv=None):
                    help="shuffling seed of those folds (kept apart from --seed so every run shares folds)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--workers", type=int, default=2, help="decoding processes (0: decode in this process)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="local engine: decoding threads (0: decode in the main thread); ray engine: Ray "
+                        "workers, each decoding and embedding whole chunks with its own copy of the model")
+    p.add_argument("--engine", default="local", choices=list(ENGINES),
+                   help="local: this process; ray: Ray workers (CPU, or one GPU each with --device cuda), "
+                        "same feature set byte for byte. Needs pip install '.[ray]'")
+    p.add_argument("--address", default=None,
+                   help="ray engine: address of an existing Ray cluster (host:port, ray://host:10001 or "
+                        "auto); default: start a local Ray instance")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-audio cache ('none' disables)")
     a = p.parse_args(argv)
     if a.arch == ["all"]:
         a.arch = names
-    unknown = [x for x in a.arch if x not in names]
+    unknown = [x for x in a.arch if x not in names and not x.startswith(HEAR_PREFIX)]
     if unknown:
         p.error(f"unknown architecture {unknown[0]!r}; available: {', '.join(names)}, all")
     if a.batch_size < 1:
         p.error(f"--batch-size must be at least 1, got {a.batch_size}")
+    if a.address and a.engine != "ray":
+        p.error("--address applies to --engine ray only")
     if a.weights and len(a.arch) != 1:
         p.error("--weights needs exactly one --arch (the architecture the checkpoints hold)")
     return a
@@ -438,7 +582,7 @@ def main(argv=None) -> int:
                      split_dir=a.split_dir, manifest=a.manifest, width=a.width,
                      input_seconds=a.input_seconds, device=a.device, batch_size=a.batch_size,
                      workers=a.workers, out=a.out, pad=a.pad, batchnorm=a.batchnorm, folds=a.folds, fold_seed=a.fold_seed,
-                     cache_dir=cache)
+                     cache_dir=cache, engine=a.engine, address=a.address)
     except (ExtractionError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
