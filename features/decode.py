@@ -6,7 +6,7 @@ extracting ten architectures from one dataset decodes each file once, and an int
 without decoding again. Files that cannot be decoded are cached as a small JSON error record, so a rerun
 reports them again without re-reading them. Every cache file is written atomically (temp file + rename).
 
-Model inputs are then made from the decoded audio in worker processes (crop / repeat-pad for waveform
+Model inputs are then made from the decoded audio in worker threads (crop / repeat-pad for waveform
 models, the log-mel spectrogram for spectrogram models) and handed to the network in order, a bounded
 number of clips ahead, so decoding overlaps with computing.
 """
@@ -18,10 +18,9 @@ import os
 import time
 import warnings
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -117,57 +116,68 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def prepare(index: int, path, spec: InputSpec, cache_dir) -> Prepared:
-    """Decode (cached) and make the model input of one clip. Never raises for a bad clip."""
+    """Decode (cached) and make the model input of one clip. Never raises for a bad clip.
+
+    Silent and over-full-scale clips are valid audio; they are noted in ``Prepared.warnings`` (checked
+    here on the decoded samples, so a clip read back from the cache is noted too).
+    """
     t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            wave = decode_cached(path, cache_dir)
-            if spec.kind == "waveform":
-                x = audio.waveform_input(wave, spec.length, pad=spec.pad)
-            elif spec.kind == "spectrogram":
-                x = audio.spectrogram_input(wave, spec.length, pad=spec.pad)
-            else:
-                raise ValueError(f"unknown input kind {spec.kind!r}; expected 'waveform' or 'spectrogram'")
-            x = np.ascontiguousarray(x, dtype=np.float32)
-            if not np.isfinite(x).all():
-                raise audio.AudioError(path, "model input has NaN or inf values")
-            error = None
-        except audio.AudioError as e:
-            x, error = None, e.reason
-        except Exception as e:  # one bad clip never stops the run: record what went wrong
-            x, error = None, f"{type(e).__name__}: {e}"
-    msgs = sorted({str(w.message) for w in caught})
-    return Prepared(index, x, error, time.perf_counter() - t0, msgs)
-
-
-def _worker_init():
-    # Workers decode; the network runs in the parent. One thread each keeps them from fighting it.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    notes = []
     try:
-        import torch
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+        wave = decode_cached(path, cache_dir)
+        peak = float(np.abs(wave).max())
+        if peak == 0.0:
+            notes.append("silent clip (all samples are zero): its features are those of silence")
+        elif peak > 1.0:
+            notes.append("peaks above full scale 1.0 (kept as is, not normalised)")
+        if spec.kind == "waveform":
+            x = audio.waveform_input(wave, spec.length, pad=spec.pad)
+        elif spec.kind == "spectrogram":
+            x = audio.spectrogram_input(wave, spec.length, pad=spec.pad)
+        else:
+            raise ValueError(f"unknown input kind {spec.kind!r}; expected 'waveform' or 'spectrogram'")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not np.isfinite(x).all():
+            raise audio.AudioError(path, "model input has NaN or inf values")
+        error = None
+    except audio.AudioError as e:
+        x, error = None, e.reason
+    except Exception as e:  # one bad clip never stops the run: record what went wrong
+        x, error = None, f"{type(e).__name__}: {e}"
+    return Prepared(index, x, error, time.perf_counter() - t0, notes)
 
 
 def iter_prepared(paths, spec: InputSpec, cache_dir, workers: int = 2, ahead: int = 64):
-    """Yield :class:`Prepared` for ``paths`` in order, computed by ``workers`` processes.
+    """Yield :class:`Prepared` for ``paths`` in order, computed by ``workers`` threads.
 
-    At most ``ahead`` clips are in flight, which bounds memory while keeping the workers busy while the
-    network runs. ``workers=0`` prepares in this process (simplest to debug).
+    Threads, not processes: decoding (libsndfile), resampling (soxr) and the FFTs release the GIL, and
+    threads start instantly and hand arrays over without copying, where a process pool paid seconds of
+    interpreter start-up and imports for every architecture. At most ``ahead`` clips are in flight,
+    which bounds memory while keeping the workers busy while the network runs. ``workers=0`` prepares
+    in the calling thread (simplest to debug).
     """
     paths = list(paths)
+    with warnings.catch_warnings():
+        # audio.load_audio warns about silent / loud files; prepare() records those per clip instead
+        # (warnings' own recording is not thread-safe), so they are summarised once at the end
+        warnings.filterwarnings("ignore", message=r".*(silent|above full scale).*")
+        yield from _iter_prepared(paths, spec, cache_dir, workers, ahead)
+
+
+def _iter_prepared(paths, spec, cache_dir, workers, ahead):
     if workers <= 0:
         for i, p in enumerate(paths):
             yield prepare(i, p, spec, cache_dir)
         return
-    ctx = get_context("spawn")  # fork after torch has started threads is unsafe
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
         pending = deque()
         nxt = 0
-        while nxt < len(paths) or pending:
-            while nxt < len(paths) and len(pending) < max(ahead, workers):
-                pending.append(pool.submit(prepare, nxt, paths[nxt], spec, cache_dir))
-                nxt += 1
-            yield pending.popleft().result()
+        try:
+            while nxt < len(paths) or pending:
+                while nxt < len(paths) and len(pending) < max(ahead, workers):
+                    pending.append(pool.submit(prepare, nxt, paths[nxt], spec, cache_dir))
+                    nxt += 1
+                yield pending.popleft().result()
+        finally:
+            for f in pending:  # interrupted: do not decode what nobody will use
+                f.cancel()

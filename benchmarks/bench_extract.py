@@ -1,0 +1,131 @@
+"""Benchmark of the extraction pipeline (decode + network + per-layer means), per architecture.
+
+Prints, for each architecture:
+- compute-only clips/s: the network and the means over inputs already in memory, in the same batches;
+- end-to-end clips/s of ``features.extract.extract`` from audio files with a cold decode cache, and its
+  ratio to compute-only (goal: within 1.2x, i.e. decoding is hidden behind the network);
+- warm clips/s: end-to-end again with the decode cache filled (what the second architecture of a study sees);
+- the straightforward way: ``librosa.load`` one file, run the net on it, average in numpy, next file;
+  and the speed-up of the pipeline against it.
+
+The audio is generated: ``--clips`` files of 30 s at 22.05 kHz (GTZAN-like: the pipeline must resample).
+
+    python benchmarks/bench_extract.py --arch sample-level vgg --width large --clips 16
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import librosa  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+
+from features import audio, extract as ex  # noqa: E402
+
+
+def make_clips(folder: Path, n: int, seconds: float = 30.0, sr: int = 22050) -> Path:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        label = "a" if i % 2 else "b"
+        path = folder / label / f"clip{i:03d}.wav"
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        t = np.arange(int(seconds * sr)) / sr
+        x = 0.3 * np.sin(2 * np.pi * (200 + 40 * i) * t) + 0.05 * rng.standard_normal(t.size)
+        sf.write(path, x.astype(np.float32), sr, subtype="PCM_16")
+    return folder
+
+
+def straightforward(model, paths, spec) -> float:
+    """The reference way: one file at a time, librosa.load, the net, numpy means."""
+    t0 = time.perf_counter()
+    for p in paths:
+        y, _ = librosa.load(p, sr=audio.SAMPLE_RATE, mono=True)
+        if spec.kind == "waveform":
+            x = audio.waveform_input(y, spec.length, pad="repeat")
+        else:
+            x = audio.spectrogram_input(y, spec.length, pad="repeat")
+        with torch.no_grad():
+            outs = model.extract_features(torch.from_numpy(x[None]))
+        vec = np.concatenate([o.numpy().reshape(1, o.shape[1], -1).mean(axis=2) for o in outs], axis=1)
+        assert np.isfinite(vec).all()
+    return time.perf_counter() - t0
+
+
+def compute_only(model, inputs: np.ndarray, batch_size: int) -> float:
+    t0 = time.perf_counter()
+    for i in range(0, len(inputs), batch_size):
+        ex._features_of_batch(model, inputs[i:i + batch_size], torch.device("cpu"))
+    return time.perf_counter() - t0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", nargs="+", default=["sample-level", "vgg"])
+    p.add_argument("--width", default="large", choices=["large", "small"])
+    p.add_argument("--clips", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--skip-straightforward", action="store_true")
+    p.add_argument("--data", default="runs/bench/audio", help="where the generated clips are kept")
+    a = p.parse_args(argv)
+
+    data = make_clips(Path(a.data), a.clips)
+    paths = sorted(str(q) for q in Path(data).rglob("*.wav"))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {a.clips} clips of 30 s at 22.05 kHz, "
+          f"batch {a.batch_size}, {a.workers} decode workers")
+    # one-time process costs (librosa's lazy imports, numba, the cost counter's first run) are paid here,
+    # not inside the first timed method
+    from architectures import cost
+    w0 = audio.load_audio(paths[0])
+    audio.spectrogram_input(w0, audio.N_FRAMES)
+    cost.flops_per_clip(ex.build_frontend(a.arch[0], width="small"), (audio.N_SAMPLES,)
+                        if ex.build_frontend(a.arch[0], width="small").input_kind == "waveform"
+                        else (audio.N_FRAMES, audio.N_MELS))
+    header = (f"{'arch':<18}{'compute clips/s':>16}{'end-to-end':>12}{'e2e/compute':>12}"
+              f"{'warm clips/s':>13}{'straightforward':>16}{'speed-up':>10}")
+    rows = []
+    for arch in a.arch:
+        model = ex.build_frontend(arch, width=a.width, seed=0).eval()
+        spec = ex.input_spec(model)
+        waves = [audio.load_audio(q) for q in paths]
+        maker = audio.waveform_input if spec.kind == "waveform" else audio.spectrogram_input
+        inputs = np.stack([maker(w, spec.length) for w in waves]).astype(np.float32)
+        compute_only(model, inputs[: a.batch_size], a.batch_size)  # warm-up (allocator, kernels)
+        t_compute = compute_only(model, inputs, a.batch_size)
+
+        tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
+        try:
+            kw = dict(dataset="folder", root=data, width=a.width, batch_size=a.batch_size,
+                      workers=a.workers, folds=2, device="cpu", progress=False)
+            t0 = time.perf_counter()
+            ex.extract(arch, out=tmp / "cold", cache_dir=tmp / "cache", **kw)
+            t_cold = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            ex.extract(arch, out=tmp / "warm", cache_dir=tmp / "cache", **kw)
+            t_warm = time.perf_counter() - t0
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        t_plain = float("nan") if a.skip_straightforward else straightforward(model, paths, spec)
+        n = len(paths)
+        rows.append((arch, n / t_compute, n / t_cold, t_cold / t_compute, n / t_warm, n / t_plain,
+                     t_plain / t_cold))
+        print(header if len(rows) == 1 else "", end="\n" if len(rows) == 1 else "")
+        r = rows[-1]
+        print(f"{r[0]:<18}{r[1]:>16.2f}{r[2]:>12.2f}{r[3]:>11.2f}x{r[4]:>13.2f}{r[5]:>16.2f}{r[6]:>9.2f}x",
+              flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
