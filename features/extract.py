@@ -336,9 +336,10 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
     if ds is None:
         ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest,
                                    folds=folds, seed=fold_seed)
-    model = build_frontend(arch, width=width, seed=seed, weights=weights, batchnorm=batchnorm)
-    model = model.to(dev).eval()
-    if dev.type == "cuda":
+    model = build_frontend(arch, width=width, seed=seed, weights=weights, batchnorm=batchnorm).eval()
+    if engine == "local":  # the Ray engine's workers move their own copies (dev may exist only there)
+        model = model.to(dev)
+    if dev.type == "cuda" and engine == "local":
         torch.backends.cudnn.benchmark = False  # same seed, same features: fixed algorithms
         torch.backends.cudnn.deterministic = True
     spec = input_spec(model, input_seconds, pad)
