@@ -1,0 +1,10 @@
+"""HEAR API module for the mfcc front-end (random weights by default); see ``hear.common``.
+
+    import hear.randomcnn_mfcc as m
+    model = m.load_model()                       # or load_model("seed=1,width=small") / a checkpoint
+    emb = m.get_scene_embeddings(audio, model)   # audio: (n_sounds, n_samples) at model.sample_rate
+"""
+from hear.common import module_api
+
+ARCH = "mfcc"
+load_model, get_scene_embeddings, get_timestamp_embeddings = module_api(ARCH)
