@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .init import init_weights
+from .init import init_weights, keeps_global_rng
 from .layers import N_MELS, band_conv_max, check_input, norm_layer
 
 KERNEL = (7, N_MELS)
@@ -30,6 +30,7 @@ class Conv7x96(nn.Module):
 
     input_kind = "spectrogram"
 
+    @keeps_global_rng
     def __init__(self, filters: int = 3585, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
         self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .deepening import DeepeningStack
-from .init import init_weights
+from .init import init_weights, keeps_global_rng
 from .layers import check_input, norm_layer, pad_time, same_pad
 
 KERNELS, STRIDE = (512, 256, 128, 64, 32), 32
@@ -34,6 +34,7 @@ class FrameLevelMany(nn.Module):
 
     input_kind = "waveform"
 
+    @keeps_global_rng
     def __init__(self, filters: int = 448, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
         self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)

@@ -105,45 +105,52 @@ def layer_names(prefix: str, count: int) -> list[str]:
     return [f"{prefix}{i}" for i in range(1, count + 1)]
 
 
-def band_conv_max(x: torch.Tensor, convs: list[nn.Conv2d], chunk_bytes: int = 1 << 26) -> list[torch.Tensor]:
+def band_conv_max(x: torch.Tensor, convs: list[nn.Conv2d], chunk_bytes: int = 1 << 25) -> list[torch.Tensor]:
     """Full-height 2-D convs on a spectrogram, max-pooled over all their frequency positions.
 
-    A ``Conv2d(1, C, (k, h))`` on a ``(time, mel)`` image with one input channel starves MKL-DNN.
-    At each frequency position it is a ``Conv1d`` with ``h`` input channels (the bands it covers),
-    so we stack positions into the batch, run one well-shaped Conv1d per kernel, and keep a running
-    max over positions (chunks bound the memory; for the 38-tall filters there are 59 positions).
+    A ``Conv2d(1, C, (k, h))`` on a ``(time, mel)`` image has one input channel, which starves
+    MKL-DNN (the 1 x h convs of timbral run at a few percent of the matmul rate). Here each conv is
+    im2col + one GEMM: the ``(frame, position)`` patches of ``k * h`` values (a strided view, copied
+    one time-chunk at a time) times the ``(k * h, C)`` weight matrix, giving ``(frames, positions, C)``
+    with the channels innermost, so the max over positions is a contiguous reduction. Bias is added
+    after the max (a per-channel constant commutes with max exactly).
 
     Parameters
     ----------
     x : Tensor
         ``(batch, frames, mel)``.
     convs : list of nn.Conv2d
-        All with one input channel and the same height ``h`` (kernel ``(k, h)``), time padding
-        ``conv.padding[0]`` and no frequency padding.
+        Each with one input channel, kernel ``(k, h)``, time padding ``conv.padding[0]`` and no
+        frequency padding.
     chunk_bytes : int
-        Rough bound on the memory of one chunk's conv outputs.
+        Rough bound on the memory of one time-chunk's patches and outputs.
 
     Returns
     -------
     list of Tensor
-        One ``(batch, C_i, frames')`` per conv, equal to
-        ``conv(x[:, None]).amax(dim=3)`` (before any non-linearity; ReLU commutes with max).
+        One ``(batch, C_i, frames')`` per conv, equal to ``conv(x[:, None]).amax(dim=3)``
+        (before any non-linearity; ReLU commutes with max).
     """
     batch, frames, mel = x.shape
-    height = convs[0].kernel_size[1]
-    assert all(c.kernel_size[1] == height and c.padding[1] == 0 and c.in_channels == 1 for c in convs)
-    positions = mel - height + 1
-    widest = max(c.out_channels for c in convs)
-    chunk = max(1, min(positions, chunk_bytes // (4 * batch * widest * frames)))
-    # (batch, positions, height, frames): each position's bands as channels
-    bands = x.transpose(1, 2).unfold(1, height, 1).transpose(2, 3)
-    weights = [c.weight[:, 0].transpose(1, 2) for c in convs]  # (C, k, h) -> (C, h, k)
-    result: list[torch.Tensor | None] = [None] * len(convs)
-    for start in range(0, positions, chunk):
-        size = min(chunk, positions - start)
-        inp = bands[:, start:start + size].reshape(batch * size, height, frames)
-        for i, (conv, weight) in enumerate(zip(convs, weights)):
-            y = F.conv1d(inp, weight, conv.bias, padding=conv.padding[0])
-            y = y.reshape(batch, size, y.shape[1], y.shape[2]).amax(dim=1)
-            result[i] = y if result[i] is None else torch.maximum(result[i], y)
-    return result
+    results = []
+    for conv in convs:
+        assert conv.in_channels == 1 and conv.padding[1] == 0 and conv.stride == (1, 1), conv
+        k, h = conv.kernel_size
+        pad = conv.padding[0]
+        positions = mel - h + 1
+        padded = pad_time(x, pad, pad, axis=1)
+        patches = padded.unfold(1, k, 1).unfold(2, h, 1)  # (batch, frames', positions, k, h), a view
+        out_frames = patches.shape[1]
+        weight = conv.weight.reshape(conv.out_channels, k * h).t()  # (k * h, C), (k, h) order as patches
+        per_frame = 4 * batch * positions * max(conv.out_channels, k * h)
+        step = max(1, chunk_bytes // per_frame)
+        pieces = []
+        for start in range(0, out_frames, step):
+            chunk = patches[:, start:start + step]
+            y = chunk.reshape(-1, k * h) @ weight  # (batch * frames * positions, C)
+            pieces.append(y.reshape(batch, chunk.shape[1], positions, -1).amax(dim=2))
+        y = torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]  # (batch, frames', C)
+        if conv.bias is not None:
+            y = y + conv.bias
+        results.append(y.transpose(1, 2))
+    return results

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .init import init_weights
+from .init import init_weights, keeps_global_rng
 from .layers import check_input, layer_names, norm_layer, unfold_matmul
 
 
@@ -30,6 +30,7 @@ class SampleLevel(nn.Module):
     input_kind = "waveform"
     n_blocks = 6
 
+    @keeps_global_rng
     def __init__(self, filters: int = 512, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
         self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .init import init_weights
+from .init import init_weights, keeps_global_rng
 from .layers import check_input, norm_layer, pad_time, same_pad
 
 LENGTHS = (165, 128, 64, 32)
@@ -40,6 +40,7 @@ class Temporal(nn.Module):
 
     input_kind = "spectrogram"
 
+    @keeps_global_rng
     def __init__(self, n: int = 256, seed: int = 0, batchnorm: bool = False, fast: bool = True,
                  lengths: tuple[int, ...] = LENGTHS):
         super().__init__()

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .init import init_weights
+from .init import init_weights, keeps_global_rng
 from .layers import N_MELS, band_conv_max, check_input, norm_layer
 
 TALL, SHORT = int(0.9 * N_MELS), int(0.4 * N_MELS)  # 86 and 38 bands
@@ -33,6 +33,7 @@ class Timbral(nn.Module):
 
     input_kind = "spectrogram"
 
+    @keeps_global_rng
     def __init__(self, n: int = 256, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
         self.n, self.seed, self.batchnorm, self.fast = int(n), seed, bool(batchnorm), bool(fast)

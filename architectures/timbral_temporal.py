@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .init import init_weights
+from .init import init_weights, keeps_global_rng
 from .layers import check_input
 from .temporal import LENGTHS, Temporal
 from .timbral import Timbral
@@ -36,6 +36,7 @@ class TimbralTemporal(nn.Module):
     input_kind = "spectrogram"
     name = "timbral+temporal"
 
+    @keeps_global_rng
     def __init__(self, n: int = 128, seed: int = 0, batchnorm: bool = False, fast: bool = True,
                  lengths: tuple[int, ...] = LENGTHS):
         super().__init__()
@@ -72,6 +73,7 @@ class TimbralTime(TimbralTemporal):
 
     name = "timbral+time"
 
+    @keeps_global_rng
     def __init__(self, n: int = 128, seed: int = 0, batchnorm: bool = False, fast: bool = True,
                  lengths: tuple[int, ...] = TIME_LENGTHS):
         super().__init__(n=n, seed=seed, batchnorm=batchnorm, fast=fast, lengths=lengths)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .init import init_weights
+from .init import init_weights, keeps_global_rng
 from .layers import check_input, layer_names, norm_layer
 
 POOLS = ((4, 2), (4, 3), (5, 2), (4, 2), (4, 4))  # (time, freq); the freq pools take 96 bands to 1
@@ -34,6 +34,7 @@ class VGG(nn.Module):
 
     input_kind = "spectrogram"
 
+    @keeps_global_rng
     def __init__(self, filters: int = 717, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
         self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)
