@@ -7,6 +7,7 @@ classifier's grid under each protocol and writes ``results.json`` and ``results.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -32,6 +33,7 @@ ELM_DEFAULTS = {"activation": "relu", "hidden_init": "standard normal weights an
                 "output_weights": "pseudo-inverse, singular values below 1e6*eps*s_max dropped"}
 SVM_ENGINES = {"fast": FastSVM, "sklearn": NaiveSVM}
 ELM_ENGINES = {"fast": FastELM, "estimator": NaiveELM, "hpelm": HpelmELM}
+BACKENDS = ("local", "ray")  # where joblib runs the scorers' parallel fits
 CSV_FIELDS = ["dataset", "arch", "width", "weights", "classifier", "protocol", "optimistic", "seed",
               "features", "accuracy", "selected", "mean", "std", "n_runs", "engine", "total_s"]
 
@@ -71,8 +73,23 @@ def _run_entry(fs, y_index, classes, res, points, scorer_name, seconds):
     return run
 
 
+def _parallel(backend, address):
+    """joblib's Ray backend for ``backend="ray"`` (``features/ray_engine.py``), else joblib's own."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    if backend == "local":
+        return contextlib.nullcontext()
+    from features.ray_engine import RayUnavailable, connect, joblib_backend
+    try:
+        connect(address, what="--backend ray")  # here, so a missing Ray or a bad address is a ValueError
+    except RayUnavailable as e:
+        raise ValueError(str(e)) from e
+    return joblib_backend(address)
+
+
 def run_grid(features, classifier="all", protocol="auto", standardize=False, jobs=1, out=None,
-             grid="study", elm_engine="fast", svm_engine="fast", progress=True) -> Path:
+             grid="study", elm_engine="fast", svm_engine="fast", progress=True, backend="local",
+             address=None) -> Path:
     """Run the grids on ``features`` (list of feature-set folders) and write the results.
 
     Returns the path of ``results.json``. See ``python -m classifiers.grid --help`` for the arguments.
@@ -103,8 +120,10 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
                 scorer = ELM_ENGINES[elm_engine](fs.X, y_index, classes.size, seed,
                                                  standardize=standardize)
             t0 = time.perf_counter()
-            results = evaluate(scorer, points, y_index, protocols, split=first.split, fold=first.fold,
-                               jobs=jobs, desc=f"{name} seed {seed}", progress=progress)
+            with _parallel(backend, address):  # a live tqdm bar does not pickle to Ray workers: none there
+                results = evaluate(scorer, points, y_index, protocols, split=first.split, fold=first.fold,
+                                   jobs=jobs, desc=f"{name} seed {seed}",
+                                   progress=progress and backend == "local")
             seconds = time.perf_counter() - t0
             for p in protocols:
                 slot = per_protocol[p]
@@ -134,7 +153,7 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
     clips_per_s = (meta.get("timings") or {}).get("clips_per_s")
     config = {"features": [str(f) for f in features], "classifier": classifier, "protocol": protocol,
               "standardize": standardize, "jobs": jobs, "grid": grid, "elm_engine": elm_engine,
-              "svm_engine": svm_engine}
+              "svm_engine": svm_engine, "backend": backend, "address": address}
     results = {"kind": "randomcnn-results", "version": 1, "dataset": meta.get("dataset"),
                "arch": meta.get("arch"), "width": meta.get("width"), "weights": meta.get("weights"),
                "feature_length": int(first.X.shape[1]), "n_params": meta.get("n_params"),
@@ -198,6 +217,12 @@ def main(argv=None):
                         help="fast: shared hidden layer; estimator: ELMClassifier per fit; hpelm: hpelm")
     parser.add_argument("--svm-engine", choices=list(SVM_ENGINES), default="fast",
                         help="fast: precomputed kernels; sklearn: SVC refitted per point and fold")
+    parser.add_argument("--backend", choices=list(BACKENDS), default="local",
+                        help="ray: the parallel fits run on Ray workers through joblib's Ray backend "
+                             "(pip install '.[ray]'); --jobs then counts Ray workers (-1: all the CPUs)")
+    parser.add_argument("--address", default=None,
+                        help="--backend ray: an existing Ray cluster (host:port, ray://host:10001, auto); "
+                             "default: a local Ray instance")
     args = parser.parse_args(argv)
     try:
         path = run_grid(**vars(args))

@@ -303,7 +303,10 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
         raise ExtractionError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if engine == "ray":
         from features import ray_engine
-        ray_engine.connect(address)  # before anything else: a missing Ray or a bad address fails fast
+        try:  # before anything else: a missing Ray or a bad address fails fast
+            ray_engine.connect(address)
+        except ray_engine.RayUnavailable as e:
+            raise ExtractionError(str(e)) from e
         dev = ray_engine.resolve_device(device)
     else:
         dev = resolve_device(device)

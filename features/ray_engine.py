@@ -16,9 +16,14 @@ ids, and the chunks that finished are kept for the next run.
 
 Audio paths and the decode cache must be readable by every worker: on one machine they are; on a
 cluster put the dataset (and ``--cache-dir``) on storage the nodes share.
+
+``python -m classifiers.grid --backend ray`` uses :func:`joblib_backend`. The connection helpers at the
+top import neither torch nor the extraction code (``classifiers`` never imports torch); the engine
+below imports them when it runs.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -26,15 +31,10 @@ import sys
 from collections import deque
 from pathlib import Path
 
-import numpy as np
-import torch
-from tqdm import tqdm
+__all__ = ["INSTALL_HINT", "RayUnavailable", "import_ray", "connect", "joblib_backend", "resolve_device",
+           "run_chunks", "RETRIES"]
 
-from features import extract as ex
-
-__all__ = ["INSTALL_HINT", "import_ray", "connect", "resolve_device", "run_chunks", "RETRIES"]
-
-INSTALL_HINT = ("--engine ray needs Ray, an optional extra of this project: pip install '.[ray]' "
+INSTALL_HINT = ("needs Ray, an optional extra of this project: pip install '.[ray]' "
                 "(or pip install 'ray[data]>=2.9' into the same environment)")
 RETRIES = 3          # restarts of a dead worker and retries of its chunk before the chunk counts as failed
 IN_FLIGHT = 2        # chunks queued per worker, so its next chunk's arguments are there when one ends
@@ -42,12 +42,16 @@ REPO = Path(__file__).resolve().parent.parent
 _CONNECT_TIMEOUT_S = 5.0
 
 
-def import_ray():
-    """The ``ray`` module, or :class:`ExtractionError` saying how to install it."""
+class RayUnavailable(RuntimeError):
+    """Ray is not installed, or the cluster cannot be reached or started (the message says which)."""
+
+
+def import_ray(what: str = "--engine ray"):
+    """The ``ray`` module, or :class:`RayUnavailable` saying how to install it."""
     try:
         import ray
     except ImportError as e:
-        raise ex.ExtractionError(INSTALL_HINT) from e
+        raise RayUnavailable(f"{what} {INSTALL_HINT}") from e
     return ray
 
 
@@ -58,23 +62,23 @@ def _check_reachable(address: str) -> None:
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
-        raise ex.ExtractionError(f"--address {address!r}: expected host:port (e.g. 10.0.0.5:6379), "
+        raise RayUnavailable(f"--address {address!r}: expected host:port (e.g. 10.0.0.5:6379), "
                                  "ray://host:10001 or auto")
     try:
         socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT_S).close()
     except OSError as e:
-        raise ex.ExtractionError(f"cannot reach a Ray cluster at --address {address!r} ({e}); start one "
+        raise RayUnavailable(f"cannot reach a Ray cluster at --address {address!r} ({e}); start one "
                                  "with `ray start --head` on the head node, or leave --address out to "
                                  "start a local instance") from e
 
 
-def connect(address: str | None = None, num_cpus: int | None = None):
+def connect(address: str | None = None, num_cpus: int | None = None, what: str = "--engine ray"):
     """Join the Ray cluster at ``address``, or start a local instance; reuse one already joined.
 
     Workers import this project's code: a local instance finds it through ``PYTHONPATH``; a cluster gets
     it uploaded as the job's ``working_dir`` (without ``runs/`` and the virtual environment).
     """
-    ray = import_ray()
+    ray = import_ray(what)
     if ray.is_initialized():
         return ray
     if address:
@@ -89,12 +93,28 @@ def connect(address: str | None = None, num_cpus: int | None = None):
                  runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-        raise ex.ExtractionError(f"could not start or join {where}: {e}") from e
+        raise RayUnavailable(f"could not start or join {where}: {e}") from e
     return ray
 
 
-def resolve_device(device: str = "auto") -> torch.device:
+@contextlib.contextmanager
+def joblib_backend(address: str | None = None):
+    """Run the ``joblib.Parallel`` calls inside on Ray workers (joblib's Ray backend).
+
+    ``n_jobs`` then counts Ray workers (-1: every CPU of the cluster).
+    """
+    ray = connect(address, what="--backend ray")
+    import joblib
+    from ray.util.joblib import register_ray
+    register_ray()
+    with joblib.parallel_backend("ray"):
+        yield ray
+
+
+def resolve_device(device: str = "auto"):
     """``auto`` -> CUDA when the cluster has GPUs, else CPU (the driver itself may have none)."""
+    import torch
+    from features import extract as ex
     ray = import_ray()
     gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
     if device == "auto":
@@ -119,6 +139,7 @@ class Embedder:
     """A Ray actor: one model, decoding and embedding whole chunks with ``extract.compute_chunk``."""
 
     def __init__(self, model, device: str, threads: int, spec, cache_dir, fault=None):
+        import torch
         torch.set_num_threads(max(1, threads))
         self.dev = torch.device(device)
         if self.dev.type == "cuda":
@@ -132,6 +153,7 @@ class Embedder:
 
     def run(self, c: int, lo: int, clips: list, batch_size: int):
         """Chunk ``c`` = clips ``lo .. lo + len(clips)``; returns ``(c, compute_chunk's five results)``."""
+        from features import extract as ex
         self._maybe_die(c)
         paths = [clip.path for clip in clips]
         prepared = ex.iter_inputs(paths, self.spec, self.cache_dir, workers=0)
@@ -168,6 +190,9 @@ def run_chunks(run, dev, workers: int = 2, cache_dir=None, progress: bool = True
     Raises :class:`ExtractionError` naming the clips of chunks that failed after ``retries`` retries
     (the finished chunks stay saved: the same command resumes).
     """
+    from tqdm import tqdm
+
+    from features import extract as ex
     ray = import_ray()
     if workers < 1:
         raise ex.ExtractionError(f"--engine ray needs at least one worker, got --workers {workers}")
@@ -187,17 +212,19 @@ def run_chunks(run, dev, workers: int = 2, cache_dir=None, progress: bool = True
     bar = tqdm(total=n, initial=done_clips, unit="clip", desc=f"{run.arch} (ray x{workers})",
                disable=not progress, dynamic_ncols=True, file=sys.stderr)
 
+    assigned = {id(a): deque() for a in actors}  # chunks sent to each worker, in its (serial) order
+
     def submit(actor):
         c = queue.popleft()
         lo, hi = run.chunk_range(c)
         refs = [_ClipRef(str(Path(clips[i].path).resolve()), clips[i].id) for i in range(lo, hi)]
         pending[actor.run.remote(c, lo, refs, run.batch_size)] = (c, actor)
+        assigned[id(actor)].append(c)
 
-    def fill():
-        for actor in alive:
-            load = sum(a is actor for _, a in pending.values())
-            for _ in range(IN_FLIGHT - load):
-                if queue:
+    def fill():  # round robin, up to IN_FLIGHT chunks per worker
+        for level in range(IN_FLIGHT):
+            for actor in alive:
+                if queue and len(assigned[id(actor)]) <= level:
                     submit(actor)
 
     alive = list(actors)
@@ -208,12 +235,20 @@ def run_chunks(run, dev, workers: int = 2, cache_dir=None, progress: bool = True
             c, actor = pending.pop(ref)
             try:
                 _, (idx_ok, X, skipped, timing, w) = ray.get(ref)
-            except Exception as e:  # a dead worker (after its retries) or an error in the chunk
-                failed[c] = _describe(e)
-                if _is_dead(ray, e):  # gone for good: its queued chunks go to the others
+            except Exception as e:  # a worker dead for good (after its retries) or an error in the chunk
+                if _is_dead(ray, e):
+                    # a worker runs its chunks in order: the first one it was given killed it; the
+                    # others it held go back to the queue for the remaining workers
+                    culprit = assigned[id(actor)][0]
+                    failed[culprit] = _describe(e)
                     alive = [a for a in alive if a is not actor]
-                    _requeue_orphans(pending, actor, queue)
+                    _requeue(pending, actor, queue, exclude=culprit)
+                    assigned[id(actor)].clear()
+                else:
+                    failed[c] = _describe(e)
+                    assigned[id(actor)].remove(c)
             else:
+                assigned[id(actor)].remove(c)
                 run.chunks.save(c, idx_ok, X, skipped, timing)
                 ex.merge_warnings(warned, w)
                 bar.update(len(idx_ok) + len(skipped))
@@ -240,11 +275,12 @@ def _is_dead(ray, e) -> bool:
     return isinstance(e, dead)
 
 
-def _requeue_orphans(pending, actor, queue):
-    """Chunks queued on a worker that died for good go back to the queue for the others."""
-    for ref, (c, a) in list(pending.items()):
-        if a is actor:
-            del pending[ref]
+def _requeue(pending, actor, queue, exclude=None):
+    """Chunks held by a worker that died for good go back to the queue (in order) for the others."""
+    mine = [(ref, c) for ref, (c, a) in pending.items() if a is actor]
+    for ref, c in reversed(mine):
+        del pending[ref]
+        if c != exclude:
             queue.appendleft(c)
 
 
@@ -257,11 +293,6 @@ def _failure_message(run, failed: dict) -> str:
             "command again to compute only the missing ones")
 
 
-def clips_per_second(meta: dict) -> float | None:
-    """Throughput of a written feature set (``meta.json`` timings), for the benchmark."""
-    t = meta.get("timings") or {}
-    return t.get("clips_per_s")
-
-
 if __name__ == "__main__":  # pragma: no cover - a convenience: same CLI as features.extract
+    from features import extract as ex
     sys.exit(ex.main([*sys.argv[1:], "--engine", "ray"]))

@@ -1,0 +1,153 @@
+"""The Ray engine and the grid's Ray backend.
+
+The bad-input tests run by default. The rest start a local Ray instance with 2 CPUs (about 15 s on the
+shared 2-core machine, then ~20 s per run as each worker imports torch), so they are marked slow: run
+them with ``python -m pytest -q -m slow tests/test_ray_engine.py``.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import tone, write_audio
+from features import extract as ex
+
+SMALL = {"width": "small", "batch_size": 2, "progress": False}
+
+
+def _dataset(root, per_class=6, seconds=0.5):
+    for label, freq in (("low", 220.0), ("high", 1760.0)):
+        for i in range(per_class):
+            write_audio(root / label / f"{label}{i}.wav", tone(seconds, 16000, freq=freq * (1 + 0.03 * i)),
+                        sr=16000)
+    return root
+
+
+def _ray_is_running() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+def test_without_ray_the_flag_says_how_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as when it is absent
+    with pytest.raises(ex.ExtractionError, match=r"--engine ray needs Ray.*pip install '\.\[ray\]'"):
+        ex.extract("mfcc", engine="ray", out=tmp_path, progress=False)
+    assert ex.main(["--arch", "mfcc", "--engine", "ray", "--out", str(tmp_path)]) == 1
+    assert "pip install '.[ray]'" in capsys.readouterr().err
+    from classifiers.grid import run_grid
+    fs = _feature_set(tmp_path)
+    with pytest.raises(ValueError, match=r"--backend ray needs Ray.*pip install '\.\[ray\]'"):
+        run_grid([fs], grid="small", backend="ray", out=tmp_path / "res", progress=False)
+
+
+def _feature_set(tmp_path):
+    from classifiers.featureset import synthetic_feature_set, write_feature_set
+    d = synthetic_feature_set(n_clips=60, n_features=8, n_classes=3, n_folds=3, separation=3.0, seed=0)
+    return write_feature_set(tmp_path / "gfs", d["X"], d["y"], d["ids"], fold=d["fold"],
+                             meta={"seed": 0, "arch": "synthetic", "dataset": "synthetic"})
+
+
+def test_unreachable_or_malformed_address_is_named(tmp_path):
+    pytest.importorskip("ray")
+    if _ray_is_running():
+        pytest.skip("a Ray instance is already joined in this process (the address would not be used)")
+    with pytest.raises(ex.ExtractionError, match=r"cannot reach a Ray cluster at --address '127\.0\.0\.1:9'"):
+        ex.extract("mfcc", engine="ray", address="127.0.0.1:9", out=tmp_path, progress=False)
+    with pytest.raises(ex.ExtractionError, match="expected host:port"):
+        ex.extract("mfcc", engine="ray", address="no-port-here", out=tmp_path, progress=False)
+
+
+def test_address_needs_the_ray_engine():
+    with pytest.raises(SystemExit):
+        ex.parse_args(["--address", "10.0.0.1:6379"])
+
+
+# ----------------------------------------------------------------------------- on a local Ray instance
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    from features import ray_engine
+    started = not ray.is_initialized()
+    ray_engine.connect(None, num_cpus=2)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return _dataset(tmp_path_factory.mktemp("ray") / "data")
+
+
+@pytest.fixture(scope="module")
+def local_set(tmp_path_factory, data):
+    out = tmp_path_factory.mktemp("local")
+    return ex.extract("sample-level", dataset="folder", root=data, out=out, cache_dir=out / "cache", folds=3,
+                      workers=0, **SMALL)
+
+
+@pytest.mark.slow
+def test_ray_engine_is_byte_identical_to_local(ray_local, data, local_set, tmp_path):
+    ray_set = ex.extract("sample-level", dataset="folder", root=data, out=tmp_path, engine="ray", workers=2,
+                         cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    assert (ray_set / "features.npz").read_bytes() == (local_set / "features.npz").read_bytes()
+    meta = json.loads((ray_set / "meta.json").read_text())
+    assert meta["config"]["engine"] == "ray" and meta["n_clips"] == 12
+    assert meta["config_key"] == json.loads((local_set / "meta.json").read_text())["config_key"]
+
+
+@pytest.mark.slow
+def test_ray_resumes_a_local_run(ray_local, data, local_set, tmp_path, monkeypatch):
+    kw = dict(dataset="folder", root=data, out=tmp_path, cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    monkeypatch.setattr(ex, "CHUNK_BATCHES", 1)  # 12 clips -> 6 chunks of 2
+    with pytest.raises(KeyboardInterrupt):
+        ex.extract("sample-level", workers=0, _stop_after_chunks=2, **kw)
+    partial = tmp_path / "folder" / "sample-level_small_random_seed0.partial"
+    assert len(list(partial.glob("chunk_*.npz"))) == 2
+    resumed = ex.extract("sample-level", engine="ray", workers=2, **kw)
+    assert not partial.exists()
+    assert (resumed / "features.npz").read_bytes() == (local_set / "features.npz").read_bytes()
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_restarted_and_its_chunk_retried(ray_local, data, local_set, tmp_path):
+    marks = tmp_path / "deaths"
+    out = ex.extract("sample-level", dataset="folder", root=data, out=tmp_path, engine="ray", workers=2,
+                     cache_dir=tmp_path / "cache", folds=3,
+                     _ray_options={"fault": {"chunk": 1, "times": 1, "dir": str(marks)}}, **SMALL)
+    assert len(list(marks.glob("death_*"))) == 1  # one worker really died (SIGKILL) mid-run
+    assert (out / "features.npz").read_bytes() == (local_set / "features.npz").read_bytes()
+
+
+@pytest.mark.slow
+def test_a_chunk_that_keeps_failing_is_named_and_the_rest_is_kept(ray_local, data, local_set, tmp_path):
+    kw = dict(dataset="folder", root=data, out=tmp_path, cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    fault = {"chunk": 0, "times": 100, "dir": str(tmp_path / "deaths")}
+    with pytest.raises(ex.ExtractionError) as err:
+        ex.extract("sample-level", engine="ray", workers=2, _ray_options={"fault": fault, "retries": 1},
+                   **kw)
+    msg = str(err.value)
+    # chunk 0 = the first 8 clips in id order (batch 2 x 4 batches): the first of them is named
+    assert "1 chunk(s) failed" in msg and "high/high0.wav" in msg and "run the same command again" in msg
+    partial = tmp_path / "folder" / "sample-level_small_random_seed0.partial"
+    assert [p.name for p in sorted(partial.glob("chunk_*.npz"))] == ["chunk_000001.npz"]
+    again = ex.extract("sample-level", engine="ray", workers=1, **kw)  # resumes: only chunk 0 computed
+    assert (again / "features.npz").read_bytes() == (local_set / "features.npz").read_bytes()
+
+
+@pytest.mark.slow
+def test_grid_on_the_ray_backend_equals_local(ray_local, tmp_path):
+    from classifiers.grid import run_grid
+    fs = _feature_set(tmp_path)
+    local = json.loads(run_grid([fs], grid="small", jobs=1, out=tmp_path / "l", progress=False).read_text())
+    remote = json.loads(run_grid([fs], grid="small", jobs=2, backend="ray", out=tmp_path / "r",
+                                 progress=False).read_text())
+    assert remote["config"]["backend"] == "ray"
+    for a, b in zip(local["entries"], remote["entries"]):
+        assert (a["classifier"], a["protocol"], a["mean"]) == (b["classifier"], b["protocol"], b["mean"])
+        assert a["runs"][0]["predictions"] == b["runs"][0]["predictions"]
+    assert np.isfinite([e["mean"] for e in remote["entries"]]).all()
