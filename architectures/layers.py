@@ -69,11 +69,6 @@ def norm_layer(channels: int, dims: int, batchnorm: bool) -> nn.Module:
     return cls(channels, track_running_stats=False)
 
 
-def relu_conv(conv: nn.Module, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``relu(norm(conv(x)))``, the straightforward layer of every ReLU front-end."""
-    return F.relu(norm(conv(x)))
-
-
 def unfold_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1) -> torch.Tensor:
     """A single-input-channel Conv1d as one matmul (MKL-DNN starves on 1-channel convs).
 
