@@ -345,6 +345,9 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
     if dev.type == "cuda" and engine == "local":
         torch.backends.cudnn.benchmark = False  # same seed, same features: fixed algorithms
         torch.backends.cudnn.deterministic = True
+        # float32 means float32: no TF32 tensor-core rounding (PyTorch allows it for cuDNN convs by default)
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     spec = input_spec(model, input_seconds, pad)
     weights_name = getattr(model, "weights_name", None) or ("trained" if weights is not None else "random")
     fold_of_ckpt = None
