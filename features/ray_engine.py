@@ -143,8 +143,10 @@ class Embedder:
         torch.set_num_threads(max(1, threads))
         self.dev = torch.device(device)
         if self.dev.type == "cuda":
-            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.benchmark = False  # as the local engine: fixed algorithms, no TF32
             torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         self.model = model.to(self.dev).eval()
         self.spec, self.cache_dir, self.fault = spec, cache_dir, fault
 
