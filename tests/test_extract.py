@@ -71,7 +71,9 @@ def test_batch_mates_do_not_matter(tmp_path, data):
               workers=0, progress=False)
     one = _load(ex.extract("vgg", out=tmp_path / "one", batch_size=1, **kw))[0]["X"]
     many = _load(ex.extract("vgg", out=tmp_path / "many", batch_size=4, **kw))[0]["X"]
-    np.testing.assert_allclose(one, many, rtol=1e-5, atol=1e-5)
+    # oneDNN picks its convolution blocking per batch size, so float32 sums differ in their last bits
+    # (~1e-5 of the scale); a leak through batch statistics would change features by tens of percent
+    np.testing.assert_allclose(one, many, rtol=1e-4, atol=1e-4 * np.abs(one).max())
 
 
 def test_decodes_each_file_once_across_architectures(tmp_path, data, monkeypatch):
