@@ -22,6 +22,7 @@ from features.provenance import atomic_write_bytes, atomic_write_json, run_recor
 from .featureset import check_compatible, load_feature_set
 from .grids import GRIDS, grid_points, resolve_gamma
 from .kernels import FastELM, FastSVM
+from .per_fold import evaluate_per_fold, group_runs
 from .protocols import OPTIMISTIC, choose_protocols, evaluate
 from .reference import HpelmELM, NaiveELM, NaiveSVM
 
@@ -107,23 +108,31 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
     check_compatible(sets)
     first = sets[0]
     protocols = choose_protocols(protocol, first.kind)
+    runs = group_runs(sets)
     classes, y_index = np.unique(first.y, return_inverse=True)
     entries = []
     for name in names:
         points = grid_points(GRIDS[grid][name])
         per_protocol = {p: {"runs": [], "failed_points": [], "total_s": 0.0} for p in protocols}
-        for fs in sets:
+        for run_sets in runs:
+            fs = run_sets[0]
             seed = fs.meta.get("seed", 0)
-            if name == "svm":
-                scorer = SVM_ENGINES[svm_engine](fs.X, y_index, standardize=standardize)
-            else:
-                scorer = ELM_ENGINES[elm_engine](fs.X, y_index, classes.size, seed,
-                                                 standardize=standardize)
+
+            def make_scorer(X, seed=seed):
+                if name == "svm":
+                    return SVM_ENGINES[svm_engine](X, y_index, standardize=standardize)
+                return ELM_ENGINES[elm_engine](X, y_index, classes.size, seed, standardize=standardize)
+
             t0 = time.perf_counter()
             with _parallel(backend, address):  # a live tqdm bar does not pickle to Ray workers: none there
-                results = evaluate(scorer, points, y_index, protocols, split=first.split, fold=first.fold,
-                                   jobs=jobs, desc=f"{name} seed {seed}",
-                                   progress=progress and backend == "local")
+                kw = dict(jobs=jobs, desc=f"{name} seed {seed}", progress=progress and backend == "local")
+                if len(run_sets) == 1:
+                    scorer = make_scorer(fs.X)
+                    results = evaluate(scorer, points, y_index, protocols, split=first.split,
+                                       fold=first.fold, **kw)
+                else:
+                    scorer, results = evaluate_per_fold(make_scorer, run_sets, points, y_index,
+                                                        protocols, first.fold, **kw)
             seconds = time.perf_counter() - t0
             for p in protocols:
                 slot = per_protocol[p]
@@ -133,8 +142,11 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
                 if results[p] is None:
                     slot.setdefault("errors", []).append(f"seed {seed}: every grid point failed")
                     continue
-                slot["runs"].append(_run_entry(fs, y_index, classes, results[p], points,
-                                               scorer.name, seconds))
+                run = _run_entry(fs, y_index, classes, results[p], points, scorer.name, seconds)
+                if len(run_sets) > 1:  # one trained model per held-out fold
+                    run["features"] = [str(f.path) for f in run_sets]
+                    run["model_fold_of_each_fold"] = [f.meta["model_fold"] for f in run_sets]
+                slot["runs"].append(run)
         for p in protocols:
             slot = per_protocol[p]
             accs = [r["accuracy"] for r in slot["runs"]]

@@ -350,9 +350,7 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
         torch.backends.cuda.matmul.allow_tf32 = False
     spec = input_spec(model, input_seconds, pad)
     weights_name = getattr(model, "weights_name", None) or ("trained" if weights is not None else "random")
-    fold_of_ckpt = None
-    if weights is not None and not hear:
-        fold_of_ckpt = torch.load(weights, map_location="cpu", weights_only=False).get("fold")
+    fold_of_ckpt = None if hear else _checkpoint_fold(weights)
     folder = feature_set_dir(out, ds.name, arch.replace(":", "-"), width, weights_name, seed)
     if fold_of_ckpt is not None:
         folder = folder.with_name(folder.name + f"_fold{fold_of_ckpt}")
@@ -418,6 +416,13 @@ def merge_warnings(into: dict, new: dict) -> dict:
     return into
 
 
+def _checkpoint_fold(weights):
+    if weights is None or not Path(str(weights)).is_file():
+        return None
+    fold = torch.load(weights, map_location="cpu", weights_only=False).get("fold")
+    return None if fold is None else int(fold)
+
+
 def _write_feature_set(folder, model, ds, chunks, cfg, key, spec, arch, width, weights_name, weights,
                        seed, session_s, warned, progress) -> Path:
     order = sorted(chunks.done)
@@ -447,6 +452,9 @@ def _write_feature_set(folder, model, ds, chunks, cfg, key, spec, arch, width, w
     meta = {
         "arch": arch, "width": width, "weights": weights_name,
         "checkpoint": str(weights) if weights else None, "seed": seed, "dataset": ds.name,
+        # the fold a trained model held out (None: random weights, or a model of a split dataset);
+        # the grid scores fold k of a cross-validated dataset only with fold k's own model
+        "model_fold": _checkpoint_fold(weights),
         "root": str(ds.root) if ds.root else None, "classes": list(ds.classes),
         "feature_length": int(X.shape[1]), "layers": layers, "dims": getattr(model, "dims", {}),
         "n_clips": int(len(indices)), "skipped": skipped, "protocol_hint": ds.protocol_hint,
