@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from features import audio
-from features.provenance import atomic_write_bytes
+from features.provenance import atomic_save_npz, atomic_write_bytes
 
 __all__ = ["InputSpec", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key"]
 
@@ -93,9 +93,10 @@ def decode_cached(path, cache_dir: str | os.PathLike | None, sr: int = audio.SAM
     if err.exists():
         try:
             reason = json.loads(err.read_text())["reason"]
-            raise audio.AudioError(path, reason)
         except (OSError, ValueError, KeyError):
-            err.unlink(missing_ok=True)
+            err.unlink(missing_ok=True)  # damaged record: decode again
+        else:
+            raise audio.AudioError(path, reason)
     try:
         wave = audio.load_audio(path, sr=sr)
     except audio.AudioError as e:
@@ -115,6 +116,40 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return f.getvalue()
 
 
+def _model_input(wave: np.ndarray, spec: InputSpec) -> np.ndarray:
+    if spec.kind == "waveform":
+        return audio.waveform_input(wave, spec.length, pad=spec.pad)
+    if spec.kind == "spectrogram":
+        return audio.spectrogram_input(wave, spec.length, pad=spec.pad)
+    raise ValueError(f"unknown input kind {spec.kind!r}; expected 'waveform' or 'spectrogram'")
+
+
+_MEL_SETTINGS = (f"n_fft={audio.N_FFT};hop={audio.HOP_LENGTH};mels={audio.N_MELS};fmin={audio.FMIN};"
+                 f"fmax={audio.FMAX};top_db={audio.TOP_DB};amin={audio.AMIN}")
+
+
+def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, float]:
+    """A spectrogram model's input and the clip's peak, cached beside the decoded audio.
+
+    Seven spectrogram front-ends (times the seeds of a study) read the same log-mel; computing it once
+    per clip, like decoding, keeps the workers ahead of the network. The key extends the audio's key
+    with the log-mel settings, the input length and the padding.
+    """
+    key = hashlib.sha1(f"{cache_key(path)}|{_MEL_SETTINGS}|{spec.length}|{spec.pad}".encode()).hexdigest()
+    npz = Path(cache_dir) / "inputs" / key[:2] / f"{key}.npz"
+    if npz.exists():
+        try:
+            with np.load(npz, allow_pickle=False) as z:
+                return z["x"], float(z["peak"])
+        except (OSError, ValueError, KeyError):
+            npz.unlink(missing_ok=True)
+    wave = decode_cached(path, cache_dir)
+    x = np.ascontiguousarray(_model_input(wave, spec), dtype=np.float32)
+    peak = float(np.abs(wave).max())
+    atomic_save_npz(npz, x=x, peak=np.float64(peak))
+    return x, peak
+
+
 def prepare(index: int, path, spec: InputSpec, cache_dir) -> Prepared:
     """Decode (cached) and make the model input of one clip. Never raises for a bad clip.
 
@@ -124,18 +159,18 @@ def prepare(index: int, path, spec: InputSpec, cache_dir) -> Prepared:
     t0 = time.perf_counter()
     notes = []
     try:
-        wave = decode_cached(path, cache_dir)
-        peak = float(np.abs(wave).max())
+        if spec.kind == "spectrogram" and cache_dir is not None:
+            x, peak = _spectrogram_cached(path, spec, cache_dir)
+        else:
+            wave = decode_cached(path, cache_dir)
+            peak = float(np.abs(wave).max())
+            x = None
         if peak == 0.0:
             notes.append("silent clip (all samples are zero): its features are those of silence")
         elif peak > 1.0:
             notes.append("peaks above full scale 1.0 (kept as is, not normalised)")
-        if spec.kind == "waveform":
-            x = audio.waveform_input(wave, spec.length, pad=spec.pad)
-        elif spec.kind == "spectrogram":
-            x = audio.spectrogram_input(wave, spec.length, pad=spec.pad)
-        else:
-            raise ValueError(f"unknown input kind {spec.kind!r}; expected 'waveform' or 'spectrogram'")
+        if x is None:
+            x = _model_input(wave, spec)
         x = np.ascontiguousarray(x, dtype=np.float32)
         if not np.isfinite(x).all():
             raise audio.AudioError(path, "model input has NaN or inf values")

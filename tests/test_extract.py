@@ -195,3 +195,28 @@ def test_cuda_matches_cpu(tmp_path, data):
     cpu = _load(ex.extract("vgg", out=tmp_path / "cpu", device="cpu", **kw))[0]["X"]
     gpu = _load(ex.extract("vgg", out=tmp_path / "gpu", device="cuda", **kw))[0]["X"]
     np.testing.assert_allclose(cpu, gpu, rtol=1e-3, atol=1e-3)
+
+
+def test_decode_errors_are_cached_and_reported_again(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    with pytest.raises(audio.AudioError) as first:
+        decode.decode_cached(bad, tmp_path / "cache")
+    assert len(list((tmp_path / "cache").rglob("*.err.json"))) == 1
+    with pytest.raises(audio.AudioError) as again:
+        decode.decode_cached(bad, tmp_path / "cache")
+    assert again.value.reason == first.value.reason
+
+
+def test_spectrogram_inputs_are_computed_once(tmp_path, data, monkeypatch):
+    calls = []
+    real = audio.spectrogram_input
+    monkeypatch.setattr(audio, "spectrogram_input",
+                        lambda w, n, pad="repeat": calls.append(n) or real(w, n, pad=pad))
+    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    a = ex.extract("7x96", out=tmp_path / "a", **kw)
+    b = ex.extract("7x86", out=tmp_path / "b", **kw)
+    assert len(calls) == 6  # 6 clips, two spectrogram front-ends
+    uncached = ex.extract("7x96", out=tmp_path / "c", **{**kw, "cache_dir": None})
+    assert (a / "features.npz").read_bytes() == (uncached / "features.npz").read_bytes()
+    assert b.exists()
