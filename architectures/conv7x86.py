@@ -48,7 +48,7 @@ class Conv7x86(nn.Module):
         """``[pool]``, ``(batch, filters, frames - 6)``, from ``x`` ``(batch, frames, 96)``."""
         check_input(x, self.input_kind, "7x86", min_length=KERNEL[0])
         if self.fast and not self.batchnorm:
-            return [F.relu(band_conv_max(x, [self.conv])[0])]  # relu(max(.)) == max(relu(.))
+            return [band_conv_max(x, [self.conv], relu=True)]  # relu(max(.)) == max(relu(.))
         h = F.relu(self.norm(self.conv(x[:, None])))  # (batch, F, frames - 6, 11)
         return [F.max_pool2d(h, (1, h.shape[3])).squeeze(3)]
 

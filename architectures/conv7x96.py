@@ -48,7 +48,7 @@ class Conv7x96(nn.Module):
         """``[conv]``, ``(batch, filters, frames - 6)``, from ``x`` ``(batch, frames, 96)``."""
         check_input(x, self.input_kind, "7x96", min_length=KERNEL[0])
         if self.fast and not self.batchnorm:
-            return [F.relu(band_conv_max(x, [self.conv])[0])]
+            return [band_conv_max(x, [self.conv], relu=True)]
         return [F.relu(self.norm(self.conv(x[:, None]))).squeeze(3)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 N_MELS = 96  # mel bands of the study's spectrogram (frontends.md, common settings)
+# Fewest GEMM rows per chunk of band_conv_max: each GEMM re-packs the (k * h, C) weight, so fewer rows
+# than this spend a visible share of the time packing (7x86: 2.2 M weights)
+MIN_ROWS = 2048
 
 
 def check_input(x: torch.Tensor, input_kind: str, name: str, min_length: int = 1) -> torch.Tensor:
@@ -100,52 +103,97 @@ def layer_names(prefix: str, count: int) -> list[str]:
     return [f"{prefix}{i}" for i in range(1, count + 1)]
 
 
-def band_conv_max(x: torch.Tensor, convs: list[nn.Conv2d], chunk_bytes: int = 1 << 25) -> list[torch.Tensor]:
+def band_conv_max(x: torch.Tensor, convs: list[nn.Conv2d], relu: bool = False,
+                  chunk_bytes: int = 1 << 20) -> torch.Tensor:
     """Full-height 2-D convs on a spectrogram, max-pooled over all their frequency positions.
 
     A ``Conv2d(1, C, (k, h))`` on a ``(time, mel)`` image has one input channel, which starves
     MKL-DNN (the 1 x h convs of timbral run at a few percent of the matmul rate). Here each conv is
-    im2col + one GEMM: the ``(frame, position)`` patches of ``k * h`` values (a strided view, copied
-    one time-chunk at a time) times the ``(k * h, C)`` weight matrix, giving ``(frames, positions, C)``
-    with the channels innermost, so the max over positions is a contiguous reduction. Bias is added
-    after the max (a per-channel constant commutes with max exactly).
+    im2col + one GEMM per time-chunk: the ``(frame, position)`` patches of ``k * h`` values (a strided
+    view, copied one chunk at a time) times the ``(k * h, C)`` weight matrix, giving
+    ``(frames, positions, C)`` with the channels innermost, so the max over positions is a contiguous
+    reduction. Chunks are small (``chunk_bytes``, about the L2 cache) so the max reads the GEMM's
+    output from cache, not from memory. Every conv writes its column block of ONE preallocated
+    ``(batch, frames, sum C)`` map (strided ``out=`` writes, no ``torch.cat``); bias is added after the
+    max (a per-channel constant commutes with max exactly) and ReLU is done in place on the pooled map
+    (ReLU commutes with max too). With a single position (a conv over all bands) there is no max: the
+    GEMM adds the bias and writes the map directly.
 
     Parameters
     ----------
     x : Tensor
         ``(batch, frames, mel)``.
     convs : list of nn.Conv2d
-        Each with one input channel, kernel ``(k, h)``, time padding ``conv.padding[0]`` and no
-        frequency padding.
+        Each with one input channel, kernel ``(k, h)``, time padding ``conv.padding[0]``, no frequency
+        padding, and the same number of output frames as the others.
+    relu : bool
+        Apply ReLU (in place) to the pooled map.
     chunk_bytes : int
-        Rough bound on the memory of one time-chunk's patches and outputs.
+        Rough bound on the memory of one chunk's GEMM output (or patches).
 
     Returns
     -------
-    list of Tensor
-        One ``(batch, C_i, frames')`` per conv, equal to ``conv(x[:, None]).amax(dim=3)``
-        (before any non-linearity; ReLU commutes with max).
+    Tensor
+        ``(batch, sum C_i, frames')``, a transposed view of a channels-innermost map, equal to
+        ``torch.cat([conv(x[:, None]).amax(dim=3) for conv in convs], dim=1)`` (then ReLU if ``relu``).
     """
     batch, frames, mel = x.shape
-    results = []
+    out_frames = {frames + 2 * c.padding[0] - c.kernel_size[0] + 1 for c in convs}
+    assert len(out_frames) == 1, "convs of one call must give equal frame counts"
+    if needs_grad(x, convs):  # out= and in-place writes cannot be differentiated (trained/ trains these)
+        return _band_conv_max_autograd(x, convs, relu, chunk_bytes)
+    out = x.new_empty(batch, out_frames.pop(), sum(c.out_channels for c in convs))
+    offset = 0
     for conv in convs:
         assert conv.in_channels == 1 and conv.padding[1] == 0 and conv.stride == (1, 1), conv
         k, h = conv.kernel_size
-        pad = conv.padding[0]
+        channels = conv.out_channels
         positions = mel - h + 1
-        padded = pad_time(x, pad, pad, axis=1)
+        padded = pad_time(x, conv.padding[0], conv.padding[0], axis=1)
         patches = padded.unfold(1, k, 1).unfold(2, h, 1)  # (batch, frames', positions, k, h), a view
-        out_frames = patches.shape[1]
-        weight = conv.weight.reshape(conv.out_channels, k * h).t()  # (k * h, C), (k, h) order as patches
-        per_frame = 4 * batch * positions * max(conv.out_channels, k * h)
-        step = max(1, chunk_bytes // per_frame)
-        pieces = []
-        for start in range(0, out_frames, step):
-            chunk = patches[:, start:start + step]
-            y = chunk.reshape(-1, k * h) @ weight  # (batch * frames * positions, C)
-            pieces.append(y.reshape(batch, chunk.shape[1], positions, -1).amax(dim=2))
-        y = torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]  # (batch, frames', C)
-        if conv.bias is not None:
-            y = y + conv.bias
-        results.append(y.transpose(1, 2))
-    return results
+        weight = conv.weight.reshape(channels, k * h).t()  # (k * h, C), (k, h) order as patches
+        block = out[:, :, offset:offset + channels]  # this conv's columns: rows of stride sum C
+        step = max(-(-MIN_ROWS // positions), chunk_bytes // (4 * positions * max(channels, k * h)))
+        for b in range(batch):
+            for start in range(0, out.shape[1], step):
+                chunk = patches[b, start:start + step].reshape(-1, k * h)  # the im2col copy
+                target = block[b, start:start + step]  # (frames in chunk, C), unit column stride
+                if positions == 1:
+                    if conv.bias is None:
+                        torch.mm(chunk, weight, out=target)
+                    else:
+                        torch.addmm(conv.bias, chunk, weight, out=target)
+                else:
+                    y = torch.mm(chunk, weight).view(target.shape[0], positions, channels)
+                    torch.amax(y, dim=1, out=target)
+        if positions > 1 and conv.bias is not None:
+            block += conv.bias
+        offset += channels
+    if relu:
+        out.relu_()
+    return out.transpose(1, 2)
+
+
+def needs_grad(x: torch.Tensor, modules: list[nn.Module]) -> bool:
+    """Whether autograd records ops on ``x`` / ``modules``' parameters (then no ``out=`` / in-place tricks)."""
+    return torch.is_grad_enabled() and (x.requires_grad or any(
+        p.requires_grad for m in modules for p in m.parameters()))
+
+
+def _band_conv_max_autograd(x: torch.Tensor, convs: list[nn.Conv2d], relu: bool,
+                            chunk_bytes: int) -> torch.Tensor:
+    """``band_conv_max`` with out-of-place ops only, for training (same values, differentiable)."""
+    batch, _, mel = x.shape
+    results = []
+    for conv in convs:
+        k, h = conv.kernel_size
+        positions = mel - h + 1
+        patches = pad_time(x, conv.padding[0], conv.padding[0], axis=1).unfold(1, k, 1).unfold(2, h, 1)
+        weight = conv.weight.reshape(conv.out_channels, k * h).t()
+        step = max(1, chunk_bytes // (4 * batch * positions * max(conv.out_channels, k * h)))
+        pieces = [(chunk.reshape(-1, k * h) @ weight).reshape(batch, chunk.shape[1], positions, -1).amax(dim=2)
+                  for chunk in patches.split(step, dim=1)]
+        y = torch.cat(pieces, dim=1)
+        results.append(y + conv.bias if conv.bias is not None else y)
+    out = torch.cat(results, dim=2)
+    return (F.relu(out) if relu else out).transpose(1, 2)

@@ -52,18 +52,22 @@ class Timbral(nn.Module):
     def branch_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The six pooled branches, each ``(batch, m * n, frames)``, in ``SHAPES`` order."""
         if self.fast and not self.batchnorm:
-            by_height = {h: [c for c, (_, hh, _) in zip(self.convs, SHAPES) if hh == h] for h in (TALL, SHORT)}
-            pooled = {h: band_conv_max(x, convs) for h, convs in by_height.items()}
-            return [F.relu(y) for y in pooled[TALL] + pooled[SHORT]]
+            return list(self.pooled(x).split([c.out_channels for c in self.convs], dim=1))
         outs = []
         for conv, norm in zip(self.convs, self.norms):
             h = F.relu(norm(conv(x[:, None])))  # (batch, C, frames, positions)
             outs.append(h.amax(dim=3))
         return outs
 
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """All six branches at once, ``(batch, 14n, frames)``: the fast path, written into one map."""
+        return band_conv_max(x, list(self.convs), relu=True)
+
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``[timbral]``, ``(batch, 14n, frames)``, from ``x`` ``(batch, frames, 96)``."""
         check_input(x, self.input_kind, "timbral")
+        if self.fast and not self.batchnorm:
+            return [self.pooled(x)]  # no torch.cat: the branches share one preallocated map
         return [torch.cat(self.branch_outputs(x), dim=1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -271,3 +271,35 @@ def test_cuda_matches_cpu(name):
     for c, g in zip(cpu, gpu):
         # cuDNN may use TF32 for float32 convs on Ampere and later (about 1e-3 relative error)
         torch.testing.assert_close(g.cpu(), c, rtol=1e-2, atol=1e-2 * c.abs().max().item())
+
+
+@pytest.mark.parametrize("name", ["7x96", "7x86", "timbral"])
+def test_band_conv_max_chunks_equal_plain_conv(name, monkeypatch):
+    # tiny chunks (several per clip, of unequal size) give the same map as the plain Conv2d + max
+    from architectures import layers
+    monkeypatch.setattr(layers, "MIN_ROWS", 1)
+    model = build(name, "small", seed=3)
+    convs = [model.conv] if hasattr(model, "conv") else list(model.convs)
+    x = clip(model, batch=2, frames=37)
+    with torch.inference_mode():
+        got = layers.band_conv_max(x, convs, relu=True, chunk_bytes=5000)
+        want = torch.cat([F.relu(conv(x[:, None]).amax(dim=3)) for conv in convs], dim=1)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * want.abs().max().item())
+
+
+@pytest.mark.parametrize("name", CONV_ARCHS)
+def test_fast_path_trains_like_plain(name):
+    # trained/ trains front-ends with fast=True: outputs and weight gradients must match the plain path
+    model = build(name, "small", seed=1)
+    x = clip(model, batch=2, samples=9000, frames=80)
+    grads = []
+    for fast in (True, False):
+        model.fast = fast
+        model.zero_grad()
+        outs = model.extract_features(x)
+        sum(o.square().mean() for o in outs).backward()
+        grads.append([(n, p.grad.clone()) for n, p in model.named_parameters() if p.grad is not None])
+    assert [n for n, _ in grads[0]] == [n for n, _ in grads[1]] and grads[0]
+    for (n, g), (_, h) in zip(*grads):
+        torch.testing.assert_close(g, h, rtol=1e-3, atol=1e-5 * h.abs().max().item() + 1e-8, msg=n)
