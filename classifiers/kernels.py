@@ -26,7 +26,7 @@ from scipy.linalg import lapack
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from .elm import PINV_RCOND, code_targets, draw_hidden, hidden_activations, solve_output
+from .elm import code_targets, draw_hidden, hidden_activations, solve_output
 from .grids import resolve_gamma
 
 __all__ = ["FastSVM", "FastELM", "feature_sources", "CHOLESKY_RCOND", "QR_RCOND"]

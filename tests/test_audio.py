@@ -5,7 +5,6 @@ import warnings
 import librosa
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from conftest import audio_bytes, tone, write_audio, write_wav
