@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .init import init_weights, keeps_global_rng
-from .layers import check_input, layer_names, norm_layer
+from .layers import check_input, layer_names, needs_grad, norm_layer
 
 POOLS = ((4, 2), (4, 3), (5, 2), (4, 2), (4, 4))  # (time, freq); the freq pools take 96 bands to 1
 MIN_FRAMES = math.prod(t for t, _ in POOLS)  # 1280: shorter inputs vanish before the last pool
@@ -29,7 +29,8 @@ class VGG(nn.Module):
     batchnorm : bool
         BatchNorm with batch statistics after each conv; off by default.
     fast : bool
-        Run the convs in channels-last memory format (MKL-DNN's preferred layout; same result).
+        Run the convs in channels-last memory format (MKL-DNN's preferred layout) and apply ELU after
+        the max-pool instead of before (ELU is increasing, so the result is the same).
     """
 
     input_kind = "spectrogram"
@@ -57,7 +58,13 @@ class VGG(nn.Module):
             h = h.contiguous(memory_format=torch.channels_last)
         outputs = []
         for conv, norm, pool in zip(self.convs, self.norms, POOLS):
-            h = F.max_pool2d(F.elu(norm(conv(h))), pool)
+            if self.fast:
+                # ELU is increasing, so it commutes with max exactly: pool first and apply it to 8-48x
+                # fewer values (in place where autograd is off: no second ~380 MB map to allocate)
+                h = F.max_pool2d(norm(conv(h)), pool)
+                h = F.elu(h, inplace=not needs_grad(h, [conv]))
+            else:
+                h = F.max_pool2d(F.elu(norm(conv(h))), pool)
             outputs.append(h)
         return [o.contiguous() for o in outputs] if self.fast else outputs
 
