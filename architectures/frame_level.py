@@ -7,7 +7,7 @@ from torch import nn
 
 from .deepening import DeepeningStack
 from .init import init_weights, keeps_global_rng
-from .layers import check_input, norm_layer, unfold_matmul
+from .layers import check_input, needs_grad, norm_layer, unfold_matmul
 
 KERNEL, STRIDE = 512, 32
 
@@ -53,7 +53,8 @@ class FrameLevel(nn.Module):
         # the stack needs 7 frames for c1 and 2 for the pool
         check_input(x, self.input_kind, "frame-level", min_length=KERNEL + 7 * STRIDE)
         if self.fast and not self.batchnorm:
-            h = F.relu(unfold_matmul(x, self.conv.weight, self.conv.bias, STRIDE)).contiguous()
+            h = F.relu(unfold_matmul(x, self.conv.weight, self.conv.bias, STRIDE),
+                       inplace=not needs_grad(x, [self]))
         else:
             h = F.relu(self.norm(self.conv(x[:, None, :])))
         return [h] + self.stack(h)

@@ -7,7 +7,7 @@ from torch import nn
 
 from .deepening import DeepeningStack
 from .init import init_weights, keeps_global_rng
-from .layers import check_input, norm_layer, pad_time, same_pad
+from .layers import check_input, needs_grad, norm_layer, pad_time, same_pad, unfold_matmul
 
 KERNELS, STRIDE = (512, 256, 128, 64, 32), 32
 
@@ -70,15 +70,16 @@ class FrameLevelMany(nn.Module):
             offset = big_left - same_pad(n, k, STRIDE)[0]
             weight[i * self.filters:(i + 1) * self.filters, offset:offset + k] = conv.weight[:, 0, :]
         bias = torch.cat([conv.bias for conv in self.convs])
-        frames = pad_time(x, big_left, big_right).unfold(1, KERNELS[0], STRIDE)  # (batch, time, 512)
-        out = F.relu(torch.addmm(bias, frames.reshape(-1, KERNELS[0]), weight.t()))
-        out = out.reshape(x.shape[0], -1, weight.shape[0]).transpose(1, 2).contiguous()
-        return list(out.split(self.filters, dim=1))
+        out = unfold_matmul(pad_time(x, big_left, big_right), weight[:, None], bias, STRIDE)  # (batch, 5F, time)
+        return F.relu(out, inplace=not needs_grad(x, [self]))
 
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``[conv512, conv256, conv128, conv64, conv32, c1, r2, r3]``, each ``(batch, filters, time)``."""
         check_input(x, self.input_kind, "frame-level-many", min_length=8 * STRIDE)
-        fronts = self._front_fast(x) if self.fast and not self.batchnorm else self._front_plain(x)
+        if self.fast and not self.batchnorm:
+            stacked = self._front_fast(x)  # (batch, 5F, time): the five fronts already concatenated
+            return list(stacked.split(self.filters, dim=1)) + self.stack(stacked)
+        fronts = self._front_plain(x)
         return fronts + self.stack(torch.cat(fronts, dim=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

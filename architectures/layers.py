@@ -75,6 +75,11 @@ def norm_layer(channels: int, dims: int, batchnorm: bool) -> nn.Module:
 def unfold_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1) -> torch.Tensor:
     """A single-input-channel Conv1d as one matmul (MKL-DNN starves on 1-channel convs).
 
+    The GEMM is ``(out, kernel) x (kernel, frames)`` per clip, so its result is already the
+    ``(out, frames)`` map: no ``(frames, out)`` result to transpose (for sample-level's conv0 that
+    copy of a 240 MB map cost as much as a conv). Without autograd the GEMM adds the bias and writes
+    into the preallocated output.
+
     Parameters
     ----------
     x : Tensor
@@ -88,14 +93,22 @@ def unfold_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     Returns
     -------
     Tensor
-        ``(batch, out, frames)``, equal to ``F.conv1d(x[:, None], weight, bias, stride)``.
+        ``(batch, out, frames)``, contiguous, equal to ``F.conv1d(x[:, None], weight, bias, stride)``.
     """
     kernel = weight.shape[-1]
-    patches = x.unfold(1, kernel, stride)  # (batch, frames, kernel), a view
+    patches = x.unfold(1, kernel, stride).transpose(1, 2)  # (batch, kernel, frames), a view
     w = weight.reshape(weight.shape[0], kernel)
-    out = torch.matmul(patches, w.t()) if bias is None else torch.addmm(
-        bias, patches.reshape(-1, kernel), w.t()).reshape(x.shape[0], -1, w.shape[0])
-    return out.transpose(1, 2)
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                    or (bias is not None and bias.requires_grad)):
+        out = torch.matmul(w, patches)
+        return out if bias is None else out + bias[:, None]
+    out = x.new_empty(x.shape[0], w.shape[0], patches.shape[2])
+    for b in range(x.shape[0]):
+        if bias is None:
+            torch.mm(w, patches[b], out=out[b])
+        else:
+            torch.addmm(bias[:, None], w, patches[b], out=out[b])
+    return out
 
 
 def layer_names(prefix: str, count: int) -> list[str]:

@@ -24,7 +24,7 @@ class SampleLevel(nn.Module):
     batchnorm : bool
         BatchNorm with batch statistics after each conv (the study's leak experiment); off by default.
     fast : bool
-        Use the matmul form of the 1-channel conv0 (same result as the plain conv).
+        Use the matmul form of the 1-channel conv0 and apply ReLU after the max-pools (same result).
     """
 
     input_kind = "waveform"
@@ -49,32 +49,19 @@ class SampleLevel(nn.Module):
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Averaged layers' outputs, each ``(batch, filters, time)``, from ``x`` ``(batch, samples)``."""
         check_input(x, self.input_kind, "sample-level", min_length=3 ** (self.n_blocks + 1))
-        if self.fast and not self.batchnorm and not needs_grad(x, [self]):
-            return self._fast_features(x)
+        inplace = not needs_grad(x, [self])  # ReLU in place where autograd does not need its input
         if self.fast and not self.batchnorm:
             # conv0 has one input channel and stride == kernel: a reshape and one matmul
-            h = F.relu(unfold_matmul(x, self.conv0.weight, self.conv0.bias, stride=3)).contiguous()
+            h = F.relu(unfold_matmul(x, self.conv0.weight, self.conv0.bias, stride=3), inplace=inplace)
         else:
             h = F.relu(self.norm0(self.conv0(x[:, None, :])))
         outputs = [h]
         for conv, norm in zip(self.convs, self.norms):
-            h = F.relu(norm(conv(h)))  # TF 'same' for kernel 3 is one zero each side
-            h = F.max_pool1d(h, 3)
-            outputs.append(h)
-        return outputs
-
-    def _fast_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Inference path: conv0 as ``(F, 3) x (3, frames)`` GEMMs written straight into ``(batch, F, frames)``
-        (no ``(frames, F)`` result to transpose: that copy of the 240 MB map cost as much as a conv), and
-        each block's ReLU after its max-pool, in place (ReLU is increasing: it commutes with max)."""
-        patches = x.unfold(1, 3, 3)  # (batch, frames, 3), a view
-        weight, bias = self.conv0.weight.view(self.filters, 3), self.conv0.bias.view(-1, 1)
-        h = x.new_empty(x.shape[0], self.filters, patches.shape[1])
-        for b in range(x.shape[0]):
-            torch.addmm(bias, weight, patches[b].t(), out=h[b])
-        outputs = [h.relu_()]
-        for conv in self.convs:
-            h = F.max_pool1d(conv(h), 3).relu_()
+            h = norm(conv(h))  # TF 'same' for kernel 3 is one zero each side
+            if self.fast:  # ReLU is increasing: after the pool it is the same, on a third of the values
+                h = F.relu(F.max_pool1d(h, 3), inplace=inplace)
+            else:
+                h = F.max_pool1d(F.relu(h), 3)
             outputs.append(h)
         return outputs
 
