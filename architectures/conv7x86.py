@@ -25,7 +25,7 @@ class Conv7x86(nn.Module):
     batchnorm : bool
         BatchNorm with batch statistics after the conv; off by default.
     fast : bool
-        Compute the conv per frequency position as Conv1d over the 86 bands (same result).
+        Compute the conv as im2col + GEMM and max over the 11 positions (``layers.band_conv_max``; same result).
     """
 
     input_kind = "spectrogram"

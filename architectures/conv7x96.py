@@ -25,7 +25,7 @@ class Conv7x96(nn.Module):
     batchnorm : bool
         BatchNorm with batch statistics after the conv; off by default.
     fast : bool
-        Compute the conv as a Conv1d with the 96 bands as input channels (same result).
+        Compute the conv as im2col + GEMM (``layers.band_conv_max``; bias and ReLU fused, same result).
     """
 
     input_kind = "spectrogram"

@@ -28,7 +28,7 @@ class Timbral(nn.Module):
     batchnorm : bool
         BatchNorm with batch statistics after each conv; off by default.
     fast : bool
-        Compute the convs per frequency position as Conv1d over the covered bands (same result).
+        Compute the six convs as im2col + GEMMs into one map (``layers.band_conv_max``; same result).
     """
 
     input_kind = "spectrogram"
