@@ -220,3 +220,13 @@ def test_spectrogram_inputs_are_computed_once(tmp_path, data, monkeypatch):
     uncached = ex.extract("7x96", out=tmp_path / "c", **{**kw, "cache_dir": None})
     assert (a / "features.npz").read_bytes() == (uncached / "features.npz").read_bytes()
     assert b.exists()
+
+
+def test_layer_means_match_float64():
+    g = torch.Generator().manual_seed(0)
+    maps = [torch.rand(2, 16, 116666, generator=g) * 3, torch.rand(2, 8, 344, 48, generator=g),
+            torch.rand(2, 120, generator=g)]
+    got = ex.layer_means(maps)
+    want = torch.cat([m.double().reshape(2, m.shape[1], -1).mean(dim=2) for m in maps], dim=1)
+    assert got.dtype == torch.float32 and got.shape == (2, 16 + 8 + 120)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
