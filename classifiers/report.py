@@ -91,7 +91,7 @@ def _dataset_blocks(ds: str, rows, summary, tests, figures) -> list:
         blocks.append(("table", ["A", "B", "A − B (points)", "t-test p (Student)", "Holm",
                                  "McNemar clips", "only A right", "only B right",
                                  "McNemar p (exact)", "Holm"],
-                       [[p["a"], p["b"], f"{p['diff']:+.1f}", p["t_note"] or fmt_p(p["p_t"]),
+                       [[p["a"], p["b"], f"{round(p['diff'], 1) + 0.0:+.1f}", p["t_note"] or fmt_p(p["p_t"]),
                          fmt_p(p["p_t_holm"]) if p["p_t"] is not None else "–",
                          str(p["n_clips"]), _num(p["b_only"], "d"), _num(p["c_only"], "d"),
                          p["mcnemar_note"] or fmt_p(p["p_mcnemar"]),
