@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm.auto import tqdm
 
-from .protocols import _acc, _best, evaluate
+from .protocols import _acc, cv_best, evaluate
 
 __all__ = ["group_runs", "evaluate_per_fold"]
 
@@ -96,12 +96,7 @@ def evaluate_per_fold(make_scorer, run_sets, points, y, protocols, fold, jobs=1,
         return np.concatenate([fold_pred[k][selection[k]] for k in range(n_folds)])
 
     if "cv-best" in protocols:
-        scores = np.average(outer, axis=1)
-        best = _best(scores)
-        out["cv-best"] = None if best < 0 else {
-            "selected": best, "selected_per_fold": None, "accuracy": float(scores[best]),
-            "fold_accuracies": outer[best].tolist(), "scores": scores, "fold_scores": outer,
-            "test_index": oof_index, "y_pred": oof([best] * n_folds)}
+        out["cv-best"] = cv_best(outer, oof_index, oof)
     if "nested-cv" in protocols:
         if any(n is None or n[0] in failed for n in nested):
             out["nested-cv"] = None

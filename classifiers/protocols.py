@@ -51,6 +51,19 @@ def _acc(y_true, y_pred) -> float:
     return float("nan") if y_pred is None else float(accuracy_score(y_true, y_pred))
 
 
+def cv_best(outer: np.ndarray, oof_index: np.ndarray, oof) -> dict | None:
+    """The ``cv-best`` result from ``outer[p, k]`` (accuracy of point p on fold k): the point with the
+    best mean over the folds (first in grid order on ties); ``oof(selection)`` gives the out-of-fold
+    predictions of one point per fold. ``None`` when every point failed."""
+    scores = np.average(outer, axis=1)
+    best = _best(scores)
+    if best < 0:
+        return None
+    return {"selected": best, "selected_per_fold": None, "accuracy": float(scores[best]),
+            "fold_accuracies": outer[best].tolist(), "scores": scores, "fold_scores": outer,
+            "test_index": oof_index, "y_pred": oof([best] * outer.shape[1])}
+
+
 def evaluate(scorer, points, y, protocols, split=None, fold=None, jobs=1, desc=None, progress=True):
     """Run ``protocols`` for one feature set with ``scorer`` (see ``kernels.py``).
 
@@ -98,12 +111,7 @@ def evaluate(scorer, points, y, protocols, split=None, fold=None, jobs=1, desc=N
         return np.concatenate([pred[selection[k]][k] for k in range(n_folds)])
 
     if "cv-best" in protocols:
-        scores = np.average(outer, axis=1)
-        best = _best(scores)
-        out["cv-best"] = None if best < 0 else {
-            "selected": best, "selected_per_fold": None, "accuracy": float(scores[best]),
-            "fold_accuracies": outer[best].tolist(), "scores": scores, "fold_scores": outer,
-            "test_index": oof_index, "y_pred": oof([best] * n_folds)}
+        out["cv-best"] = cv_best(outer, oof_index, oof)
     if "nested-cv" in protocols:
         chosen, inner_scores = [], []
         for k in range(n_folds):
