@@ -32,6 +32,8 @@ from features.decode import InputSpec, iter_prepared
 from features.store import (Chunks, ExtractionError, checkpoint_fold, config_key, feature_set_dir,
                             sha1_file, write_feature_set)
 
+SAMPLECNN = "samplecnn"  # trained.train's end-to-end model; its blocks read out like a front-end's
+
 __all__ = ["extract", "extract_many", "build_frontend", "embed", "layer_means", "input_spec",
            "plan", "compute_chunk", "iter_inputs", "Run", "ExtractionError"]
 
@@ -59,6 +61,9 @@ def build_frontend(arch: str, width: str = "large", seed: int = 0, weights=None,
     if weights is not None:
         from trained.checkpoint import load_frontend  # only needed for trained weights
         return load_frontend(weights, expected_arch=arch)
+    if arch == SAMPLECNN:
+        raise ExtractionError("samplecnn has no random-weight version here: pass --weights with a "
+                              "checkpoint of `python -m trained.train --arch samplecnn`")
     kwargs = {"batchnorm": True} if batchnorm else {}
     return architectures.build(arch, width=width, seed=seed, **kwargs)
 
@@ -448,9 +453,12 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     if a.arch == ["all"]:
         a.arch = names
-    unknown = [x for x in a.arch if x not in names and not x.startswith(HEAR_PREFIX)]
+    unknown = [x for x in a.arch if x not in names and x != SAMPLECNN and not x.startswith(HEAR_PREFIX)]
     if unknown:
-        p.error(f"unknown architecture {unknown[0]!r}; available: {', '.join(names)}, all")
+        p.error(f"unknown architecture {unknown[0]!r}; available: {', '.join(names)}, all "
+                f"({SAMPLECNN} with --weights; hear:MODULE for a HEAR module)")
+    if SAMPLECNN in a.arch and not a.weights:
+        p.error(f"--arch {SAMPLECNN} reads out a trained SampleCNN: give its checkpoint with --weights")
     if a.batch_size < 1:
         p.error(f"--batch-size must be at least 1, got {a.batch_size}")
     if a.address and a.engine != "ray":

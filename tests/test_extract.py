@@ -230,3 +230,24 @@ def test_layer_means_match_float64():
     want = torch.cat([m.double().reshape(2, m.shape[1], -1).mean(dim=2) for m in maps], dim=1)
     assert got.dtype == torch.float32 and got.shape == (2, 16 + 8 + 120)
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+
+
+def test_samplecnn_checkpoint_reads_out_like_a_front_end(tmp_path, data):
+    from trained.checkpoint import KEYS, save_checkpoint
+    from trained.samplecnn import SampleCNN
+    torch.manual_seed(0)
+    channels = [4, 4, 4, 4, 4, 4, 4, 4, 4, 8]
+    model = SampleCNN(2, "se", channels=channels).eval()
+    ckpt = {k: None for k in KEYS}
+    ckpt.update(arch="samplecnn", dims=model.dims, state_dict=model.state_dict(), backend_state_dict={},
+                fold=None, dataset="folder", config={}, history=[], epoch=1, optimizer_state_dict={})
+    path = save_checkpoint(tmp_path / "samplecnn.pt", ckpt)
+    folder = ex.extract("samplecnn", dataset="folder", root=data, out=tmp_path / "fs", weights=path,
+                        cache_dir=tmp_path / "cache", folds=3, input_seconds=3.0, **SMALL)
+    arrays, meta = _load(folder)
+    assert folder.name == "samplecnn_small_trained_seed0"
+    assert arrays["X"].shape == (6, sum(channels)) and meta["weights"] == "trained"
+    assert [layer["name"] for layer in meta["layers"]] == ["conv0"] + [f"block{i}" for i in range(1, 10)]
+    assert meta["input"]["sr"] == 22050 and meta["input"]["length"] == 66150
+    with pytest.raises(ex.ExtractionError, match="--weights"):
+        ex.build_frontend("samplecnn")

@@ -192,6 +192,16 @@ class SampleCNN(nn.Module):
             outs.append(h)
         return outs
 
+    def input_spec(self, input_seconds: float | None = None, pad: str = "repeat"):
+        """Feature read-out input (``features.extract``): a waveform at this model's own 22 050 Hz, as
+        long as the study's front-end input (350 000 samples at 12 kHz, about 29.2 s) unless
+        ``input_seconds`` says otherwise."""
+        from features import audio
+        from features.hear_adapter import RateSpec
+        seconds = audio.N_SAMPLES / audio.SAMPLE_RATE if input_seconds is None else input_seconds
+        return RateSpec("waveform", max(SEGMENT_SAMPLES, int(round(seconds * self.sample_rate))), pad,
+                        self.sample_rate)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The last block's map ``(batch, C_9, time)`` (the representation a back-end consumes)."""
         return self.extract_features(x)[-1]
