@@ -153,16 +153,20 @@ def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, f
 def prepare(index: int, path, spec: InputSpec, cache_dir) -> Prepared:
     """Decode (cached) and make the model input of one clip. Never raises for a bad clip.
 
-    Silent and over-full-scale clips are valid audio; they are noted in ``Prepared.warnings`` (checked
+    ``spec`` may carry a sample rate ``sr`` (``features.hear_adapter.RateSpec``) for models that take
+    waveforms at a rate other than 12 kHz. Silent and over-full-scale clips are valid audio; they are noted in ``Prepared.warnings`` (checked
     here on the decoded samples, so a clip read back from the cache is noted too).
     """
     t0 = time.perf_counter()
     notes = []
+    sr = getattr(spec, "sr", audio.SAMPLE_RATE)  # a HEAR module or SampleCNN takes its own rate
     try:
+        if spec.kind == "spectrogram" and sr != audio.SAMPLE_RATE:
+            raise ValueError(f"spectrogram inputs are defined at {audio.SAMPLE_RATE} Hz, not {sr}")
         if spec.kind == "spectrogram" and cache_dir is not None:
             x, peak = _spectrogram_cached(path, spec, cache_dir)
         else:
-            wave = decode_cached(path, cache_dir)
+            wave = decode_cached(path, cache_dir, sr=sr)
             peak = float(np.abs(wave).max())
             x = None
         if peak == 0.0:

@@ -182,11 +182,8 @@ class Run:
 
 
 def iter_inputs(paths, spec, cache_dir, workers: int = 2):
-    """Prepared model inputs of ``paths`` in order (``features.decode.iter_prepared``, or the HEAR
-    adapter's when the front-end wants audio at a rate other than ``audio.SAMPLE_RATE``)."""
-    if getattr(spec, "sr", audio.SAMPLE_RATE) != audio.SAMPLE_RATE:
-        from features.hear_adapter import iter_prepared_at_rate
-        return iter_prepared_at_rate(paths, spec, cache_dir, workers=workers)
+    """Prepared model inputs of ``paths`` in order (``features.decode.iter_prepared``; a ``spec`` with
+    an ``sr`` decodes at that rate, for HEAR modules and SampleCNN)."""
     return iter_prepared(paths, spec, cache_dir, workers=workers)
 
 

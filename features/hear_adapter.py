@@ -15,9 +15,6 @@ embeddings). Its cost is not counted (``gflop_per_clip`` is null): the module is
 from __future__ import annotations
 
 import importlib
-import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,10 +22,9 @@ import torch
 from torch import nn
 
 from features import audio
-from features.decode import Prepared, decode_cached
 
 __all__ = ["REQUIRED_FUNCTIONS", "REQUIRED_ATTRIBUTES", "HearError", "RateSpec", "load_module",
-           "HearFrontend", "prepare_at_rate", "iter_prepared_at_rate"]
+           "HearFrontend"]
 
 REQUIRED_FUNCTIONS = ("load_model", "get_scene_embeddings", "get_timestamp_embeddings")
 REQUIRED_ATTRIBUTES = ("sample_rate", "scene_embedding_size", "timestamp_embedding_size")
@@ -121,40 +117,3 @@ class HearFrontend(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.extract_features(x)[0]
-
-
-def prepare_at_rate(index: int, path, spec: RateSpec, cache_dir) -> Prepared:
-    """``features.decode.prepare`` for a waveform at ``spec.sr``: never raises for a bad clip."""
-    t0 = time.perf_counter()
-    notes = []
-    try:
-        wave = decode_cached(path, cache_dir, sr=spec.sr)
-        if float(np.abs(wave).max()) == 0.0:
-            notes.append("silent clip (all samples are zero): its features are those of silence")
-        x = np.ascontiguousarray(audio.fit_length(wave, spec.length, pad=spec.pad), dtype=np.float32)
-        error = None
-    except audio.AudioError as e:
-        x, error = None, e.reason
-    except Exception as e:  # one bad clip never stops the run: record what went wrong
-        x, error = None, f"{type(e).__name__}: {e}"
-    return Prepared(index, x, error, time.perf_counter() - t0, notes)
-
-
-def iter_prepared_at_rate(paths, spec: RateSpec, cache_dir, workers: int = 2, ahead: int = 64):
-    """:class:`Prepared` inputs of ``paths`` in order, decoded by ``workers`` threads (0: inline)."""
-    paths = list(paths)
-    if workers <= 0:
-        for i, p in enumerate(paths):
-            yield prepare_at_rate(i, p, spec, cache_dir)
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        pending, nxt = deque(), 0
-        try:
-            while nxt < len(paths) or pending:
-                while nxt < len(paths) and len(pending) < max(ahead, workers):
-                    pending.append(pool.submit(prepare_at_rate, nxt, paths[nxt], spec, cache_dir))
-                    nxt += 1
-                yield pending.popleft().result()
-        finally:
-            for f in pending:
-                f.cancel()
