@@ -71,6 +71,17 @@ def write_tree(root, relpaths, seconds: float = 0.05, sr: int = 12000) -> list[P
     return out
 
 
+def write_class_folders(root, per_class: int = 3, seconds: float = 1.0) -> Path:
+    """A ``folder`` dataset under ``root``: classes ``low`` and ``high`` (tones of 220 / 1760 Hz, a 3 %
+    pitch step per clip) at 16 kHz, so loading resamples. Returns ``root``."""
+    root = Path(root)
+    for label, freq in (("low", 220.0), ("high", 1760.0)):
+        for i in range(per_class):
+            write_audio(root / label / f"{label}{i}.wav", tone(seconds, 16000, freq=freq * (1 + 0.03 * i)),
+                        sr=16000)
+    return root
+
+
 @pytest.fixture
 def wav_factory(tmp_path):
     """``wav_factory("name.wav", seconds=..., sr=..., channels=...)`` writes under ``tmp_path``."""

@@ -9,24 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, tone, write_audio
+from conftest import REPO, tone, write_audio, write_class_folders
 from features import audio, datasets, decode, extract as ex
 
 SMALL = {"width": "small", "workers": 0, "batch_size": 2, "progress": False}
 
 
-def _folder_dataset(root, per_class=3, seconds=1.0):
-    """A `folder` dataset: two classes that differ in pitch, a few short clips each."""
-    for label, freq in (("low", 220.0), ("high", 1760.0)):
-        for i in range(per_class):
-            write_audio(root / label / f"{label}{i}.wav", tone(seconds, 16000, freq=freq * (1 + 0.03 * i)),
-                        sr=16000)
-    return root
-
-
 @pytest.fixture
 def data(tmp_path):
-    return _folder_dataset(tmp_path / "data")
+    return write_class_folders(tmp_path / "data")
 
 
 def _load(folder):
@@ -113,7 +104,7 @@ def test_nothing_extractable_is_an_error(tmp_path):
 
 
 def test_resume_gives_identical_bytes_and_recomputes_nothing(tmp_path, monkeypatch):
-    root = _folder_dataset(tmp_path / "data", per_class=6, seconds=0.5)
+    root = write_class_folders(tmp_path / "data", per_class=6, seconds=0.5)
     kw = dict(dataset="folder", root=root, cache_dir=tmp_path / "cache", folds=3, width="small",
               workers=0, batch_size=1, progress=False)
     whole = ex.extract("sample-level", out=tmp_path / "whole", **kw)

@@ -12,18 +12,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import tone, write_audio
+from conftest import write_class_folders
 from features import extract as ex
 
 SMALL = {"width": "small", "batch_size": 2, "progress": False}
-
-
-def _dataset(root, per_class=6, seconds=0.5):
-    for label, freq in (("low", 220.0), ("high", 1760.0)):
-        for i in range(per_class):
-            write_audio(root / label / f"{label}{i}.wav", tone(seconds, 16000, freq=freq * (1 + 0.03 * i)),
-                        sr=16000)
-    return root
 
 
 def _ray_is_running() -> bool:
@@ -80,7 +72,7 @@ def ray_local():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return _dataset(tmp_path_factory.mktemp("ray") / "data")
+    return write_class_folders(tmp_path_factory.mktemp("ray") / "data")
 
 
 @pytest.fixture(scope="module")
