@@ -72,7 +72,7 @@ def ray_local():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return write_class_folders(tmp_path_factory.mktemp("ray") / "data")
+    return write_class_folders(tmp_path_factory.mktemp("ray") / "data", per_class=6, seconds=0.5)
 
 
 @pytest.fixture(scope="module")
