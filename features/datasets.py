@@ -22,6 +22,7 @@ Layouts relied on (as shipped by their authors):
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-__all__ = ["AUDIO_EXTENSIONS", "GTZAN_GENRES", "BALLROOM_FOLDERS", "EXTENDED_BALLROOM_CLASSES",
+__all__ = ["stratified_folds", "dataset_key", "AUDIO_EXTENSIONS", "GTZAN_GENRES", "BALLROOM_FOLDERS", "EXTENDED_BALLROOM_CLASSES",
            "SPLIT_FILES", "Clip", "Dataset", "DATASETS", "load_dataset"]
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".snd", ".mp3", ".flac", ".ogg", ".aif", ".aiff")
@@ -140,20 +141,57 @@ def _find_class_root(name: str, root: Path, known) -> Path:
     return best
 
 
-def _assign_folds(name: str, clips: list[Clip], folds: int, seed: int) -> list[Clip]:
-    """Stratified, shuffled folds 1..K (sklearn StratifiedKFold) over clips sorted by id."""
-    if folds < 2:
-        raise ValueError(f"folds must be at least 2, found {folds}")
-    labels = np.array([c.label for c in clips])
+def stratified_folds(ids, labels, k: int, seed: int) -> np.ndarray:
+    """The one way generated folds are made: stratified, shuffled folds 1..``k`` over clips sorted by id.
+
+    ``sklearn.model_selection.StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)`` applied to
+    the clips in id order, so the folds depend only on (ids, labels, k, seed): extraction, training and
+    the grid all call this and agree. Returns the fold (1..k) of each clip, in the order given.
+
+    Raises ``ValueError`` naming the classes with fewer than ``k`` clips, or a bad ``k``.
+    """
+    ids = np.asarray(ids, dtype=str)
+    labels = np.asarray(labels, dtype=str)
+    if len(ids) != len(labels):
+        raise ValueError(f"stratified_folds: {len(ids)} ids but {len(labels)} labels")
+    if int(k) < 2:
+        raise ValueError(f"folds must be at least 2, found {k}")
+    order = np.argsort(ids, kind="stable")
     classes, counts = np.unique(labels, return_counts=True)
-    small = {c: int(n) for c, n in zip(classes, counts) if n < folds}
+    small = {str(c): int(n) for c, n in zip(classes, counts) if n < k}
     if small:
-        raise ValueError(f"dataset '{name}': {folds} stratified folds need at least {folds} clips per "
-                         f"class; these classes have fewer: {small}")
-    fold_of = np.zeros(len(clips), dtype=int)
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for k, (_, test) in enumerate(skf.split(np.zeros(len(clips)), labels), start=1):
-        fold_of[test] = k
+        raise ValueError(f"{k} stratified folds need at least {k} clips per class; these classes have "
+                         f"fewer: {small}")
+    fold_sorted = np.zeros(len(ids), dtype=np.int64)
+    skf = StratifiedKFold(n_splits=int(k), shuffle=True, random_state=int(seed))
+    for f, (_, test) in enumerate(skf.split(np.zeros(len(ids)), labels[order]), start=1):
+        fold_sorted[test] = f
+    folds = np.empty(len(ids), dtype=np.int64)
+    folds[order] = fold_sorted
+    return folds
+
+
+def dataset_key(ds) -> str:
+    """SHA-256 naming a dataset's exact contents: its name, and per clip the id, label, split, fold,
+    and the file's size and modification time (ns). A file replaced, re-encoded or touched changes it.
+    A file that no longer exists is keyed as missing."""
+    h = hashlib.sha256(f"dataset {ds.name}\n".encode("utf-8"))
+    for c in ds.clips:
+        try:
+            st = os.stat(c.path)
+            stamp = f"{st.st_size}\t{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        h.update(f"{c.id}\t{c.label}\t{c.split}\t{c.fold}\t{stamp}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def _assign_folds(name: str, clips: list[Clip], folds: int, seed: int) -> list[Clip]:
+    """Stratified, shuffled folds 1..K (``stratified_folds``) over clips sorted by id."""
+    try:
+        fold_of = stratified_folds([c.id for c in clips], [c.label for c in clips], folds, seed)
+    except ValueError as e:
+        raise ValueError(f"dataset '{name}': {e}") from None
     return [replace(c, fold=int(f)) for c, f in zip(clips, fold_of)]
 
 
