@@ -1,0 +1,134 @@
+"""Where the networks run, in which arithmetic, and what happens when a batch does not fit.
+
+- ``resolve_device("auto" | "cpu" | "cuda[:N]")``: ``auto`` is CUDA when torch sees a GPU, else the CPU.
+- ``PRECISIONS``: ``float32`` (the study's, the default: IEEE float32 everywhere, TF32 tensor cores off),
+  ``tf32`` (CUDA only: float32 storage, TF32 tensor-core matmuls and convolutions, ~10-bit mantissa
+  products), ``bf16`` (autocast to bfloat16 for convolutions and matmuls; the per-layer means are still
+  accumulated in float32). ``precision_context(dev, precision)`` applies one for the duration of a block
+  and restores torch's flags afterwards.
+- ``AdaptiveBatch``: runs a batch and, when the device runs out of memory, halves the batch size and goes
+  on with the same clips (never skipping one), remembering the smaller size for the following batches.
+- ``device_record(dev)``: the device model, driver and CUDA versions, recorded with every figure.
+"""
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+__all__ = ["PRECISIONS", "DeviceError", "resolve_device", "precision_context", "is_out_of_memory",
+           "AdaptiveBatch", "device_record"]
+
+PRECISIONS = ("float32", "tf32", "bf16")
+
+
+class DeviceError(ValueError):
+    """A device or precision that cannot be used here, or a batch that fits nowhere."""
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    device = str(device)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise DeviceError(f"unknown device {device!r}; expected auto, cpu or cuda[:N]")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError(f"--device {device} was asked for but torch sees no CUDA device "
+                          f"(torch {torch.__version__}); use --device cpu or auto")
+    return torch.device(device)
+
+
+def check_precision(precision: str, dev: torch.device) -> str:
+    """``precision`` if it can run on ``dev``; otherwise a ``DeviceError`` saying what would."""
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    if precision == "tf32" and dev.type != "cuda":
+        raise DeviceError("--precision tf32 uses NVIDIA tensor cores and needs --device cuda; on the CPU "
+                          "use float32 (the study's) or bf16")
+    return precision
+
+
+@contextlib.contextmanager
+def precision_context(dev: torch.device, precision: str = "float32"):
+    """Run the enclosed block in ``precision`` on ``dev``; torch's global flags are restored after it."""
+    check_precision(precision, dev)
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32  # PyTorch allows TF32 for cuDNN convs by default: not here
+    try:
+        if precision == "bf16":
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
+                yield
+        else:
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for the device running out of memory (CUDA's error, or an allocator's message saying so)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+@dataclass
+class AdaptiveBatch:
+    """Compute ``fn`` over a batch in pieces of at most ``size`` rows, halving ``size`` on out-of-memory.
+
+    ``fn(x) -> np.ndarray`` maps ``(n, ...)`` inputs to ``(n, d)`` outputs, row by row (a row's output
+    must not depend on its batch mates, which holds for every front-end without ``--batchnorm``).
+    ``halvings`` records each reduction as ``(from, to)``.
+    """
+    size: int
+    halvings: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if int(self.size) < 1:
+            raise DeviceError(f"batch size must be at least 1, got {self.size}")
+        self.size = int(self.size)
+
+    def __call__(self, fn, x: np.ndarray) -> np.ndarray:
+        out, start = [], 0
+        while start < len(x):
+            piece = x[start:start + self.size]
+            try:
+                out.append(fn(piece))
+            except Exception as e:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+                if not is_out_of_memory(e):
+                    raise
+                if self.size == 1:
+                    raise DeviceError("one clip does not fit in the device's memory even at batch size 1; "
+                                      "use a shorter --input-seconds, the small width, or --device cpu") from None
+                new = self.size // 2
+                self.halvings.append((self.size, new))
+                self.size = new
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            start += len(piece)
+        return np.concatenate(out) if len(out) > 1 else out[0]
+
+
+def device_record(dev: torch.device) -> dict:
+    """What ran the numbers: for CUDA the GPU model, its memory, the driver and CUDA versions."""
+    rec = {"type": dev.type, "torch": torch.__version__}
+    if dev.type != "cuda":
+        return rec
+    idx = dev.index if dev.index is not None else torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(idx)
+    rec.update(name=props.name, memory_gib=round(props.total_memory / 2**30, 1),
+               capability=f"{props.major}.{props.minor}", cuda=torch.version.cuda,
+               cudnn=torch.backends.cudnn.version())
+    try:
+        rec["driver"] = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader", f"--id={idx}"],
+            capture_output=True, text=True, timeout=10, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        rec["driver"] = None
+    return rec
