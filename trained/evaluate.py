@@ -166,6 +166,12 @@ def evaluate(run_roots, out=DEFAULT_OUT, ds=None, device: str = "auto", progress
              "failed_points": [], "timings": {"total_s": time.perf_counter() - t0}}
     if cfg.get("multilabel"):
         entry["metric"] = metric
+    if first["arch"] == SAMPLECNN:  # the papers' MagnaTagATune scores of this very setting, with source
+        from classifiers.published import SAMPLECNN_PAPERS, samplecnn_published
+        entry["published_samplecnn"] = [
+            dict(s._asdict(), source=SAMPLECNN_PAPERS[s.paper], dataset="MagnaTagATune top-50",
+                 metric="roc_auc")
+            for s in samplecnn_published(cfg["block"], cfg["se_ratio"], cfg["multi_level"])]
     n_params = sum(v.numel() for v in first["state_dict"].values() if v.is_floating_point()) + \
         sum(v.numel() for v in first["backend_state_dict"].values() if v.is_floating_point())
     res = {"kind": "randomcnn-results", "version": 1, "dataset": ds.name, "arch": first["arch"],

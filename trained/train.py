@@ -48,7 +48,7 @@ DEFAULT_RESULTS = Path("runs/results")
 _RESUME_KEYS = ("arch", "width", "seed", "block", "se_ratio", "multi_level", "batchnorm", "lr",
                 "batch_size", "input_seconds", "pad", "segments_per_clip", "fold", "dataset")
 _RESUME_KEYS += ("frontend_bn", "patch_seconds", "window_hop_seconds", "weight_decay",
-                 "plateau_patience", "lr_decreases", "patience")
+                 "plateau_patience", "lr_decreases")
 FRONTEND_BN = ("running", "none")  # trained front-end batch norm; "batch" (the leak) is extraction's
 PATCH_SECONDS = 15.0  # Pons et al. 2018: 15 s training patches
 
