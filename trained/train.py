@@ -51,6 +51,7 @@ _RESUME_KEYS += ("frontend_bn", "patch_seconds", "window_hop_seconds", "weight_d
                  "plateau_patience", "lr_decreases")
 FRONTEND_BN = ("running", "none")  # trained front-end batch norm; "batch" (the leak) is extraction's
 PATCH_SECONDS = 15.0  # Pons et al. 2018: 15 s training patches
+SAMPLECNN_MAX_EPOCHS = 500  # only a bound: SampleCNN's learning-rate schedule ends its training
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -166,7 +167,7 @@ def _portion(ds, idx, classes, multilabel, cfg, progress, name):
 
 def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, split_dir=None,
           manifest=None, folds: int = 10, fold: int | None = None, width: str = "large",
-          seed: int = 0, epochs: int = 30, batch_size: int | None = None, lr: float | None = None,
+          seed: int = 0, epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
           patience: int | None = None, input_seconds: float | None = None, pad: str = "repeat",
           block: str = "basic", se_ratio: float = 0.125, multi_level: bool = False,
           segments_per_clip: int | None = None, batchnorm: bool = True, device: str = "auto",
@@ -190,6 +191,7 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
                                    folds=folds, seed=seed)
     dev = resolve_device(device)
     batch_size = batch_size or (23 if arch == SAMPLECNN else 16)
+    epochs = epochs or (SAMPLECNN_MAX_EPOCHS if arch == SAMPLECNN else 30)
     run_root = Path(out) / ds.name / f"{arch}_{width}_seed{seed}"
     if ds.protocol_hint == "split":
         todo = [None]
@@ -241,7 +243,6 @@ def _recipe(arch, block, patience, frontend_bn, patch_seconds, window_hop_second
                 window_hop_seconds=float(window_hop_seconds) if window_hop_seconds else None,
                 weight_decay=float(weight_decay or 0.0), plateau_patience=None, lr_decreases=None,
                 patience=10 if patience is None else int(patience))
-
 
 
 def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress) -> Path:
@@ -315,7 +316,9 @@ def main(argv=None) -> None:
     p.add_argument("--fold", type=int, default=None, help="train only this held-out fold (1..K)")
     p.add_argument("--width", default="large", choices=["large", "small"])
     p.add_argument("--seed", type=int, default=0, help="weights, data order and dropout")
-    p.add_argument("--epochs", type=int, default=30, help="maximum epochs")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"maximum epochs (unset: 30 for front-ends; {SAMPLECNN_MAX_EPOCHS} for samplecnn, "
+                        "whose schedule stops it after its 4th learning-rate decrease)")
     p.add_argument("--batch-size", type=int, default=None, help="default 23 for samplecnn, else 16")
     p.add_argument("--lr", type=float, default=None, help="default 0.01 for samplecnn, else 1e-3")
     p.add_argument("--patience", type=int, default=None,
