@@ -22,8 +22,9 @@ class Conv7x86(nn.Module):
         F (3585 large, 120 small).
     seed : int
         Seed of the random weights.
-    batchnorm : bool
-        BatchNorm with batch statistics after the conv; off by default.
+    batchnorm : bool or "running"
+        BatchNorm with batch statistics after the conv (the leak experiment); "running": trained
+        batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
         Compute the conv as im2col + GEMM and max over the 11 positions (``layers.band_conv_max``; same result).
     """
@@ -34,6 +35,8 @@ class Conv7x86(nn.Module):
     def __init__(self, filters: int = 3585, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
         self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)
+        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
+            self.batchnorm = "running"
         self.conv = nn.Conv2d(1, self.filters, KERNEL)
         self.norm = norm_layer(self.filters, 2, batchnorm)
         self.layers = [("pool", self.filters)]

@@ -25,8 +25,9 @@ class FrameLevel(nn.Module):
         features (896 -> 3584, 30 -> 120).
     seed : int
         Seed of the random weights.
-    batchnorm : bool
-        BatchNorm with batch statistics after each conv; off by default.
+    batchnorm : bool or "running"
+        BatchNorm with batch statistics after each conv (the leak experiment); "running": trained
+        batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
         Compute the 1-channel frame conv as unfold + matmul (same result).
     """
@@ -37,6 +38,8 @@ class FrameLevel(nn.Module):
     def __init__(self, filters: int = 896, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
         self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)
+        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
+            self.batchnorm = "running"
         self.conv = nn.Conv1d(1, self.filters, KERNEL, stride=STRIDE)
         self.norm = norm_layer(self.filters, 1, batchnorm)
         self.stack = DeepeningStack(self.filters, self.filters, batchnorm)

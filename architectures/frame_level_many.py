@@ -26,8 +26,9 @@ class FrameLevelMany(nn.Module):
         (448 -> 3584, 15 -> 120).
     seed : int
         Seed of the random weights.
-    batchnorm : bool
-        BatchNorm with batch statistics after each conv; off by default.
+    batchnorm : bool or "running"
+        BatchNorm with batch statistics after each conv (the leak experiment); "running": trained
+        batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
         Compute the five 1-channel convs as one matmul over shared 512-sample frames (same result).
     """
@@ -38,6 +39,8 @@ class FrameLevelMany(nn.Module):
     def __init__(self, filters: int = 448, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
         self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)
+        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
+            self.batchnorm = "running"
         self.convs = nn.ModuleList(nn.Conv1d(1, self.filters, k, stride=STRIDE) for k in KERNELS)
         self.norms = nn.ModuleList(norm_layer(self.filters, 1, batchnorm) for _ in KERNELS)
         self.stack = DeepeningStack(len(KERNELS) * self.filters, self.filters, batchnorm)

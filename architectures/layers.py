@@ -60,16 +60,32 @@ def pad_time(x: torch.Tensor, left: int, right: int, axis: int = -1) -> torch.Te
     return F.pad(x, pads)
 
 
-def norm_layer(channels: int, dims: int, batchnorm: bool) -> nn.Module:
-    """BatchNorm using the *batch's* statistics (the study's leak experiment) or an identity.
+def norm_layer(channels: int, dims: int, batchnorm) -> nn.Module:
+    """Batch norm after a conv, in one of two modes that must not be confused, or an identity.
 
-    ``track_running_stats=False`` makes it use batch statistics in eval mode too, which is the point:
-    with it a clip's features depend on the other clips in its batch.
+    Parameters
+    ----------
+    channels : int
+    dims : {1, 2}
+        ``BatchNorm1d`` or ``BatchNorm2d``.
+    batchnorm : False, True / "batch", or "running"
+        ``False``: no normalisation (random feature extraction, the default everywhere).
+        ``True`` or ``"batch"``: the study's leak experiment (Fig. 4.5 of the thesis,
+        ``features.extract --batchnorm``): ``track_running_stats=False``, so the *batch's* statistics
+        are used in eval mode too and a clip's features depend on the other clips of its batch.
+        ``"running"``: ordinary trainable batch norm, as the trained front-ends of Pons et al. 2018
+        (``trained.train --frontend-bn running``): batch statistics while training, the running
+        averages in eval mode, so an extracted clip's features do not depend on its batch.
     """
-    if not batchnorm:
+    if batchnorm is False or batchnorm is None:
         return nn.Identity()
     cls = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
-    return cls(channels, track_running_stats=False)
+    if batchnorm is True or batchnorm == "batch":
+        return cls(channels, track_running_stats=False)
+    if batchnorm == "running":
+        return cls(channels)
+    raise ValueError(f"batchnorm must be False, True / 'batch' (batch statistics, the leak experiment) "
+                     f"or 'running' (trained batch norm, running statistics), found {batchnorm!r}")
 
 
 def unfold_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1) -> torch.Tensor:

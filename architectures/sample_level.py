@@ -21,8 +21,9 @@ class SampleLevel(nn.Module):
         F, filters of every conv; 7 averaged layers give ``7 * F`` features (512 -> 3584, 16 -> 112).
     seed : int
         Seed of the random weights (see ``architectures.init``).
-    batchnorm : bool
-        BatchNorm with batch statistics after each conv (the study's leak experiment); off by default.
+    batchnorm : bool or "running"
+        BatchNorm with batch statistics after each conv (the study's leak experiment); "running":
+        trained batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
         Use the matmul form of the 1-channel conv0 and apply ReLU after the max-pools (same result).
     """
@@ -34,6 +35,8 @@ class SampleLevel(nn.Module):
     def __init__(self, filters: int = 512, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
         self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)
+        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
+            self.batchnorm = "running"
         self.conv0 = nn.Conv1d(1, self.filters, 3, stride=3)
         self.norm0 = norm_layer(self.filters, 1, batchnorm)
         self.convs = nn.ModuleList(nn.Conv1d(self.filters, self.filters, 3, padding=1) for _ in range(self.n_blocks))

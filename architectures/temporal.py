@@ -30,8 +30,9 @@ class Temporal(nn.Module):
         Base filter count, a multiple of 4 (256 large -> 3584 features, 8 small -> 112).
     seed : int
         Seed of the random weights.
-    batchnorm : bool
-        BatchNorm with batch statistics after each conv; off by default.
+    batchnorm : bool or "running"
+        BatchNorm with batch statistics after each conv (the leak experiment); "running": trained
+        batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
         Compute each conv as im2col + one GEMM (exact taps, no zero-padded kernels) that adds the bias
         and writes its column block of one preallocated map, then ReLU in place (same result).
@@ -46,6 +47,8 @@ class Temporal(nn.Module):
                  lengths: tuple[int, ...] = LENGTHS):
         super().__init__()
         self.n, self.seed, self.batchnorm, self.fast = int(n), seed, bool(batchnorm), bool(fast)
+        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
+            self.batchnorm = "running"
         self.lengths = tuple(int(k) for k in lengths)
         if len(self.lengths) != len(MULTIPLES) or min(self.lengths) < 1:
             raise ValueError(f"temporal: expected {len(MULTIPLES)} positive kernel lengths, found {lengths}")

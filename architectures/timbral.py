@@ -25,8 +25,9 @@ class Timbral(nn.Module):
         Base filter count (256 large -> 3584 features, 8 small -> 112).
     seed : int
         Seed of the random weights.
-    batchnorm : bool
-        BatchNorm with batch statistics after each conv; off by default.
+    batchnorm : bool or "running"
+        BatchNorm with batch statistics after each conv (the leak experiment); "running": trained
+        batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
         Compute the six convs as im2col + GEMMs into one map (``layers.band_conv_max``; same result).
     """
@@ -37,6 +38,8 @@ class Timbral(nn.Module):
     def __init__(self, n: int = 256, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
         self.n, self.seed, self.batchnorm, self.fast = int(n), seed, bool(batchnorm), bool(fast)
+        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
+            self.batchnorm = "running"
         # odd time lengths: TF 'same' is (k - 1) / 2 zeros on each side
         self.convs = nn.ModuleList(nn.Conv2d(1, m * self.n, (k, h), padding=(k // 2, 0)) for k, h, m in SHAPES)
         self.norms = nn.ModuleList(norm_layer(m * self.n, 2, batchnorm) for _, _, m in SHAPES)

@@ -25,8 +25,9 @@ class TimbralTemporal(nn.Module):
         4 small -> 56 + 56).
     seed : int
         Seed of the random weights (drawn for the whole module: timbral convs first).
-    batchnorm : bool
-        BatchNorm with batch statistics after each conv; off by default.
+    batchnorm : bool or "running"
+        BatchNorm with batch statistics after each conv (the leak experiment); "running": trained
+        batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
         Use both branches' fast paths (same result).
     lengths : tuple of int
@@ -41,6 +42,8 @@ class TimbralTemporal(nn.Module):
                  lengths: tuple[int, ...] = LENGTHS):
         super().__init__()
         self.n, self.seed, self.batchnorm, self.fast = int(n), seed, bool(batchnorm), bool(fast)
+        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
+            self.batchnorm = "running"
         self.timbral = Timbral(n=n, seed=seed, batchnorm=batchnorm, fast=fast)
         self.temporal = Temporal(n=n, seed=seed, batchnorm=batchnorm, fast=fast, lengths=lengths)
         self.lengths = self.temporal.lengths

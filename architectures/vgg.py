@@ -26,8 +26,9 @@ class VGG(nn.Module):
         F; 5 averaged layers give ``5 * F`` features (717 -> 3585, 24 -> 120).
     seed : int
         Seed of the random weights.
-    batchnorm : bool
-        BatchNorm with batch statistics after each conv; off by default.
+    batchnorm : bool or "running"
+        BatchNorm with batch statistics after each conv (the leak experiment); "running": trained
+        batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
         Run the convs in channels-last memory format (MKL-DNN's preferred layout) and apply ELU after
         the max-pool instead of before (ELU is increasing, so the result is the same).
@@ -39,6 +40,8 @@ class VGG(nn.Module):
     def __init__(self, filters: int = 717, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
         self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)
+        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
+            self.batchnorm = "running"
         self.convs = nn.ModuleList(
             nn.Conv2d(1 if i == 0 else self.filters, self.filters, 3, padding=1) for i in range(len(POOLS)))
         self.norms = nn.ModuleList(norm_layer(self.filters, 2, batchnorm) for _ in POOLS)

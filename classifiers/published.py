@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 __all__ = ["Published", "PUBLISHED", "PUBLISHED_PROTOCOLS", "STUDY_DATASETS", "TRAINED_REFERENCES",
-           "ORDERINGS", "published_figure"]
+           "ORDERINGS", "published_figure", "BlockScore", "SAMPLECNN_PUBLISHED", "SAMPLECNN_PAPERS",
+           "samplecnn_published"]
 
 
 class Published(NamedTuple):
@@ -133,3 +134,82 @@ def published_figure(dataset: str, arch: str, classifier: str, weights: str, pro
     if figure is None or feature_length != figure.feature_length:
         return None
     return figure
+
+
+# ----------------------------------------------------------------------------- SampleCNN blocks
+# MagnaTagATune top-50 tags, ROC-AUC (a fraction), of the SampleCNN blocks in two papers that used
+# different amplifying ratios alpha for the SE / ReSE blocks; a run is compared only with the scores
+# of its own alpha and multi-level setting (``samplecnn_published``), never with a mixture.
+
+SAMPLECNN_PAPERS = {
+    "kim2018": "Kim, Lee & Nam, ICASSP 2018, Table 1 (SE / ReSE alpha 16; ReSE-2 with weight decay "
+               "1e-4)",
+    "kim2019": "Kim, Lee & Nam, 2019 journal version, Table III (no multi-level; SE alpha as given, "
+               "ReSE alpha 2^-3)",
+}
+
+
+class BlockScore(NamedTuple):
+    """One published SampleCNN block score.
+
+    Attributes
+    ----------
+    roc_auc : float
+        MagnaTagATune top-50 macro ROC-AUC, in [0, 1].
+    paper : str
+        Key of ``SAMPLECNN_PAPERS``.
+    alpha : float or None
+        Amplifying ratio of the SE excitation (None for blocks without SE: basic, res1, res2).
+    multi_level : bool
+        Multi-level feature aggregation (last three blocks concatenated).
+    weight_decay : float
+        The weight decay the paper states for that model (0 where it states none).
+    """
+
+    roc_auc: float
+    paper: str
+    alpha: float | None
+    multi_level: bool
+    weight_decay: float
+
+
+def _block_scores() -> tuple[BlockScore, ...]:
+    rows = []
+    # Kim et al. 2018 Table 1: block -> (multi, no multi); SE blocks at alpha 16.
+    for block, (multi, single) in {"basic": (0.9077, 0.9055), "se": (0.9111, 0.9083),
+                                   "res1": (0.9037, 0.9048), "res2": (0.9098, 0.9061),
+                                   "rese1": (0.9053, 0.9066), "rese2": (0.9113, 0.9102)}.items():
+        alpha = 16.0 if block in ("se", "rese1", "rese2") else None
+        wd = 1e-4 if block == "rese2" else 0.0
+        rows += [(block, BlockScore(multi, "kim2018", alpha, True, wd)),
+                 (block, BlockScore(single, "kim2018", alpha, False, wd))]
+    # Kim et al. 2019 Table III (music auto-tagging column), no multi-level.
+    for block, alpha, auc in (("basic", None, 0.9054), ("se", 2.0 ** -3, 0.9083), ("se", 1.0, 0.9056),
+                              ("se", 8.0, 0.9066), ("res1", None, 0.9014), ("res2", None, 0.9070),
+                              ("rese1", 2.0 ** -3, 0.9038), ("rese2", 2.0 ** -3, 0.9075)):
+        rows.append((block, BlockScore(auc, "kim2019", alpha, False, 0.0)))
+    return tuple(rows)
+
+
+# (block, BlockScore) pairs, in the papers' order.
+SAMPLECNN_PUBLISHED: tuple[tuple[str, BlockScore], ...] = _block_scores()
+
+
+def samplecnn_published(block: str, se_ratio: float, multi_level: bool) -> list[BlockScore]:
+    """The published MagnaTagATune scores comparable with one SampleCNN run, each with its source.
+
+    A block with squeeze-and-excitation (``se``, ``rese1``, ``rese2``) matches only the rows of the
+    same amplifying ratio (alpha 16: Kim et al. 2018; alpha 2^-3, 2^0, 2^3: the 2019 paper), so an
+    alpha 2^-3 run is never set beside the alpha 16 figures. Blocks without SE (basic, res1, res2)
+    have no alpha and match both papers' rows of the same multi-level setting (their scores differ:
+    two training campaigns), each labelled with its paper. Multi-level runs match only the 2018 paper.
+
+    Returns
+    -------
+    list of BlockScore
+        Empty when no paper reports this setting (e.g. SE at alpha 0.5, or multi-level at 2^-3).
+    """
+    has_se = block in ("se", "rese1", "rese2")
+    return [score for b, score in SAMPLECNN_PUBLISHED
+            if b == block and score.multi_level == bool(multi_level)
+            and (not has_se or abs(score.alpha - float(se_ratio)) <= 1e-9 * score.alpha)]

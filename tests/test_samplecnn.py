@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from trained.samplecnn import BLOCKS, SEGMENT_SAMPLES, SMALL_CHANNELS, SampleCNN, SqueezeExcitation
+from trained.samplecnn import (BLOCKS, SEGMENT_SAMPLES, SMALL_CHANNELS, SampleCNN, SqueezeExcitation,
+                               default_weight_decay, plateau_patience)
 from trained.summary import format_summary, summarize
 
 # Table 1 of Lee et al. 2017 (3^9 model, 50 tags): weights + bias of every conv / dense layer.
@@ -23,9 +24,12 @@ def test_table1_parameter_counts(basic):
     assert weighted == TABLE1_PARAMS
     assert sum(weighted) == 1_863_986  # the paper's "1.9M"
     bn = [r for r in rows if r.kind == "BatchNorm1d"]
-    assert len(bn) == 10 and sum(r.params for r in bn) == 2 * sum(SampleCNN(50).dims["channels"])
+    # every conv layer has batch norm, conv 1-512 included (Lee et al. 2017): 10 convs + the head
+    channels = SampleCNN(50).dims["channels"]
+    assert [r.name for r in bn][-1] == "bn_fc" and len(bn) == 11
+    assert sum(r.params for r in bn) == 2 * (sum(channels) + channels[-1])
     text = format_summary(rows, basic)
-    assert "1,863,986" in text and "batch norm 4,864" in text and "BatchNorm1d" in text
+    assert "1,863,986" in text and "batch norm 5,888" in text and "BatchNorm1d" in text
 
 
 def test_table1_output_shapes(basic):
@@ -110,3 +114,51 @@ def test_dims_rebuild_the_model():
     clone = SampleCNN(**m.dims)
     clone.load_state_dict(m.state_dict())  # strict: same layers, same shapes
     assert clone.dims == m.dims
+
+
+def test_conv_1_512_has_batch_norm_before_its_relu():
+    m = SampleCNN(3, channels=SMALL_CHANNELS).eval()
+    assert isinstance(m.bn_fc, torch.nn.BatchNorm1d) and m.bn_fc.num_features == SMALL_CHANNELS[-1]
+    with torch.no_grad():  # give the head's BN non-trivial statistics, then recompute by hand
+        m.bn_fc.running_mean.uniform_(-1, 1)
+        m.bn_fc.running_var.uniform_(0.5, 2)
+        m.bn_fc.weight.uniform_(0.5, 2)
+        m.bn_fc.bias.uniform_(-1, 1)
+        x = torch.randn(2, SEGMENT_SAMPLES)
+        z = m.extract_features(x)[-1].amax(dim=2)
+        h = torch.nn.functional.batch_norm(m.fc(z), m.bn_fc.running_mean, m.bn_fc.running_var,
+                                           m.bn_fc.weight, m.bn_fc.bias, eps=m.bn_fc.eps)
+        assert torch.allclose(m.logits(x), m.out(torch.relu(h)), atol=1e-6)
+        without = SampleCNN(3, channels=SMALL_CHANNELS, head_batchnorm=False).eval()
+        assert isinstance(without.bn_fc, torch.nn.Identity) and not without.dims["head_batchnorm"]
+        state = {k: v for k, v in m.state_dict().items() if not k.startswith("bn_fc.")}
+        without.load_state_dict(state)  # strict: the earlier model's weights still load
+        assert torch.allclose(without.logits(x), m.out(torch.relu(m.fc(z))), atol=1e-6)
+
+
+def test_schedule_patience_and_weight_decay_follow_the_papers():
+    assert plateau_patience("basic") == 3  # Lee et al. 2017: "did not decrease more than 3 epochs"
+    assert {plateau_patience(b) for b in BLOCKS if b != "basic"} == {2}  # Kim et al.: 2 epochs
+    assert default_weight_decay("rese2") == 1e-4  # Kim et al. 2018 Table 1, dagger
+    assert {default_weight_decay(b) for b in BLOCKS if b != "rese2"} == {0.0}
+
+
+def test_published_block_scores_never_mix_alphas():
+    from classifiers.published import SAMPLECNN_PAPERS, SAMPLECNN_PUBLISHED, samplecnn_published
+    icassp = samplecnn_published("se", 16, False)
+    journal = samplecnn_published("se", 0.125, False)
+    assert [(s.paper, s.alpha, s.roc_auc) for s in icassp] == [("kim2018", 16.0, 0.9083)]
+    assert [(s.paper, s.alpha, s.roc_auc) for s in journal] == [("kim2019", 0.125, 0.9083)]
+    assert [s.roc_auc for s in samplecnn_published("rese2", 16, True)] == [0.9113]
+    assert samplecnn_published("rese2", 16, True)[0].weight_decay == 1e-4
+    assert [s.roc_auc for s in samplecnn_published("rese2", 0.125, False)] == [0.9075]
+    assert [s.roc_auc for s in samplecnn_published("se", 8, False)] == [0.9066]
+    assert samplecnn_published("rese2", 0.125, True) == []  # the journal paper has no multi-level
+    assert samplecnn_published("se", 0.5, False) == []
+    # no SE, no alpha: both papers, each labelled
+    assert {(s.paper, s.roc_auc) for s in samplecnn_published("res1", 0.125, False)} == \
+        {("kim2018", 0.9048), ("kim2019", 0.9014)}
+    for block, score in SAMPLECNN_PUBLISHED:  # every SE-block score carries its alpha, others none
+        assert (score.alpha is not None) == (block in ("se", "rese1", "rese2"))
+        assert score.paper in SAMPLECNN_PAPERS and 0.9 < score.roc_auc < 0.92
+    assert len(SAMPLECNN_PUBLISHED) == 12 + 8  # Table 1 (2018): 6 x 2; Table III (2019): 8 rows

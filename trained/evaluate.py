@@ -6,6 +6,10 @@ predict its own test clips, and writes ``results.json`` + ``results.csv`` (``doc
 "Results") to ``runs/results/<dataset>/<arch>_<width>_end-to-end/``, with ``protocol: "end-to-end"``
 and ``classifier: "samplecnn-<block>"`` (SampleCNN) or ``"pons2018-backend"`` (front-end + back-end).
 
+Front-ends trained on patches (``patch_seconds`` in the checkpoint's config) predict a clip as the
+mean of their predictions over a moving window of patches covering the whole input (Pons et al.
+2018); SampleCNN as the mean over its 59 049-sample segments.
+
 Single-label: ``accuracy`` (split: on the test clips; folds: the mean of ``fold_accuracies``, with
 every clip's out-of-fold prediction), confusion, per-class accuracy. Multi-label (tags): extra fields
 ``roc_auc`` and ``pr_auc`` (macro over tags, sklearn), ``metric: "roc_auc"``, ``accuracy`` null, and
@@ -25,7 +29,7 @@ import torch
 from features.provenance import atomic_write_bytes, atomic_write_json, run_record
 from trained import data
 from trained.checkpoint import SAMPLECNN, load_model, read_checkpoint
-from trained.loop import clip_scores, predict_scores
+from trained.loop import clip_scores, patch_lengths, predict_scores, windows
 from trained.samplecnn import SAMPLE_RATE, SEGMENT_SAMPLES
 
 __all__ = ["evaluate", "predict_test", "DEFAULT_OUT"]
@@ -53,9 +57,15 @@ def predict_test(run_dir, ds, device: torch.device, progress: bool = True) -> di
         inp = data.load_inputs(clips, kind, n_samples if kind == "waveform" else n_frames,
                                cfg["pad"], cfg["cache_dir"], workers=cfg.get("workers", 0),
                                desc="test", progress=progress)
-    kept = np.unique(inp.clip)
-    scores = clip_scores(predict_scores(model, inp.x, device, cfg["batch_size"], multilabel),
-                         np.searchsorted(kept, inp.clip), len(kept))
+    x, clip = inp.x, inp.clip
+    patch = None if ckpt["arch"] == SAMPLECNN else patch_lengths(
+        cfg["input_kind"], cfg["input_seconds"], cfg.get("patch_seconds"), cfg.get("window_hop_seconds"))
+    if patch is not None:  # trained on patches: a clip's prediction is the mean over its windows
+        x, rows = windows(x, *patch)
+        clip = clip[rows]
+    kept = np.unique(clip)
+    scores = clip_scores(predict_scores(model, x, device, cfg["batch_size"], multilabel),
+                         np.searchsorted(kept, clip), len(kept))
     kept_clips = [clips[i] for i in kept]
     return {"ids": [c.id for c in kept_clips], "labels": [str(c.label) for c in kept_clips],
             "y": data.encode_labels(kept_clips, classes, multilabel), "scores": scores,
@@ -104,7 +114,9 @@ def _multilabel_run(parts, seed, run_root) -> dict:
 
 def _selected(ckpt) -> dict:
     cfg = ckpt["config"]
-    keys = ("block", "se_ratio", "multi_level") if ckpt["arch"] == SAMPLECNN else ("batchnorm",)
+    keys = (("block", "se_ratio", "multi_level", "weight_decay", "plateau_patience", "lr_decreases")
+            if ckpt["arch"] == SAMPLECNN else
+            ("batchnorm", "frontend_bn", "patch_seconds", "window_hop_seconds", "input_seconds"))
     best = [h for h in ckpt["history"] if h["epoch"] == ckpt["epoch"]]
     return {**{k: cfg.get(k) for k in keys}, "best_epoch": ckpt["epoch"],
             "val_loss": best[0]["val_loss"] if best else None}
@@ -154,6 +166,12 @@ def evaluate(run_roots, out=DEFAULT_OUT, ds=None, device: str = "auto", progress
              "failed_points": [], "timings": {"total_s": time.perf_counter() - t0}}
     if cfg.get("multilabel"):
         entry["metric"] = metric
+    if first["arch"] == SAMPLECNN:  # the papers' MagnaTagATune scores of this very setting, with source
+        from classifiers.published import SAMPLECNN_PAPERS, samplecnn_published
+        entry["published_samplecnn"] = [
+            dict(s._asdict(), source=SAMPLECNN_PAPERS[s.paper], dataset="MagnaTagATune top-50",
+                 metric="roc_auc")
+            for s in samplecnn_published(cfg["block"], cfg["se_ratio"], cfg["multi_level"])]
     n_params = sum(v.numel() for v in first["state_dict"].values() if v.is_floating_point()) + \
         sum(v.numel() for v in first["backend_state_dict"].values() if v.is_floating_point())
     res = {"kind": "randomcnn-results", "version": 1, "dataset": ds.name, "arch": first["arch"],

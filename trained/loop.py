@@ -8,8 +8,14 @@
 - CUDA runs in mixed precision (``torch.autocast`` float16 + ``GradScaler``); the CPU in float32;
 - after each epoch: validation loss and metric (accuracy, or macro ROC-AUC for multi-label), a row
   of ``history.csv``, ``checkpoint.pt`` (latest, atomic) and ``best.pt`` (lowest validation loss);
-- early stopping after ``patience`` epochs without a better validation loss; SampleCNN divides its
-  learning rate by 5 on a plateau of ``plateau_patience`` epochs.
+- early stopping after ``patience`` epochs without a better validation loss (``None``: none);
+- SampleCNN trains in learning-rate stages (``StagedLR``): after ``patience`` epochs of a stage without
+  a lower validation loss the rate is divided by 5 and training goes on from the best weights so far,
+  and after the last stage (4 decreases) training stops, as the SampleCNN papers and their code do;
+- patches (Pons et al. 2018): with ``patch`` set, every training row is cropped to ``patch`` samples
+  / frames at an offset drawn per epoch (``seed * 2_000_003 + epoch``, so resumed runs see the same
+  crops); ``windows`` cuts validation and test inputs into a moving window of patches whose
+  predictions ``clip_scores`` averages.
 """
 from __future__ import annotations
 
@@ -26,7 +32,8 @@ from tqdm import tqdm
 
 from trained.checkpoint import save_checkpoint
 
-__all__ = ["Trainer", "fit", "predict_scores", "clip_scores", "val_metric"]
+__all__ = ["Trainer", "StagedLR", "fit", "predict_scores", "clip_scores", "val_metric",
+           "window_starts", "windows", "random_crops", "patch_lengths"]
 
 
 @dataclass
@@ -36,11 +43,125 @@ class Trainer:
     frontend: nn.Module           # the part whose state_dict is the checkpoint's "state_dict"
     backend: nn.Module | None     # the part saved as "backend_state_dict" (None for SampleCNN)
     optimizer: torch.optim.Optimizer
-    scheduler: object | None      # ReduceLROnPlateau or None
+    scheduler: object | None      # StagedLR (SampleCNN) or None
     multilabel: bool
     device: torch.device
     ckpt_base: dict               # arch, dims, fold, dataset, config, classes
     run_dir: object
+
+
+class StagedLR:
+    """Learning-rate stages of the SampleCNN papers (Lee et al. 2017; Kim et al. 2018 / 2019).
+
+    Stage ``s`` trains at ``lr0 * factor ** s``. A stage ends on the ``patience``-th epoch in a row
+    whose validation loss is not lower than the stage's best (Keras' count, as the papers' code
+    used: ``EarlyStopping(patience)`` per stage). Then, while fewer than ``max_decreases`` decreases
+    were made, the next stage starts; after that, training stops. ``fit`` starts each new stage from
+    the best weights so far (``best.pt``) with fresh momentum, as the authors' code reloaded the best
+    checkpoint and built a new optimizer for every stage.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+        Its ``lr`` values at construction are ``lr0``.
+    patience : int
+        Epochs without improvement that end a stage (>= 1).
+    factor : float
+        Multiplier of the rate at each decrease (0.2: divided by 5).
+    max_decreases : int
+        Decreases before training stops (4: the last stage runs at ``lr0 / 5 ** 4``).
+    """
+
+    def __init__(self, optimizer, patience: int, factor: float = 0.2, max_decreases: int = 4):
+        if int(patience) < 1 or int(max_decreases) < 0 or not 0 < factor < 1:
+            raise ValueError(f"StagedLR needs patience >= 1, max_decreases >= 0 and 0 < factor < 1, "
+                             f"found {patience}, {max_decreases}, {factor}")
+        self.optimizer = optimizer
+        self.patience, self.factor, self.max_decreases = int(patience), float(factor), int(max_decreases)
+        self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
+        self.stage, self.best, self.bad = 0, float("inf"), 0
+
+    def step(self, val_loss: float) -> str:
+        """``"continue"``, ``"next"`` (the rate was just divided: restart from the best weights) or
+        ``"stop"`` (the last stage ended)."""
+        if val_loss < self.best:
+            self.best, self.bad = float(val_loss), 0
+            return "continue"
+        self.bad += 1
+        if self.bad < self.patience:
+            return "continue"
+        if self.stage >= self.max_decreases:
+            return "stop"
+        self.stage, self.best, self.bad = self.stage + 1, float("inf"), 0
+        for g, lr in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = lr * self.factor ** self.stage
+        return "next"
+
+    def state_dict(self) -> dict:
+        return {"stage": self.stage, "best": self.best, "bad": self.bad, "base_lrs": self.base_lrs,
+                "patience": self.patience, "factor": self.factor, "max_decreases": self.max_decreases}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stage, self.best, self.bad = int(state["stage"]), float(state["best"]), int(state["bad"])
+        self.base_lrs = list(state["base_lrs"])
+
+
+def window_starts(length: int, patch: int, hop: int) -> list[int]:
+    """Offsets of a moving window of ``patch`` over ``length`` steps, every ``hop``; when the last
+    window stops short of the end, one more ends exactly at the end (the whole input is covered).
+
+    ``window_starts(1376, 703, 703) == [0, 673]``: two 15 s patches of a 29 s spectrogram.
+    """
+    if patch < 1 or hop < 1:
+        raise ValueError(f"patch and hop must be >= 1, found {patch}, {hop}")
+    if patch >= length:
+        return [0]
+    starts = list(range(0, length - patch + 1, hop))
+    if starts[-1] + patch < length:
+        starts.append(length - patch)
+    return starts
+
+
+def windows(x: np.ndarray, patch: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut every row of ``x`` ``(n, T, ...)`` into its ``window_starts(T, patch, hop)`` windows.
+
+    Returns
+    -------
+    xw : np.ndarray
+        ``(n * k, patch, ...)``, the k windows of row 0 first.
+    rows : np.ndarray
+        ``(n * k,)``, the row of ``x`` each window comes from (index targets and clips with it).
+    """
+    starts = window_starts(x.shape[1], patch, hop)
+    if x.shape[1] <= patch:
+        return x, np.arange(len(x))
+    xw = np.stack([x[:, s:s + patch] for s in starts], axis=1)  # (n, k, patch, ...)
+    return xw.reshape(-1, *xw.shape[2:]), np.repeat(np.arange(len(x)), len(starts))
+
+
+def random_crops(x: np.ndarray, rows: np.ndarray, offsets: np.ndarray, patch: int) -> np.ndarray:
+    """``x[rows[i], offsets[i]:offsets[i] + patch]`` for every i: ``(len(rows), patch, ...)``."""
+    return np.stack([x[r, o:o + patch] for r, o in zip(rows, offsets)])
+
+
+def patch_lengths(input_kind: str, input_seconds: float | None, patch_seconds: float | None,
+                  hop_seconds: float | None = None) -> tuple[int, int] | None:
+    """``(patch, hop)`` in the input's steps (samples or spectrogram frames), or ``None`` when the
+    model sees its whole input (``patch_seconds`` unset / 0, or at least the input's length).
+
+    ``hop_seconds`` defaults to the patch length: consecutive patches, as Pons et al. 2018 predicted a
+    song ("a moving window of 15 s", "consecutive patches of 15 s").
+    """
+    from features import audio
+    if not patch_seconds:
+        return None
+    full = audio.input_lengths(input_seconds)
+    patch = audio.input_lengths(patch_seconds)
+    hop = audio.input_lengths(hop_seconds) if hop_seconds else patch
+    i = 0 if input_kind == "waveform" else 1
+    if patch[i] >= full[i]:
+        return None
+    return patch[i], hop[i]
 
 
 def _loss_fn(multilabel: bool):
@@ -125,7 +246,8 @@ def _state(t: Trainer, history, epoch, trainer_state, scaler) -> dict:
 
 
 def fit(t: Trainer, train: tuple, val: tuple, epochs: int, batch_size: int, seed: int,
-        patience: int = 10, resume_from: dict | None = None, progress: bool = True) -> list[dict]:
+        patience: int | None = 10, resume_from: dict | None = None, progress: bool = True,
+        patch: int | None = None) -> list[dict]:
     """Train ``t.model`` and return the history (one dict per epoch, also in ``history.csv``).
 
     Parameters
@@ -133,6 +255,10 @@ def fit(t: Trainer, train: tuple, val: tuple, epochs: int, batch_size: int, seed
     train, val : tuple
         ``(x, y, clip)`` arrays: rows, their targets (class index or 0/1 tags), and their clip
         positions (validation metrics are computed per clip, averaging its rows).
+    patience : int or None
+        Early stopping: epochs without a lower validation loss; ``None`` never stops early.
+    patch : int, optional
+        Train on random crops of this many steps of each row (``None``: whole rows).
     resume_from : dict, optional
         A checkpoint dict (``checkpoint.pt``) to continue from.
     """
@@ -144,7 +270,10 @@ def fit(t: Trainer, train: tuple, val: tuple, epochs: int, batch_size: int, seed
     dev, ml = t.device, t.multilabel
     scaler = torch.amp.GradScaler("cuda") if dev.type == "cuda" else None
     history, start = [], 0
-    st = {"best_val_loss": float("inf"), "best_epoch": None, "bad_epochs": 0, "stopped": False}
+    st = {"best_val_loss": float("inf"), "best_epoch": None, "bad_epochs": 0, "stopped": False,
+          "stop_reason": None}
+    if patch is not None and not 1 <= patch <= xtr.shape[1]:
+        raise ValueError(f"patch of {patch} steps does not fit rows of {xtr.shape[1]}")
     if resume_from is not None:
         t.frontend.load_state_dict(resume_from["state_dict"])
         if t.backend is not None:
@@ -168,12 +297,18 @@ def fit(t: Trainer, train: tuple, val: tuple, epochs: int, batch_size: int, seed
         torch.manual_seed(seed * 1000 + epoch)  # dropout masks: same for a resumed run
         order = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(
             seed * 1_000_003 + epoch))
+        offsets = None
+        if patch is not None and patch < xtr.shape[1]:  # this epoch's crop of every training row
+            offsets = torch.randint(0, xtr.shape[1] - patch + 1, (len(xtr),), generator=torch.Generator()
+                                    .manual_seed(seed * 2_000_003 + epoch)).numpy()
         t.model.train()
         bar = tqdm(list(_batches(len(xtr), batch_size, order)), desc=f"epoch {epoch + 1}/{epochs}",
                    unit="batch", disable=not progress, file=sys.stderr, dynamic_ncols=True)
         total, seen = 0.0, 0
         for idx in bar:
-            xb = torch.from_numpy(xtr[idx.numpy()]).to(dev, non_blocking=True)
+            rows = idx.numpy()
+            xb = xtr[rows] if offsets is None else random_crops(xtr, rows, offsets[rows], patch)
+            xb = torch.from_numpy(xb).to(dev, non_blocking=True)
             yb = ytr_t[idx].to(dev, non_blocking=True)
             with torch.autocast("cuda", dtype=torch.float16, enabled=dev.type == "cuda"):
                 loss = loss_fn(t.model.logits(xb).float(), yb)
@@ -196,8 +331,11 @@ def fit(t: Trainer, train: tuple, val: tuple, epochs: int, batch_size: int, seed
         scores = clip_scores(predict_scores(t.model, xva, dev, batch_size, ml), cva,
                              len(yva_clip))
         name, metric = val_metric(yva_clip, scores, ml)
-        if t.scheduler is not None:
-            t.scheduler.step(val_loss)
+        action = t.scheduler.step(val_loss) if t.scheduler is not None else "continue"
+        if action == "next":  # a new learning-rate stage starts from the best weights, fresh momentum
+            _restore_best(t, run_dir)
+        elif action == "stop":
+            st.update(stopped=True, stop_reason=f"learning rate decreased {t.scheduler.stage} times")
         row = {"epoch": epoch + 1, "train_loss": total / max(seen, 1), "val_loss": val_loss,
                f"val_{name}": metric, "lr": t.optimizer.param_groups[0]["lr"],
                "seconds": time.perf_counter() - t0}
@@ -213,13 +351,23 @@ def fit(t: Trainer, train: tuple, val: tuple, epochs: int, batch_size: int, seed
             st.update(best_val_loss=val_loss, best_epoch=epoch + 1, bad_epochs=0)
         else:
             st["bad_epochs"] += 1
-            st["stopped"] = st["bad_epochs"] >= patience
+            if patience is not None and st["bad_epochs"] >= patience and not st["stopped"]:
+                st.update(stopped=True, stop_reason=f"{patience} epochs without a lower val loss")
         ckpt = _state(t, history, epoch + 1, st, scaler)
         if improved:
             save_checkpoint(run_dir / "best.pt", ckpt)
         save_checkpoint(run_dir / "checkpoint.pt", ckpt)  # last: a crash before it repeats the epoch
         _write_history(run_dir / "history.csv", history)
     return history
+
+
+def _restore_best(t: Trainer, run_dir) -> None:
+    from trained.checkpoint import read_checkpoint
+    best = read_checkpoint(run_dir / "best.pt")
+    t.frontend.load_state_dict(best["state_dict"])
+    if t.backend is not None:
+        t.backend.load_state_dict(best["backend_state_dict"])
+    t.optimizer.state.clear()  # momentum buffers start again, as a new optimizer would
 
 
 def _clip_targets(y: np.ndarray, clip: np.ndarray) -> np.ndarray:

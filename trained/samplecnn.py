@@ -2,9 +2,12 @@
 
 The 3^9 model reads 59 049-sample segments at 22 050 Hz: a strided conv (kernel 3, stride 3) gives
 19 683 frames, then nine blocks each end with a max-pool of 3, down to 1 frame of 512 channels. A
-"conv 1-512" (a dense layer on that frame) with dropout 0.5 and the output layer close the model.
-Table 1 of the 2017 paper counts each conv's weights and bias: 512, 49 280, 49 280, 98 560,
-196 864 x 5, 393 728, 262 656 and 25 650 for 50 tags, 1.86M in all; batch norm is extra.
+"conv 1-512" (a dense layer on that frame) with batch norm, ReLU and dropout 0.5, and the output
+layer close the model. Table 1 of the 2017 paper counts each conv's weights and bias: 512, 49 280,
+49 280, 98 560, 196 864 x 5, 393 728, 262 656 and 25 650 for 50 tags, 1.86M in all; batch norm is
+extra. Lee et al. 2017 put batch norm and ReLU after *every* conv layer, conv 1-512 included (as
+does the authors' code for Kim et al., where the dense layer is followed by BN and ReLU);
+``head_batchnorm=False`` gives the earlier model without it (checkpoints written before it existed).
 
 Blocks (``block=``):
 
@@ -29,7 +32,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SampleCNN", "BLOCKS", "SAMPLE_RATE", "SEGMENT_SAMPLES", "CHANNELS", "SMALL_CHANNELS"]
+__all__ = ["SampleCNN", "BLOCKS", "SAMPLE_RATE", "SEGMENT_SAMPLES", "CHANNELS", "SMALL_CHANNELS",
+           "LR", "LR_FACTOR", "LR_DECREASES", "plateau_patience", "default_weight_decay"]
 
 SAMPLE_RATE = 22050          # Lee et al. 2017 resample MagnaTagATune to 22 050 Hz
 SEGMENT_SAMPLES = 3 ** 10    # 59 049: stride-3 first conv then nine pools of 3 leave one frame
@@ -38,6 +42,29 @@ CHANNELS = (128, 128, 128, 256, 256, 256, 256, 256, 256, 512)
 # A 1/8-width model for quick runs and tests (same depth, same shapes in time).
 SMALL_CHANNELS = tuple(c // 8 for c in CHANNELS)
 BLOCKS = ("basic", "se", "res1", "res2", "rese1", "rese2")
+
+# Training schedule of the papers: SGD (Nesterov 0.9) from LR, divided by 1 / LR_FACTOR = 5 each time
+# the validation loss stops decreasing, LR_DECREASES times in all: Lee et al. 2017 ("a total
+# decrease of 4 times, the learning rate of the last training was 0.000016" = 0.01 / 5^4).
+LR = 0.01
+LR_FACTOR = 0.2
+LR_DECREASES = 4
+
+
+def plateau_patience(block: str) -> int:
+    """Epochs in a row without a lower validation loss that end a learning-rate stage.
+
+    3 for the ``basic`` 3^9 model (Lee et al. 2017, "did not decrease more than 3 epochs"); 2 for the
+    block models of Kim et al. (2019 journal paper: "does not decrease in 2 epochs"; the 2018 code's
+    default). Counted as Keras counts it: the stage ends on the N-th such epoch.
+    """
+    return 3 if block == "basic" else 2
+
+
+def default_weight_decay(block: str) -> float:
+    """L2 coefficient on the conv / dense kernels: 1e-4 for ReSE-2 (Kim et al. 2018, Table 1 dagger:
+    the only block for which a paper states one), else 0 (no regularisation stated)."""
+    return 1e-4 if block == "rese2" else 0.0
 
 
 class SqueezeExcitation(nn.Module):
@@ -137,6 +164,9 @@ class SampleCNN(nn.Module):
         Filters of the first conv and of the nine blocks (10 values); ``CHANNELS`` by default.
     dropout : float
         Dropout before the output layer (0.5).
+    head_batchnorm : bool
+        Batch norm after the "conv 1-512" dense layer, before its ReLU (Lee et al. 2017: every conv
+        layer has batch norm). ``False`` rebuilds models trained before it was added.
 
     Notes
     -----
@@ -148,7 +178,8 @@ class SampleCNN(nn.Module):
     sample_rate = SAMPLE_RATE
 
     def __init__(self, n_classes: int = 50, block: str = "basic", se_ratio: float = 0.125,
-                 multi_level: bool = False, channels=CHANNELS, dropout: float = 0.5):
+                 multi_level: bool = False, channels=CHANNELS, dropout: float = 0.5,
+                 head_batchnorm: bool = True):
         super().__init__()
         if block not in BLOCKS:
             raise ValueError(f"unknown SampleCNN block {block!r}; available: {', '.join(BLOCKS)}")
@@ -160,7 +191,7 @@ class SampleCNN(nn.Module):
             raise ValueError(f"n_classes must be >= 1, found {n_classes}")
         self.dims = {"n_classes": int(n_classes), "block": block, "se_ratio": float(se_ratio),
                      "multi_level": bool(multi_level), "channels": list(channels),
-                     "dropout": float(dropout)}
+                     "dropout": float(dropout), "head_batchnorm": bool(head_batchnorm)}
         self.conv0 = nn.Conv1d(1, channels[0], 3, stride=3)
         self.bn0 = nn.BatchNorm1d(channels[0])
         self.blocks = nn.ModuleList(
@@ -168,6 +199,7 @@ class SampleCNN(nn.Module):
         head_in = channels[-1] + (channels[-2] + channels[-3] if multi_level else 0)
         # "conv 1-512" of Table 1: a 1x1 conv on the single remaining frame, i.e. a dense layer.
         self.fc = nn.Linear(head_in, channels[-1])
+        self.bn_fc = nn.BatchNorm1d(channels[-1]) if head_batchnorm else nn.Identity()
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(channels[-1], n_classes)
         self.layers = [("conv0", channels[0])] + [(f"block{i + 1}", channels[i + 1])
@@ -213,4 +245,4 @@ class SampleCNN(nn.Module):
             z = torch.cat([o.amax(dim=2) for o in outs[-3:][::-1]], dim=1)
         else:
             z = outs[-1].amax(dim=2)
-        return self.out(self.drop(torch.relu(self.fc(z))))
+        return self.out(self.drop(torch.relu(self.bn_fc(self.fc(z)))))

@@ -8,9 +8,15 @@ one model per fold (``--fold k`` for one). Then the best models predict their te
 ``trained.evaluate`` writes a results file in the classifier grid's format. The front-end of a
 checkpoint is read back by ``python -m features.extract --arch NAME --weights best.pt``.
 
-Front-ends: Adam 1e-3, cross-entropy, batch 16. ``--arch samplecnn``: SGD with Nesterov momentum 0.9,
-learning rate 0.01 divided by 5 on a validation-loss plateau, batch 23, 59 049-sample segments at
-22 050 Hz, clip prediction = mean of its segments' predictions. ``--dry-run`` prints the model summary.
+Front-ends (Pons et al. 2018): Adam 1e-3, cross-entropy, batch 16, batch norm with running statistics
+after every conv of the front-end (``--frontend-bn running``) and of the back-end, trained on 15 s
+patches cut at random offsets (``--patch-seconds``), clip prediction = mean over a moving window of
+patches covering the whole input. ``--frontend-bn none --patch-seconds 0`` is the earlier recipe (no
+front-end batch norm, whole ~29 s input). ``--arch samplecnn``: SGD with Nesterov momentum 0.9,
+learning rate 0.01 divided by 5 when the validation loss has not decreased for 3 (basic) or 2 (other
+blocks) epochs, training from the best weights again, stopping after 4 decreases; batch 23,
+59 049-sample segments at 22 050 Hz, clip prediction = mean of its segments' predictions.
+``--dry-run`` prints the model summary.
 """
 from __future__ import annotations
 
@@ -27,8 +33,10 @@ from features.provenance import atomic_write_json, run_record
 from trained import data
 from trained.backend import FrontEndClassifier, PonsBackend, init_weights
 from trained.checkpoint import SAMPLECNN, read_checkpoint
-from trained.loop import Trainer, fit
-from trained.samplecnn import BLOCKS, CHANNELS, SAMPLE_RATE, SEGMENT_SAMPLES, SMALL_CHANNELS, SampleCNN
+from trained.loop import StagedLR, Trainer, fit, patch_lengths, windows
+from trained.samplecnn import (BLOCKS, CHANNELS, LR_DECREASES, LR_FACTOR, SAMPLE_RATE, SEGMENT_SAMPLES,
+                               SMALL_CHANNELS, SampleCNN, default_weight_decay)
+from trained.samplecnn import plateau_patience as block_patience
 from trained.summary import format_summary, summarize
 
 __all__ = ["train", "build_model", "dry_run", "resolve_device", "DEFAULT_OUT"]
@@ -39,6 +47,11 @@ DEFAULT_RESULTS = Path("runs/results")
 # Settings that must agree between a run and the checkpoint it resumes from.
 _RESUME_KEYS = ("arch", "width", "seed", "block", "se_ratio", "multi_level", "batchnorm", "lr",
                 "batch_size", "input_seconds", "pad", "segments_per_clip", "fold", "dataset")
+_RESUME_KEYS += ("frontend_bn", "patch_seconds", "window_hop_seconds", "weight_decay",
+                 "plateau_patience", "lr_decreases")
+FRONTEND_BN = ("running", "none")  # trained front-end batch norm; "batch" (the leak) is extraction's
+PATCH_SECONDS = 15.0  # Pons et al. 2018: 15 s training patches
+SAMPLECNN_MAX_EPOCHS = 500  # only a bound: SampleCNN's learning-rate schedule ends its training
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -55,12 +68,15 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
                 block: str = "basic", se_ratio: float = 0.125, multi_level: bool = False,
-                batchnorm: bool = True, input_seconds: float | None = None):
+                batchnorm: bool = True, input_seconds: float | None = None,
+                frontend_bn: str = "running"):
     """``(model, frontend, backend)`` with the initial (random, seeded) weights.
 
     The front-end is ``architectures.build(arch, width, seed)`` (the random features of the same
-    seed), followed by a ``PonsBackend`` drawn from ``seed``; for ``samplecnn`` the model is a
-    ``SampleCNN`` (``width="small"`` divides its channels by 8) and ``backend`` is ``None``.
+    seed; with ``frontend_bn="running"`` plus a batch norm with running statistics after each conv,
+    initialised to the identity), followed by a ``PonsBackend`` drawn from ``seed`` (``batchnorm``:
+    its batch norm); for ``samplecnn`` the model is a ``SampleCNN`` (``width="small"`` divides its
+    channels by 8) and ``backend`` is ``None``.
     """
     if arch == SAMPLECNN:
         channels = CHANNELS if width == "large" else SMALL_CHANNELS
@@ -69,7 +85,11 @@ def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
         init_weights(model, seed)
         return model, model, None
     import architectures
-    frontend = architectures.build(arch, width=width, seed=seed)
+    if frontend_bn not in FRONTEND_BN:
+        raise ValueError(f"--frontend-bn must be one of {', '.join(FRONTEND_BN)}, found {frontend_bn!r} "
+                         "(batch-statistics batch norm is extraction's leak experiment, not a training mode)")
+    frontend = architectures.build(arch, width=width, seed=seed,
+                                   **({"batchnorm": "running"} if frontend_bn == "running" else {}))
     if not any(p.requires_grad for p in frontend.parameters()):
         raise ValueError(f"architecture {arch!r} has no weights to train (a fixed baseline); "
                          f"choose a CNN front-end or samplecnn")
@@ -90,22 +110,41 @@ def _example_input(model, input_seconds: float | None) -> torch.Tensor:
 
 def dry_run(arch: str, n_classes: int = 10, width: str = "large", block: str = "basic",
             se_ratio: float = 0.125, multi_level: bool = False, batchnorm: bool = True,
-            input_seconds: float | None = None) -> str:
-    """The model summary (layers, output shapes, parameters, totals) as text, without training."""
+            input_seconds: float | None = None, frontend_bn: str = "running",
+            patch_seconds: float | None = PATCH_SECONDS) -> str:
+    """The model summary (layers, output shapes, parameters, totals) as text, without training.
+
+    Front-ends are shown on the input they train on: one patch (``patch_seconds``) when it is
+    shorter than the input."""
     model, _, _ = build_model(arch, n_classes, width=width, block=block, se_ratio=se_ratio,
                               multi_level=multi_level, batchnorm=batchnorm,
-                              input_seconds=input_seconds)
+                              input_seconds=input_seconds, frontend_bn=frontend_bn)
     x = _example_input(model.frontend if hasattr(model, "frontend") else model, input_seconds)
+    patch = None if arch == SAMPLECNN else patch_lengths(model.input_kind, input_seconds, patch_seconds)
+    if patch is not None:
+        x = x[:, :patch[0]]
     title = f"{arch} ({width}{', ' + block if arch == SAMPLECNN else ''}), {n_classes} classes, " \
             f"input {' x '.join(str(v) for v in x.shape[1:])}"
     return format_summary(summarize(model, x), model, title)
 
 
-def _optimizer(arch, model, lr):
+def _param_groups(model, weight_decay: float) -> list[dict]:
+    """Conv kernels with an L2 penalty ``weight_decay * sum(w ** 2)`` (Keras' ``l2(weight_decay)``
+    kernel regulariser, as the SampleCNN code used: gradient ``2 * weight_decay * w``); the rest
+    (biases, batch norm, dense layers) without."""
+    convs = (torch.nn.Conv1d, torch.nn.Conv2d)
+    kernels = [m.weight for m in model.modules() if isinstance(m, convs)]
+    ids = {id(p) for p in kernels}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return [{"params": kernels, "weight_decay": 2.0 * weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def _optimizer(arch, model, cfg):
+    groups = _param_groups(model, cfg["weight_decay"])
     if arch == SAMPLECNN:
-        opt = torch.optim.SGD(model.parameters(), lr=lr or 0.01, momentum=0.9, nesterov=True)
-        return opt, torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.2, patience=3)
-    return torch.optim.Adam(model.parameters(), lr=lr or 1e-3), None
+        opt = torch.optim.SGD(groups, lr=cfg["lr"] or 0.01, momentum=0.9, nesterov=True)
+        return opt, StagedLR(opt, cfg["plateau_patience"], LR_FACTOR, cfg["lr_decreases"])
+    return torch.optim.Adam(groups, lr=cfg["lr"] or 1e-3), None
 
 
 def _portion(ds, idx, classes, multilabel, cfg, progress, name):
@@ -128,10 +167,13 @@ def _portion(ds, idx, classes, multilabel, cfg, progress, name):
 
 def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, split_dir=None,
           manifest=None, folds: int = 10, fold: int | None = None, width: str = "large",
-          seed: int = 0, epochs: int = 30, batch_size: int | None = None, lr: float | None = None,
-          patience: int = 10, input_seconds: float | None = None, pad: str = "repeat",
+          seed: int = 0, epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
+          patience: int | None = None, input_seconds: float | None = None, pad: str = "repeat",
           block: str = "basic", se_ratio: float = 0.125, multi_level: bool = False,
           segments_per_clip: int | None = None, batchnorm: bool = True, device: str = "auto",
+          frontend_bn: str = "running", patch_seconds: float | None = PATCH_SECONDS,
+          window_hop_seconds: float | None = None, weight_decay: float | None = None,
+          plateau_patience: int | None = None, lr_decreases: int = LR_DECREASES,
           workers: int = 2, cache_dir=DEFAULT_CACHE, out=DEFAULT_OUT, resume: bool = True,
           evaluate: bool = True, results_out=DEFAULT_RESULTS, ds=None, progress: bool = True) -> Path:
     """Train one model per portion (the split, or each fold) and return the run's folder.
@@ -141,12 +183,15 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
     """
     if arch == SAMPLECNN and block not in BLOCKS:
         raise ValueError(f"unknown SampleCNN block {block!r}; available: {', '.join(BLOCKS)}")
+    recipe = _recipe(arch, block, patience, frontend_bn, patch_seconds, window_hop_seconds,
+                     weight_decay, plateau_patience, lr_decreases)
     if ds is None:
         from features import datasets
         ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest,
                                    folds=folds, seed=seed)
     dev = resolve_device(device)
     batch_size = batch_size or (23 if arch == SAMPLECNN else 16)
+    epochs = epochs or (SAMPLECNN_MAX_EPOCHS if arch == SAMPLECNN else 30)
     run_root = Path(out) / ds.name / f"{arch}_{width}_seed{seed}"
     if ds.protocol_hint == "split":
         todo = [None]
@@ -163,12 +208,12 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
         cfg = dict(arch=arch, dataset=ds.name, root=str(ds.root) if getattr(ds, "root", None) else None,
                    split_dir=str(split_dir) if split_dir else None,
                    manifest=str(manifest) if manifest else None, folds=folds, fold=k, width=width,
-                   seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+                   seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                    input_seconds=input_seconds, pad=pad, block=block, se_ratio=se_ratio,
                    multi_level=multi_level, segments_per_clip=segments_per_clip,
                    batchnorm=batchnorm, device=dev.type, workers=workers,
                    cache_dir=str(cache_dir) if cache_dir else None, multilabel=multilabel,
-                   amp=dev.type == "cuda")
+                   amp=dev.type == "cuda", **recipe)
         _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
     if evaluate:
         from trained.evaluate import evaluate as run_eval
@@ -176,12 +221,37 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
     return run_root
 
 
+def _recipe(arch, block, patience, frontend_bn, patch_seconds, window_hop_seconds, weight_decay,
+            plateau_patience, lr_decreases) -> dict:
+    """The training-recipe settings of ``cfg``, with the papers' defaults filled in and checked."""
+    for name, v in (("patch_seconds", patch_seconds), ("window_hop_seconds", window_hop_seconds),
+                    ("weight_decay", weight_decay)):
+        if v is not None and not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, found {v}")
+    for name, v, low in (("patience", patience, 1), ("plateau_patience", plateau_patience, 1),
+                         ("lr_decreases", lr_decreases, 0)):
+        if v is not None and int(v) < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, found {v}")
+    if arch == SAMPLECNN:  # has its own batch norm and 59 049-sample segments; the schedule stops it
+        return dict(frontend_bn=None, patch_seconds=None, window_hop_seconds=None,
+                    weight_decay=default_weight_decay(block) if weight_decay is None else float(weight_decay),
+                    plateau_patience=plateau_patience or block_patience(block),
+                    lr_decreases=int(lr_decreases), patience=patience)
+    if frontend_bn not in FRONTEND_BN:
+        raise ValueError(f"--frontend-bn must be one of {', '.join(FRONTEND_BN)}, found {frontend_bn!r}")
+    return dict(frontend_bn=frontend_bn, patch_seconds=float(patch_seconds) if patch_seconds else None,
+                window_hop_seconds=float(window_hop_seconds) if window_hop_seconds else None,
+                weight_decay=float(weight_decay or 0.0), plateau_patience=None, lr_decreases=None,
+                patience=10 if patience is None else int(patience))
+
+
 def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress) -> Path:
     run_dir = run_root / ("split" if k is None else f"fold{k}")
     run_dir.mkdir(parents=True, exist_ok=True)
     model, frontend, backend = build_model(cfg["arch"], len(classes), cfg["width"], cfg["seed"],
                                            cfg["block"], cfg["se_ratio"], cfg["multi_level"],
-                                           cfg["batchnorm"], cfg["input_seconds"])
+                                           cfg["batchnorm"], cfg["input_seconds"],
+                                           cfg["frontend_bn"] or "none")
     cfg["input_kind"] = model.input_kind
     if backend is not None:
         cfg["backend"] = backend.dims
@@ -199,13 +269,19 @@ def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
     part = data.portions(ds, k)
     train_set, _, skip_tr = _portion(ds, part["train"], classes, multilabel, cfg, progress, "train")
     val_set, _, skip_va = _portion(ds, part["val"], classes, multilabel, cfg, progress, "val")
+    patch = None if cfg["arch"] == SAMPLECNN else patch_lengths(
+        model.input_kind, cfg["input_seconds"], cfg["patch_seconds"], cfg["window_hop_seconds"])
+    if patch is not None:  # validation predicts a clip as the mean over its moving window of patches
+        xw, rows = windows(val_set[0], *patch)
+        val_set = (xw, val_set[1][rows], val_set[2][rows])
     model = model.to(dev)
-    opt, sched = _optimizer(cfg["arch"], model, cfg["lr"])
+    opt, sched = _optimizer(cfg["arch"], model, cfg)
     base = {"arch": cfg["arch"], "dims": frontend.dims, "fold": k, "dataset": ds.name,
             "config": cfg, "classes": classes}
     t = Trainer(model, frontend, backend, opt, sched, multilabel, dev, base, run_dir)
     history = fit(t, train_set, val_set, cfg["epochs"], cfg["batch_size"], cfg["seed"],
-                  patience=cfg["patience"], resume_from=resume_from, progress=progress)
+                  patience=cfg["patience"], resume_from=resume_from, progress=progress,
+                  patch=None if patch is None else patch[0])
     meta = run_record(cfg)
     meta.update(arch=cfg["arch"], dataset=ds.name, fold=k, classes=classes,
                 n_train_clips=len(part["train"]), n_val_clips=len(part["val"]),
@@ -225,8 +301,9 @@ def main(argv=None) -> None:
     archs = list(architectures.ARCHITECTURES) + [SAMPLECNN]
     p = argparse.ArgumentParser(
         prog="python -m trained.train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Train a front-end + the Pons et al. 2018 back-end (Adam 1e-3), or SampleCNN "
-                    "(SGD Nesterov 0.01, /5 on plateau), on the training portion of a dataset; "
+        description="Train a front-end + the Pons et al. 2018 back-end (Adam 1e-3, batch norm, 15 s "
+                    "patches, windowed prediction), or SampleCNN (SGD Nesterov 0.01, /5 on plateau, "
+                    "4 decreases), on the training portion of a dataset; "
                     "write checkpoints that `python -m features.extract --weights` reads, and "
                     "the end-to-end results. The last line printed is the results (or run) path.")
     p.add_argument("--arch", required=True, choices=archs, help="front-end, or samplecnn")
@@ -239,10 +316,14 @@ def main(argv=None) -> None:
     p.add_argument("--fold", type=int, default=None, help="train only this held-out fold (1..K)")
     p.add_argument("--width", default="large", choices=["large", "small"])
     p.add_argument("--seed", type=int, default=0, help="weights, data order and dropout")
-    p.add_argument("--epochs", type=int, default=30, help="maximum epochs")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"maximum epochs (unset: 30 for front-ends; {SAMPLECNN_MAX_EPOCHS} for samplecnn, "
+                        "whose schedule stops it after its 4th learning-rate decrease)")
     p.add_argument("--batch-size", type=int, default=None, help="default 23 for samplecnn, else 16")
     p.add_argument("--lr", type=float, default=None, help="default 0.01 for samplecnn, else 1e-3")
-    p.add_argument("--patience", type=int, default=10, help="early stopping: epochs without a better val loss")
+    p.add_argument("--patience", type=int, default=None,
+                   help="early stopping: epochs without a better val loss (unset: 10 for front-ends; "
+                        "none for samplecnn, whose learning-rate schedule ends training)")
     p.add_argument("--input-seconds", type=float, default=None,
                    help="front-end input length (default: the study's ~29 s); shorter is faster")
     p.add_argument("--pad", default="repeat", choices=["repeat", "zero"])
@@ -252,7 +333,28 @@ def main(argv=None) -> None:
     p.add_argument("--segments-per-clip", type=int, default=None,
                    help="SampleCNN: at most this many 59049-sample segments per clip (all if unset)")
     p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=True,
-                   help="batch norm in the back-end while training")
+                   help="batch norm in the BACK-END (running statistics at prediction)")
+    p.add_argument("--frontend-bn", default="running", choices=FRONTEND_BN,
+                   help="batch norm after every conv of the FRONT-END: 'running' trains it and uses "
+                        "its running statistics at prediction and feature extraction (a clip's "
+                        "features do not depend on its batch; Pons et al. 2018); 'none': the earlier "
+                        "recipe without it. Not extraction's --batchnorm, which uses batch statistics "
+                        "(the label-leak experiment)")
+    p.add_argument("--patch-seconds", type=float, default=PATCH_SECONDS,
+                   help="front-ends train on patches of this length cut at random offsets of the "
+                        "input, and predict a clip as the mean over a moving window of patches; 0: "
+                        "the whole input (the earlier recipe)")
+    p.add_argument("--window-hop-seconds", type=float, default=None,
+                   help="hop of the prediction window (unset: the patch length, consecutive patches; "
+                        "a last window ends at the input's end)")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="L2 penalty on the conv kernels, Keras l2() convention (loss + wd * sum w^2); "
+                        "unset: 1e-4 for samplecnn rese2 (Kim et al. 2018), else 0")
+    p.add_argument("--plateau-patience", type=int, default=None,
+                   help="samplecnn: epochs without a lower val loss that divide the learning rate by "
+                        "5 (unset: 3 for basic, Lee et al. 2017; 2 for the other blocks, Kim et al.)")
+    p.add_argument("--lr-decreases", type=int, default=LR_DECREASES,
+                   help="samplecnn: training stops when the stage after this many decreases ends")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (CUDA: mixed precision)")
     p.add_argument("--workers", type=int, default=2, help="decoding processes")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-audio cache")
@@ -268,7 +370,7 @@ def main(argv=None) -> None:
     if a.dry_run:
         try:
             print(dry_run(a.arch, a.n_classes, a.width, a.block, a.se_ratio, a.multi_level,
-                          a.batchnorm, a.input_seconds))
+                          a.batchnorm, a.input_seconds, a.frontend_bn, a.patch_seconds))
         except ValueError as e:
             p.exit(2, f"error: {e}\n")
         return
