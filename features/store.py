@@ -112,7 +112,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
 def safe_name(text: str) -> str:
     """A folder-name-safe form of any ``--arch`` string (``my_pkg.mod:Net``, ``path/to/file.py:make``):
     runs of other characters become ``-``; no leading dot. The key suffix keeps names distinct."""
-    name = _UNSAFE.sub("-", str(text)).strip("-").lstrip(".")
+    name = _UNSAFE.sub("-", str(text)).lstrip(".-").rstrip("-")
     return name or "arch"
 
 
