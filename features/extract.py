@@ -288,6 +288,7 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
                 print(f"{arch}: already extracted with this configuration (key {run.key[:store.KEY_CHARS]}, "
                       "features.npz verified), nothing to do", file=sys.stderr)
             return run.folder
+        _warn_small_classes(run.ds, arch)
         _load_chunks(run, progress)
         if engine == "ray":
             warned = ray_engine.run_chunks(run, dev, workers=workers, cache_dir=cache_dir,
@@ -389,8 +390,8 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
             "model_seed": ckpt.get("model_seed", seed if weights is None else None),
             "model_fold": ckpt.get("model_fold"), "model_folds": ckpt.get("model_folds"),
             "model_fold_seed": ckpt.get("model_fold_seed"), "model_train_ids": ckpt.get("model_train_ids"),
-            "checkpoint_sha256": ckpt.get("checkpoint_sha256")}
-    _warn_small_classes(ds, arch)
+            "checkpoint_sha256": ckpt.get("checkpoint_sha256"),
+            "model_dataset_key": ckpt.get("model_dataset_key")}
     chunks = Chunks(folder.with_name(folder.name + ".partial"))
     chunk_size = batch_size * CHUNK_BATCHES
     return Run(arch, ds, model, spec, folder, cfg, key, chunks, [], chunk_size, batch_size, width,
