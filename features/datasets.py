@@ -111,9 +111,27 @@ def _is_audio(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith(".")
 
 
-def _audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if _is_audio(p)
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+def _utf8_name(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 reach Python as lone surrogates
+        return False
+    return True
+
+
+def _audio_files(folder: Path, problems: list | None = None) -> list[Path]:
+    """Audio files under ``folder``, sorted. A name that is not valid UTF-8 cannot be an id (ids are
+    written to JSON and NumPy text arrays): it is left out, and named by its ``repr`` in ``problems``."""
+    out = []
+    for p in folder.rglob("*"):
+        if any(part.startswith(".") for part in p.relative_to(folder).parts) or not _is_audio(p):
+            continue
+        if _utf8_name(p):
+            out.append(p)
+        elif problems is not None:
+            problems.append({"path": repr(str(p)), "reason": "file name is not valid UTF-8; skipped "
+                             "(rename it, e.g. with convmv, to include it)"})
+    return sorted(out)
 
 
 def _require_dir(name: str, root) -> Path:
@@ -197,7 +215,10 @@ def _assign_folds(name: str, clips: list[Clip], folds: int, seed: int) -> list[C
 
 def _finish(name: str, root: Path, clips: list[Clip], problems: list[dict], protocol: str,
             info: dict, folds: int | None = None, seed: int = 0) -> Dataset:
-    """Sort, check, and (when asked) assign stratified folds."""
+    """Sort, check, and (when asked) assign stratified folds.
+
+    ``protocol="folds"`` with ``folds=None`` and clips that bring no fold of their own becomes ``None``:
+    the clips carry no evaluation protocol (the grid makes folds when it needs them)."""
     if not clips:
         detail = f"; {len(problems)} entries were unusable, e.g. {problems[0]}" if problems else ""
         raise ValueError(f"{root}: dataset '{name}' has no usable clips{detail}; "
@@ -207,7 +228,9 @@ def _finish(name: str, root: Path, clips: list[Clip], problems: list[dict], prot
     dupes = sorted({i for i, j in zip(ids, ids[1:]) if i == j})
     if dupes:
         raise ValueError(f"{root}: dataset '{name}' names these clips more than once: {dupes[:5]}")
-    if folds is not None:
+    if protocol == "folds" and folds is None and any(c.fold is None for c in clips):
+        protocol = None
+    elif folds is not None and protocol == "folds":
         clips = _assign_folds(name, clips, folds, seed)
         info = {**info, "folds": folds, "seed": seed,
                 "fold_method": "sklearn StratifiedKFold(shuffle=True, random_state=seed)"}
@@ -268,7 +291,7 @@ def _class_folders(name: str, base: Path, folder_to_label: dict, folds: int, see
     clips, problems = [], []
     for folder in sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")):
         label = folder_to_label.get(folder.name)
-        for path in _audio_files(folder):
+        for path in _audio_files(folder, problems):
             if label is None:
                 problems.append({"path": str(path), "reason": f"unknown label: folder '{folder.name}' is "
                                  f"not a class of '{name}' (expected {', '.join(folder_to_label)})"})
@@ -291,7 +314,7 @@ def _load_extended_ballroom(root, split_dir, manifest, folds, seed) -> Dataset:
 def _load_folder(root, split_dir, manifest, folds, seed) -> Dataset:
     base = _require_dir("folder", root)
     clips, problems = [], []
-    for path in _audio_files(base):
+    for path in _audio_files(base, problems):
         if path.parent == base:
             problems.append({"path": str(path), "reason": "unknown label: the file is not inside a class folder"})
         else:
@@ -305,16 +328,22 @@ def _load_us8k(root, split_dir, manifest, folds, seed) -> Dataset:
     meta = base / "metadata" / "UrbanSound8K.csv"
     if not meta.is_file():
         raise FileNotFoundError(f"{meta}: UrbanSound8K metadata not found; expected layout: {LAYOUTS['us8k']}")
-    on_disk = {}   # file name -> fold folders that hold it
-    for path in _audio_files(base / "audio") if (base / "audio").is_dir() else []:
-        on_disk.setdefault(path.name, []).append(path)
     clips, problems, named = [], [], set()
+    on_disk = {}   # file name -> fold folders that hold it
+    for path in _audio_files(base / "audio", problems) if (base / "audio").is_dir() else []:
+        on_disk.setdefault(path.name, []).append(path)
     with open(meta, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         absent = [c for c in ("slice_file_name", "fold", "class") if c not in (reader.fieldnames or [])]
         if absent:
             raise ValueError(f"{meta}: missing columns {absent}; expected {', '.join(US8K_COLUMNS)}")
         for line, row in enumerate(reader, start=2):
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue  # a blank line
+            short = [c for c in ("slice_file_name", "fold", "class") if row.get(c) is None]
+            if short:
+                raise ValueError(f"{meta}: line {line}: too few fields ({short} missing); expected "
+                                 f"{len(reader.fieldnames)} comma-separated fields: {', '.join(reader.fieldnames)}")
             fname, label = row["slice_file_name"].strip(), row["class"].strip()
             try:
                 fold = int(row["fold"])
@@ -355,6 +384,10 @@ def _load_csv(root, split_dir, manifest, folds, seed, name: str = "csv") -> Data
         if "split" in cols and "fold" in cols:
             raise ValueError(f"{manifest}: has both 'split' and 'fold' columns; give one protocol only")
         for line, row in enumerate(reader, start=2):
+            short = [c for c in cols if c and row.get(c) is None]
+            if short:
+                raise ValueError(f"{manifest}: line {line}: too few fields ({short} missing); expected "
+                                 f"{len(cols)} comma-separated fields: {', '.join(cols)}")
             rel, label = (row["path"] or "").strip(), (row["label"] or "").strip()
             split = fold = None
             if "split" in cols:
@@ -404,7 +437,7 @@ DATASETS = {"gtzan": _load_gtzan, "ballroom": _load_ballroom, "extended-ballroom
             "us8k": _load_us8k, "folder": _load_folder, "csv": _load_csv, "synthetic": _load_synthetic}
 
 
-def load_dataset(name: str, root=None, split_dir=None, manifest=None, folds: int = 10,
+def load_dataset(name: str, root=None, split_dir=None, manifest=None, folds: int | None = 10,
                  seed: int = 0) -> Dataset:
     """List a dataset's clips with labels and their split or folds.
 
@@ -420,8 +453,12 @@ def load_dataset(name: str, root=None, split_dir=None, manifest=None, folds: int
         clips in none of them are left out. Without it GTZAN gets stratified folds.
     manifest : str or Path, optional
         ``csv`` only: the manifest file (default ``<root>/manifest.csv``).
-    folds, seed : int
-        Stratified, shuffled folds made when the dataset brings no split of its own.
+    folds : int or None
+        ``K``: stratified, shuffled folds (``stratified_folds``, seeded by ``seed``) made when the
+        dataset brings no split or folds of its own. ``None``: none made; such clips keep
+        ``fold=None`` and ``protocol_hint`` is ``None`` (extraction: features do not depend on folds).
+    seed : int
+        Shuffling seed of generated folds.
 
     Returns
     -------

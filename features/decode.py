@@ -4,7 +4,11 @@ Decoded audio (mono, 12 kHz, float32, the whole clip) is cached on disk as ``.np
 the file (absolute path, size, modification time), the sample rate and the decoder's versions, so that
 extracting ten architectures from one dataset decodes each file once, and an interrupted run resumes
 without decoding again. Files that cannot be decoded are cached as a small JSON error record, so a rerun
-reports them again without re-reading them. Every cache file is written atomically (temp file + rename).
+reports them again without re-reading them. Every cache file is written atomically (temp file + rename)
+with the mode the umask gives, so one ``--cache-dir`` can be shared by several users. The cache only
+saves time: an entry that cannot be read (zero bytes, truncated, not an array of audio) is deleted and
+the file decoded again, and a cache that cannot be written (disk full, read-only) is skipped with a
+warning; neither ever turns into a skipped clip.
 
 Model inputs are then made from the decoded audio in worker threads (crop / repeat-pad for waveform
 models, the log-mel spectrogram for spectrogram models) and handed to the network in order, a bounded
@@ -86,15 +90,16 @@ def decode_cached(path, cache_dir: str | os.PathLike | None, sr: int = audio.SAM
     base = Path(cache_dir) / key[:2] / key
     npy, err = base.with_suffix(".npy"), base.with_suffix(".err.json")
     if npy.exists():
-        try:
-            return np.load(npy, allow_pickle=False)
-        except (OSError, ValueError):
-            npy.unlink(missing_ok=True)  # a damaged cache entry is simply recomputed
+        wave = _read_cached_wave(npy)
+        if wave is not None:
+            return wave
     if err.exists():
         try:
             reason = json.loads(err.read_text())["reason"]
-        except (OSError, ValueError, KeyError):
-            err.unlink(missing_ok=True)  # damaged record: decode again
+            if not isinstance(reason, str) or not reason:
+                raise ValueError("no reason")
+        except Exception:  # damaged record (empty, cut, not JSON): decode again
+            _drop(err)
         else:
             raise audio.AudioError(path, reason)
     try:
@@ -102,11 +107,45 @@ def decode_cached(path, cache_dir: str | os.PathLike | None, sr: int = audio.SAM
     except audio.AudioError as e:
         # missing files are not cached as errors: they may appear before the next run
         if Path(path).exists():
-            atomic_write_bytes(err, json.dumps({"path": str(path), "reason": e.reason}).encode())
+            _cache_write(err, lambda: atomic_write_bytes(
+                err, json.dumps({"path": str(path), "reason": e.reason}).encode()))
         raise
-    buf = _npy_bytes(wave)
-    atomic_write_bytes(npy, buf)
+    _cache_write(npy, lambda: atomic_write_bytes(npy, _npy_bytes(wave)))
     return wave
+
+
+def _drop(entry: Path) -> None:
+    try:
+        entry.unlink(missing_ok=True)
+    except OSError:
+        pass  # e.g. another user's entry in a shared cache: it is simply not used
+
+
+def _read_cached_wave(npy: Path) -> np.ndarray | None:
+    """A cached decoded clip, or ``None`` (the entry deleted) when it is not a non-empty 1-D float32 array."""
+    try:
+        wave = np.load(npy, allow_pickle=False)
+        if wave.ndim == 1 and wave.dtype == np.float32 and wave.size > 0:
+            return wave
+    except Exception:  # zero bytes (EOFError), cut short (ValueError), unreadable (OSError), ...
+        pass
+    _drop(npy)
+    return None
+
+
+_CACHE_WARNED = set()
+
+
+def _cache_write(entry: Path, write) -> None:
+    """Write a cache entry; a cache that cannot be written only costs time, so it is a warning."""
+    try:
+        write()
+    except OSError as e:
+        root = str(entry.parent.parent)
+        if root not in _CACHE_WARNED:
+            _CACHE_WARNED.add(root)
+            warnings.warn(f"decode cache {root} cannot be written ({e}); going on without caching",
+                          RuntimeWarning, stacklevel=3)
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -140,13 +179,16 @@ def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, f
     if npz.exists():
         try:
             with np.load(npz, allow_pickle=False) as z:
-                return z["x"], float(z["peak"])
-        except (OSError, ValueError, KeyError):
-            npz.unlink(missing_ok=True)
+                x, peak = z["x"], float(z["peak"])
+            if x.dtype == np.float32 and x.shape == (spec.length, audio.N_MELS):
+                return x, peak
+        except Exception:  # zero bytes, cut short (BadZipFile), missing members: compute again
+            pass
+        _drop(npz)
     wave = decode_cached(path, cache_dir)
     x = np.ascontiguousarray(_model_input(wave, spec), dtype=np.float32)
     peak = float(np.abs(wave).max())
-    atomic_save_npz(npz, x=x, peak=np.float64(peak))
+    _cache_write(npz, lambda: atomic_save_npz(npz, x=x, peak=np.float64(peak)))
     return x, peak
 
 

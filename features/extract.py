@@ -8,17 +8,19 @@ lists the options. From Python::
     X = embed(model, [wave1, wave2], sr=22050)        # (2, 120) float32
     path = extract("vgg", dataset="gtzan", root="/data/gtzan", split_dir="splits/")
 
-A feature set is a folder with ``features.npz`` and ``meta.json`` (see ``docs/formats.md``). Extraction is
-resumable: finished batches are kept in ``<feature set>.partial/`` and reused when the same configuration
-is run again, and a finished feature set with the same configuration is not recomputed.
+A feature set is a folder with ``features.npz`` and ``meta.json`` (see ``docs/formats.md``), named by a
+readable name and the key of everything that determines its bytes (``features/store.py``). Extraction is
+resumable: finished chunks are kept in ``<feature set>.partial/`` and reused by a run of the same key; a
+finished feature set is reused only when its key matches and ``features.npz`` has the SHA-256 recorded in
+``meta.json``; after audio files change, only the chunks holding changed clips are computed again.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
+import errno
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +31,8 @@ from tqdm import tqdm
 import architectures
 from features import audio, datasets
 from features.decode import InputSpec, iter_prepared
-from features.store import (Chunks, ExtractionError, checkpoint_fold, config_key, feature_set_dir,
-                            sha1_file, write_feature_set)
+from features import store
+from features.store import Chunks, ExtractionError
 
 SAMPLECNN = "samplecnn"  # trained.train's end-to-end model; its blocks read out like a front-end's
 
@@ -176,6 +178,12 @@ class Run:
     weights: object
     seed: int
     t_start: float
+    settings_key: str = ""
+    meta: dict = None  # identity fields for meta.json (keys, clip stamps, the checkpoint's model_*)
+
+    @property
+    def n_chunks(self) -> int:
+        return (len(self.ds.clips) + self.chunk_size - 1) // self.chunk_size
 
     def chunk_range(self, c: int) -> tuple[int, int]:
         return c * self.chunk_size, min(len(self.ds.clips), (c + 1) * self.chunk_size)
@@ -241,16 +249,24 @@ def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared
 def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, split_dir=None,
             manifest=None, width: str = "large", input_seconds: float | None = None, seed: int = 0,
             device: str = "auto", batch_size: int = 8, workers: int = 2, out=DEFAULT_OUT,
-            weights=None, pad: str = "repeat", batchnorm: bool = False, folds: int = 10,
-            fold_seed: int = 0, cache_dir=DEFAULT_CACHE, ds=None, progress: bool = True,
-            engine: str = "local", address: str | None = None, _stop_after_chunks=None,
-            _ray_options=None) -> Path:
+            weights=None, pad: str = "repeat", batchnorm: bool = False, cache_dir=DEFAULT_CACHE,
+            ds=None, progress: bool = True, engine: str = "local", address: str | None = None,
+            _ray_options=None, folds=None, fold_seed=None) -> Path:
     """Extract one feature set and return its folder. See the module docstring and ``--help``.
 
     ``engine="ray"`` computes the chunks on Ray workers (``features/ray_engine.py``; ``workers`` is then
     the number of Ray workers and ``address`` an existing cluster's, or None for a local instance). Both
     engines write byte-identical feature sets and resume each other's unfinished runs.
+
+    The dataset is listed without generated folds (``load_dataset(folds=None)``): features do not
+    depend on folds; the evaluation makes them. With ``weights`` (a ``trained.train`` checkpoint) the
+    model's seed, width and fold come from the checkpoint. ``folds`` and ``fold_seed`` are accepted
+    from older callers and ignored, with a ``DeprecationWarning``.
     """
+    if folds is not None or fold_seed is not None:
+        warnings.warn("extract(folds=, fold_seed=) are ignored: feature sets no longer carry generated "
+                      "folds (the grid and trained.train make them with datasets.stratified_folds)",
+                      DeprecationWarning, stacklevel=2)
     if engine not in ENGINES:
         raise ExtractionError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if engine == "ray":
@@ -264,33 +280,80 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
         dev = resolve_device(device)
     run = plan(arch, dataset=dataset, root=root, split_dir=split_dir, manifest=manifest, width=width,
                input_seconds=input_seconds, seed=seed, dev=dev, batch_size=batch_size, workers=workers,
-               out=out, weights=weights, pad=pad, batchnorm=batchnorm, folds=folds, fold_seed=fold_seed,
-               cache_dir=cache_dir, ds=ds, progress=progress, engine=engine, address=address)
-    if isinstance(run, Path):
-        return run  # already extracted with this configuration
-    if engine == "ray":
-        warned = ray_engine.run_chunks(run, dev, workers=workers, cache_dir=cache_dir, progress=progress,
-                                       **(_ray_options or {}))
-    else:
-        warned = _run_local(run, dev, workers, cache_dir, progress, _stop_after_chunks)
-    return write_feature_set(run.folder, run.model, run.ds, run.chunks, run.cfg, run.key, run.spec,
-                              run.arch, run.width, run.weights_name, run.weights, run.seed,
-                              time.perf_counter() - run.t_start, warned, progress)
+               out=out, weights=weights, pad=pad, batchnorm=batchnorm, cache_dir=cache_dir, ds=ds,
+               engine=engine, address=address)
+    with store.lock(run.folder, progress):
+        if store.verified(run.folder, run.key, progress):
+            if progress:
+                print(f"{arch}: already extracted with this configuration (key {run.key[:store.KEY_CHARS]}, "
+                      "features.npz verified), nothing to do", file=sys.stderr)
+            return run.folder
+        _warn_small_classes(run.ds, arch)
+        _load_chunks(run, progress)
+        if engine == "ray":
+            warned = ray_engine.run_chunks(run, dev, workers=workers, cache_dir=cache_dir,
+                                           progress=progress, **(_ray_options or {}))
+        else:
+            warned = _run_local(run, dev, workers, cache_dir, progress)
+        return store.write_feature_set(run, time.perf_counter() - run.t_start, warned, progress, run.meta)
+
+
+def _load_chunks(run: Run, progress: bool) -> None:
+    """This key's finished chunks, then rows reusable from an earlier feature set of the same settings."""
+    run.chunks.load(run.key, run.chunk_range, run.n_chunks, progress)
+    if not run.cfg["batchnorm"]:  # batch norm: a clip's features depend on its batch mates' contents
+        reuse, source = store.reusable_chunks(run.folder.parent, run.settings_key, run.key,
+                                              run.meta["clips"], run.batch_size, run.chunk_range,
+                                              run.n_chunks)
+        reuse = {c: v for c, v in reuse.items() if c not in run.chunks.done}
+        for c, (idx, X, skipped, timing) in reuse.items():
+            run.chunks.save(c, idx, X, skipped, timing)
+        if reuse:
+            n = sum(hi - lo for lo, hi in map(run.chunk_range, reuse))
+            run.meta["reused"] = {"from": str(source), "clips": n}
+            if progress:
+                print(f"{run.arch}: {n} of {len(run.ds.clips)} clips unchanged since {source}: their rows "
+                      "are reused; the others are computed", file=sys.stderr)
+    run.todo = [c for c in range(run.n_chunks) if c not in run.chunks.done]
+
+
+def _resolved(path) -> str | None:
+    return str(Path(path).resolve()) if path else None
+
+
+# the functions whose source determines feature bytes, bound at import (a test's monkeypatch of a
+# module attribute does not change the code version)
+_CODE_FUNCTIONS = (layer_means, _features_of_batch, compute_chunk)
+
+
+def _code_version() -> str:
+    return store.code_version(_CODE_FUNCTIONS)
 
 
 def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, width="large",
          input_seconds=None, seed=0, dev=torch.device("cpu"), batch_size=8, workers=2, out=DEFAULT_OUT,
-         weights=None, pad="repeat", batchnorm=False, folds=10, fold_seed=0, cache_dir=DEFAULT_CACHE,
-         ds=None, progress=True, engine="local", address=None):
-    """Everything an engine needs (a :class:`Run`), or the feature set's folder when it is already done."""
+         weights=None, pad="repeat", batchnorm=False, cache_dir=DEFAULT_CACHE, ds=None,
+         engine="local", address=None) -> Run:
+    """Everything an engine needs (a :class:`Run`): the clips, the model, the keys, the folder.
+
+    Chunks are not read here (``extract`` reads them once it holds the folder's lock).
+    """
     t_start = time.perf_counter()
     hear = arch.startswith(HEAR_PREFIX)
     if hear and seed != 0:
         raise ExtractionError(f"{arch}: a HEAR module brings its own weights; --seed must stay 0 (pass "
                               "options in --weights, e.g. 'seed=1' for this project's hear modules)")
+    if batch_size < 1:
+        raise ExtractionError(f"batch_size must be at least 1, got {batch_size}")
+    ckpt = {}
+    if weights is not None and not hear:
+        ckpt = store.checkpoint_info(weights)
+        if ckpt["model_seed"] is not None:
+            seed = ckpt["model_seed"]  # the checkpoint's training seed names the feature set
+        if ckpt["width"] in ("large", "small"):
+            width = ckpt["width"]
     if ds is None:
-        ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest,
-                                   folds=folds, seed=fold_seed)
+        ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest, folds=None)
     model = build_frontend(arch, width=width, seed=seed, weights=weights, batchnorm=batchnorm).eval()
     if engine == "local":  # the Ray engine's workers move their own copies (dev may exist only there)
         model = model.to(dev)
@@ -302,42 +365,55 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
         torch.backends.cuda.matmul.allow_tf32 = False
     spec = input_spec(model, input_seconds, pad)
     weights_name = getattr(model, "weights_name", None) or ("trained" if weights is not None else "random")
-    fold_of_ckpt = None if hear else checkpoint_fold(weights)
-    folder = feature_set_dir(out, ds.name, arch.replace(":", "-"), width, weights_name, seed)
-    if fold_of_ckpt is not None:
-        folder = folder.with_name(folder.name + f"_fold{fold_of_ckpt}")
-    if hear and weights:  # one folder per model file / options string
-        folder = folder.with_name(folder.name + "_" + hashlib.sha1(str(weights).encode()).hexdigest()[:8])
-    cfg = dict(arch=arch, dataset=ds.name, root=str(ds.root) if ds.root else None,
-               split_dir=str(split_dir) if split_dir else None,
-               manifest=str(manifest) if manifest else None, width=width,
-               input_seconds=input_seconds, seed=seed, device=dev.type, batch_size=batch_size,
-               workers=workers, out=str(out), weights=str(weights) if weights else None, pad=pad,
-               batchnorm=batchnorm, folds=folds, fold_seed=fold_seed, cache_dir=str(cache_dir) if cache_dir else None,
-               input=spec.__dict__, dtype="float32", engine=engine, address=address)
-    weights_file = weights is not None and Path(weights).is_file()
-    key = config_key(cfg, ds.clips, sha1_file(weights) if weights_file else None)
-
-    meta_path = folder / "meta.json"
-    if meta_path.exists() and (folder / "features.npz").exists():
-        try:
-            if json.loads(meta_path.read_text()).get("config_key") == key:
-                if progress:
-                    print(f"{arch}: already extracted with this configuration, nothing to do")
-                return folder
-        except ValueError:
-            pass  # unreadable meta: recompute
-
+    weights_file = weights is not None and Path(str(weights)).is_file()
+    code = _code_version()
+    identity = getattr(model, "identity", None)
+    settings = dict(arch=arch, width=width, seed=seed, weights_name=weights_name,
+                    weights=None if weights_file or weights is None else str(weights),  # HEAR options
+                    weights_sha256=store.sha256_file(weights) if weights_file else None,
+                    model_identity=identity, input=spec.__dict__, pad=pad, batchnorm=batchnorm,
+                    dataset=ds.name, root=_resolved(ds.root), manifest=_resolved(manifest),
+                    split_dir=_resolved(split_dir), dtype="float32", device=dev.type, batch_size=batch_size,
+                    torch=torch.__version__, code_version=code)
+    settings_sha = store.settings_key(settings)
+    dataset_sha = datasets.dataset_key(ds)
+    key = store.config_key(settings_sha, dataset_sha)
+    readable = store.readable_name(arch, width, weights_name, seed, ckpt.get("model_fold"))
+    folder = store.feature_set_dir(out, ds.name, readable, key)
+    # the run record: the settings plus how the work was spread (which changes no number)
+    cfg = dict(settings, input_seconds=input_seconds, workers=workers, out=str(out), engine=engine,
+               address=address, cache_dir=str(cache_dir) if cache_dir else None,
+               weights=str(weights) if weights else None)
+    meta = {"config_key": key, "settings_key": settings_sha, "dataset_key": dataset_sha,
+            "code_version": code, "model_identity": identity, "batch_size": batch_size,
+            "clips": store.clip_stamps(ds.clips),
+            "model_seed": ckpt.get("model_seed", seed if weights is None else None),
+            "model_fold": ckpt.get("model_fold"), "model_folds": ckpt.get("model_folds"),
+            "model_fold_seed": ckpt.get("model_fold_seed"), "model_train_ids": ckpt.get("model_train_ids"),
+            "checkpoint_sha256": ckpt.get("checkpoint_sha256"),
+            "model_dataset_key": ckpt.get("model_dataset_key")}
     chunks = Chunks(folder.with_name(folder.name + ".partial"))
-    chunks.load(key)
-    n = len(ds.clips)
     chunk_size = batch_size * CHUNK_BATCHES
-    todo = [c for c in range((n + chunk_size - 1) // chunk_size) if c not in chunks.done]
-    return Run(arch, ds, model, spec, folder, cfg, key, chunks, todo, chunk_size, batch_size, width,
-               weights_name, weights, seed, t_start)
+    return Run(arch, ds, model, spec, folder, cfg, key, chunks, [], chunk_size, batch_size, width,
+               weights_name, weights, seed, t_start, settings_sha, meta)
 
 
-def _run_local(run: Run, dev, workers, cache_dir, progress, stop_after=None) -> dict:
+GRID_FOLDS = 10  # the grid's default --folds, for the warning below
+
+
+def _warn_small_classes(ds, arch) -> None:
+    """Features never depend on folds, so too few clips per class is only a warning for later."""
+    if ds.protocol_hint is not None:
+        return
+    labels, counts = np.unique([c.label for c in ds.clips], return_counts=True)
+    small = {str(label): int(n) for label, n in zip(labels, counts) if n < GRID_FOLDS}
+    if small:
+        print(f"{arch}: warning: classes with fewer than {GRID_FOLDS} clips {small}: features are written, "
+              f"but the grid's default {GRID_FOLDS} stratified folds will not run on them (use fewer "
+              "--folds there)", file=sys.stderr)
+
+
+def _run_local(run: Run, dev, workers, cache_dir, progress) -> dict:
     """Compute ``run.todo`` in this process (decoding in ``workers`` threads); returns the warnings."""
     clips = run.ds.clips
     n = len(clips)
@@ -353,8 +429,6 @@ def _run_local(run: Run, dev, workers, cache_dir, progress, stop_after=None) -> 
                                                           prepared, on_batch=bar.update)
             merge_warnings(warned, w)
             run.chunks.save(c, idx_ok, X, skipped, timing)
-            if stop_after is not None and len(run.chunks.done) >= stop_after:
-                raise KeyboardInterrupt("stopped for a test")
     finally:
         bar.close()
         if hasattr(prepared, "close"):
@@ -368,35 +442,53 @@ def merge_warnings(into: dict, new: dict) -> dict:
     return into
 
 
+class SomeFailed(ExtractionError):
+    """Some parts of a multi-part extraction failed: ``written`` lists the feature sets written,
+    ``failed`` the ``(part, reason)`` of the others."""
+
+    def __init__(self, written, failed, total):
+        self.written, self.failed = list(written), list(failed)
+        lines = "\n".join(f"  {part}: {why}" for part, why in self.failed)
+        super().__init__(f"{len(self.failed)} of {total} feature sets failed:\n{lines}")
+
+
+def _part_name(arch, seed, weights) -> str:
+    return f"{arch} --weights {weights}" if weights is not None else f"{arch} seed {seed}"
+
+
 def extract_many(archs, seeds=(0,), weights=None, **kwargs) -> list[Path]:
     """Several architectures and seeds over one dataset, decoding each file once (the cache).
 
-    ``weights`` is a list of checkpoints (one feature set each, e.g. one per fold) for a single arch.
-    A failed architecture is reported and the others go on; raises only when none succeeded.
+    ``weights`` is a list of checkpoints (one feature set each, named by each checkpoint's own seed and
+    fold) for a single arch. Every part is tried; each written path is printed as it is done. Raises
+    :class:`SomeFailed` (after all parts) when any part failed, naming each and why.
     """
-    names = kwargs.pop("dataset", "synthetic")
-    ds = datasets.load_dataset(names, root=kwargs.get("root"), split_dir=kwargs.get("split_dir"),
-                               manifest=kwargs.get("manifest"), folds=kwargs.get("folds", 10),
-                               seed=kwargs.get("fold_seed", 0))
+    name = kwargs.pop("dataset", "synthetic")
+    ds = datasets.load_dataset(name, root=kwargs.get("root"), split_dir=kwargs.get("split_dir"),
+                               manifest=kwargs.get("manifest"), folds=None)
     jobs = [(a, s, None) for a in archs for s in seeds] if not weights else \
         [(archs[0], seeds[0], w) for w in weights]
     written, failed = [], []
     for arch, seed, w in jobs:
         try:
-            path = extract(arch, dataset=names, seed=seed, weights=w, ds=ds, **kwargs)
-        except (ExtractionError, ValueError, RuntimeError) as e:
-            failed.append((arch, seed, str(e)))
-            print(f"{arch} (seed {seed}) failed: {e}", file=sys.stderr)
+            path = extract(arch, dataset=name, seed=seed, weights=w, ds=ds, **kwargs)
+        except (ExtractionError, ValueError, RuntimeError, OSError) as e:
+            failed.append((_part_name(arch, seed, w), _describe(e)))
+            print(f"{_part_name(arch, seed, w)} failed: {_describe(e)}", file=sys.stderr)
             continue
         written.append(path)
         print(path, flush=True)
-    if failed and written:
-        print(f"{len(failed)} of {len(jobs)} feature sets failed: "
-              + ", ".join(f"{a} seed {s}" for a, s, _ in failed), file=sys.stderr)
-    if not written:
-        raise ExtractionError("no feature set could be written: "
-                              + "; ".join(f"{a} seed {s}: {e}" for a, s, e in failed))
+    if failed:
+        raise SomeFailed(written, failed, len(jobs))
     return written
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e)
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        text += (" (the disk is full: free space and run the same command again; finished chunks are "
+                 "kept, and nothing half-written is ever taken for a finished feature set)")
+    return text
 
 
 def parse_args(argv=None):
@@ -405,9 +497,12 @@ def parse_args(argv=None):
         prog="python -m features.extract",
         description="Run audio through random-weight (or trained) CNN front-ends and write, per clip, "
                     "the mean of every feature map of every layer. Writes one feature set folder "
-                    "(features.npz + meta.json) per architecture and seed; the last line printed is "
-                    "the path of the last one. With no options: sample-level on the embedded synthetic "
-                    "dataset (generated on first use).",
+                    "(features.npz + meta.json) per architecture and seed, named "
+                    "<arch>_<width>_<weights>_seed<N>[_fold<K>]-<key>, where the key covers every "
+                    "setting, the audio files (sizes, mtimes), the weights and the code; the paths are "
+                    "printed one per line, and any failed part is summarised after them (exit 1). "
+                    "With no options: sample-level on the embedded synthetic dataset (generated on "
+                    "first use). Folds are not made here: the grid and trained.train own them.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--arch", nargs="+", default=["sample-level"], metavar="NAME",
                    help=f"front-end(s), or 'all'. Choices: {', '.join(names)}; or hear:MODULE for any "
@@ -417,23 +512,22 @@ def parse_args(argv=None):
     p.add_argument("--root", default=None, help="dataset folder (synthetic: generated here if absent)")
     p.add_argument("--split-dir", default=None,
                    help="gtzan: folder with train_filtered.txt / valid_filtered.txt / test_filtered.txt; "
-                        "without it, 10 stratified folds")
+                        "without it the clips carry no split (the grid makes folds)")
     p.add_argument("--manifest", default=None, help="csv dataset: the manifest file (path,label[,split|fold])")
     p.add_argument("--width", default="large", choices=["large", "small"],
-                   help="large: the study's ~3584 features; small: ~120")
+                   help="large: the study's ~3584 features; small: ~120 (with --weights: the checkpoint's)")
     p.add_argument("--input-seconds", type=float, default=None,
                    help="input length; default: the study's 350000 samples / 1376 frames (about 29 s)")
     p.add_argument("--pad", default="repeat", choices=["repeat", "zero"],
                    help="how clips shorter than the input are filled")
     p.add_argument("--seed", type=int, nargs="+", default=[0],
-                   help="random-weight seed(s); the study averages 3 runs (e.g. --seed 0 1 2)")
+                   help="random-weight seed(s); the study averages 3 runs (e.g. --seed 0 1 2); with "
+                        "--weights the checkpoint's own training seed is used")
     p.add_argument("--weights", nargs="+", default=None, metavar="CHECKPOINT",
-                   help="trained checkpoint(s) from trained.train (one feature set each) instead of random weights")
+                   help="trained checkpoint(s) from trained.train (one feature set each, named by the "
+                        "checkpoint's seed, width and fold) instead of random weights")
     p.add_argument("--batchnorm", action="store_true",
                    help="study tool: batch norm with batch statistics, which leaks labels across a batch")
-    p.add_argument("--folds", type=int, default=10, help="folds for datasets without predefined splits")
-    p.add_argument("--fold-seed", type=int, default=0,
-                   help="shuffling seed of those folds (kept apart from --seed so every run shares folds)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--workers", type=int, default=2,
@@ -446,7 +540,8 @@ def parse_args(argv=None):
                    help="ray engine: address of an existing Ray cluster (host:port, ray://host:10001 or "
                         "auto); default: start a local Ray instance")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder")
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-audio cache ('none' disables)")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE),
+                   help="decoded-audio cache ('none' disables); may be shared by several users")
     a = p.parse_args(argv)
     if a.arch == ["all"]:
         a.arch = names
@@ -472,10 +567,10 @@ def main(argv=None) -> int:
         extract_many(a.arch, seeds=a.seed, weights=a.weights, dataset=a.dataset, root=a.root,
                      split_dir=a.split_dir, manifest=a.manifest, width=a.width,
                      input_seconds=a.input_seconds, device=a.device, batch_size=a.batch_size,
-                     workers=a.workers, out=a.out, pad=a.pad, batchnorm=a.batchnorm, folds=a.folds, fold_seed=a.fold_seed,
+                     workers=a.workers, out=a.out, pad=a.pad, batchnorm=a.batchnorm,
                      cache_dir=cache, engine=a.engine, address=a.address)
-    except (ExtractionError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ExtractionError, ValueError, OSError) as e:
+        print(f"error: {_describe(e)}", file=sys.stderr)
         return 1
     return 0
 

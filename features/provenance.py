@@ -6,6 +6,7 @@ must stay free of torch.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from importlib import metadata
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["versions", "commit", "run_record", "atomic_write_json", "atomic_write_bytes",
-           "atomic_save_npz", "to_jsonable"]
+           "atomic_save_npz", "to_jsonable", "current_umask", "sha256_file"]
 
 _PACKAGES = ("numpy", "scipy", "scikit-learn", "torch", "librosa", "soundfile", "hpelm",
              "joblib", "pandas", "matplotlib", "tqdm")
@@ -82,21 +84,41 @@ def to_jsonable(obj):
     return obj
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask (``os.umask`` can only be read by setting it: done under a lock, restored)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def _atomic(path: Path, write) -> Path:
+    """Write through a temporary file in the same folder, then rename over ``path``.
+
+    ``mkstemp`` creates its file mode 0600; it is set to what ``open()`` would give (0666 minus the
+    umask), so a shared output or cache folder stays readable by the others the umask allows. An
+    ``OSError`` (disk full, read-only folder) leaves no temporary file behind and names ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)  # "[Errno 28] No space left on device: '<path>'"
         raise
     return path
 
@@ -125,3 +147,12 @@ def atomic_save_npz(path, **arrays) -> Path:
                 with zf.open(info, "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
     return _atomic(path, write)
+
+
+def sha256_file(path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

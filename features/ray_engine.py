@@ -5,8 +5,9 @@ CHUNK_BATCHES`` clips each, batches starting at fixed clip indices). Each chunk 
 one of ``workers`` Ray actors that hold one copy of the model each (a CPU actor, or a GPU actor with
 ``--device cuda``) and decode and embed with the very function the local engine uses
 (``features.extract.compute_chunk``). The driver saves every finished chunk in ``<set>.partial/`` as
-the local engine does, and writes the feature set with the same ``_write_feature_set``: the result is
-byte-identical to the local engine's, and either engine resumes the other's unfinished run.
+the local engine does (each chunk file carries the run's config key and clip range), and
+``features.extract`` writes the feature set with ``store.write_feature_set`` under the same lock: the
+result is byte-identical to the local engine's, and either engine resumes the other's unfinished run.
 
 Why actors and not Ray Data: a chunk must stay one unit (its batches fix the numbers and its file is the
 unit of resume), results are few and small (one row of means per clip), and the driver must write them

@@ -1,92 +1,339 @@
-"""Where a feature set lives and how it is written: the resumable chunks of a run in progress, the
-configuration key that decides whether earlier work can be reused, and the final ``features.npz`` +
-``meta.json`` (see ``docs/formats.md``). Every file is written atomically (temp file + rename).
+"""Where a feature set lives, what names it, and when earlier work may be reused.
+
+The identity model of extraction (``docs/formats.md``, "Feature set"):
+
+- **Settings key** (:func:`settings_key`): SHA-256 of every setting that changes a number: architecture,
+  width, seed, input length and padding, batch norm, dataset name and resolved root / manifest / split
+  folder, the weights' SHA-256 and a custom front-end's ``identity``, dtype, device type, batch size,
+  the torch version and :func:`code_version` (the source files that determine feature bytes).
+- **Config key** (:func:`config_key`): the settings key plus ``datasets.dataset_key`` (every clip's id,
+  label, split, fold, file size and mtime). It names everything that determines ``features.npz``.
+- **One folder, one key**: ``<out>/<dataset>/<arch>_<width>_<weights>_seed<N>[_fold<K>]-<key[:12]>``.
+  Another key gets another folder, so no run ever replaces or deletes another configuration's work.
+  Two runs of the same key serialise on ``<folder>.lock`` (``fcntl.flock``); the second waits, then
+  finds the work done.
+- **Chunks carry their key** and their clip range; one with a foreign key or another range is never used.
+- **Verified reuse**: a folder is "already extracted" only when ``meta.json`` (written last) has the
+  config key and the SHA-256 of the ``features.npz`` that is there now.
+- **Changed audio**: rows of an earlier feature set with the same settings key are reused chunk by chunk
+  where every batch of the chunk holds the same clips (ids, labels, sizes, mtimes) at the same batch
+  positions, so the bytes equal a full run; other chunks (changed, new or shifted clips) are computed.
+  Never with batch norm (a clip's features then depend on its batch mates' contents).
+
+Every file is written atomically (temp file + rename) with the mode the umask gives.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
 import json
+import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from features import audio
-from features.provenance import atomic_save_npz, atomic_write_json, run_record
+from features.provenance import atomic_save_npz, atomic_write_json, run_record, sha256_file
 
-__all__ = ["Chunks", "config_key", "sha1_file", "feature_set_dir", "checkpoint_fold",
-           "write_feature_set", "summary"]
+__all__ = ["Chunks", "ExtractionError", "settings_key", "config_key", "code_version", "sha256_file",
+           "safe_name", "readable_name", "feature_set_dir", "lock", "verified", "clip_stamps",
+           "reusable_chunks", "checkpoint_info", "write_feature_set", "summary", "KEY_CHARS"]
+
+KEY_CHARS = 12  # hex digits of the config key in a folder name (48 bits: no collision among a study's sets)
+# the source files whose contents determine feature bytes (with extract's per-layer means, see extract)
+CODE_FILES = ("architectures/*.py", "features/audio.py", "features/decode.py", "features/hear_adapter.py",
+              "trained/samplecnn.py")
+_REPO = Path(__file__).resolve().parent.parent
 
 
 class ExtractionError(RuntimeError):
     """Nothing could be extracted (every clip failed), or the request itself is invalid."""
 
 
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- identity
+
+@lru_cache(maxsize=8)
+def _files_digest(patterns: tuple) -> str:
+    h = hashlib.sha256()
+    for pattern in patterns:
+        for path in sorted(_REPO.glob(pattern)):
+            h.update(f"{path.relative_to(_REPO).as_posix()}\n".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def code_version(functions=()) -> str:
+    """SHA-256 of the source that determines feature bytes: ``CODE_FILES`` and the source of
+    ``functions`` (extract's per-layer means and batching). Comments count: a changed file is a
+    changed version, which at worst recomputes a feature set that would have come out the same."""
+    h = hashlib.sha256(_files_digest(CODE_FILES).encode())
+    for fn in functions:
+        h.update(inspect.getsource(fn).encode())
+    return h.hexdigest()
+
+
+def settings_key(settings: dict) -> str:
+    """SHA-256 of the settings (a JSON-able dict), independent of key order."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def config_key(settings_sha: str, dataset_sha: str) -> str:
+    """The key of a feature set: its settings and its clip list (``datasets.dataset_key``)."""
+    return hashlib.sha256(f"settings {settings_sha}\ndataset {dataset_sha}\n".encode()).hexdigest()
+
+
+def clip_stamps(clips) -> list:
+    """``[id, label, size, mtime_ns]`` of every clip, in order (``None`` size / mtime: missing file)."""
+    out = []
+    for c in clips:
+        try:
+            st = os.stat(c.path)
+            out.append([c.id, c.label, int(st.st_size), int(st.st_mtime_ns)])
+        except OSError:
+            out.append([c.id, c.label, None, None])
+    return out
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
+
+
+def safe_name(text: str) -> str:
+    """A folder-name-safe form of any ``--arch`` string (``my_pkg.mod:Net``, ``path/to/file.py:make``):
+    runs of other characters become ``-``; no leading dot. The key suffix keeps names distinct."""
+    name = _UNSAFE.sub("-", str(text)).lstrip(".-").rstrip("-")
+    return name or "arch"
+
+
+def readable_name(arch: str, width: str, weights_name: str, seed: int, fold=None) -> str:
+    return (f"{safe_name(arch)}_{safe_name(width)}_{safe_name(weights_name)}_seed{seed}"
+            + (f"_fold{fold}" if fold is not None else ""))
+
+
+def feature_set_dir(out, dataset: str, readable: str, key: str) -> Path:
+    """``<out>/<dataset>/<readable>-<key[:KEY_CHARS]>``; ``ExtractionError`` when ``out`` is a file."""
+    out = Path(out)
+    for p in (out, out / dataset):
+        if p.exists() and not p.is_dir():
+            raise ExtractionError(f"--out {out}: {p} is a file, expected a folder (or a path to create)")
+    return out / dataset / f"{readable}-{key[:KEY_CHARS]}"
+
+
+@contextlib.contextmanager
+def lock(folder: Path, progress: bool = True):
+    """Hold ``<folder>.lock`` (``fcntl.flock``): a second run of the same key waits for the first."""
+    path = folder.with_name(folder.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")
+    except (FileExistsError, NotADirectoryError) as e:
+        raise ExtractionError(f"cannot create {path.parent}: a part of it is a file ({e})") from e
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (the atomic writes still keep every file whole)
+        with f:
+            yield
+        return
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say(f"{folder}: another run of this same configuration is writing it; waiting for it")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def read_meta(folder: Path) -> dict | None:
+    """``meta.json`` of ``folder`` as a dict, or ``None`` when absent, unreadable or not a JSON object."""
+    try:
+        meta = json.loads((Path(folder) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def verified(folder: Path, key: str, progress: bool = True) -> bool:
+    """True when ``folder`` holds a finished feature set of ``key`` whose ``features.npz`` still has the
+    SHA-256 that ``meta.json`` recorded. Says why when a folder is there but cannot be trusted."""
+    folder = Path(folder)
+    if not folder.exists():
+        return False
+    meta_path, npz = folder / "meta.json", folder / "features.npz"
+    meta = read_meta(folder)
+    why = None
+    if meta is None:
+        why = f"{meta_path} is missing, unreadable or not a JSON object"
+    elif meta.get("config_key") != key:
+        why = f"{meta_path} names another configuration ({str(meta.get('config_key'))[:KEY_CHARS]})"
+    elif not npz.is_file():
+        why = f"{npz} is missing"
+    elif meta.get("features_sha256") != sha256_file(npz):
+        why = f"{npz} does not have the SHA-256 recorded in meta.json (truncated or replaced)"
+    if why is None:
+        return True
+    _say(f"{folder.name}: recomputing: {why}")
+    return False
+
+
+def checkpoint_info(weights) -> dict:
+    """What a trained checkpoint says about the model: seed, width, fold, folds, fold seed, the clips
+    it trained and validated on, and its SHA-256. Old checkpoints lack some keys: they come back
+    ``None`` (``config`` is searched for seed and width)."""
+    from trained.checkpoint import CheckpointError, read_checkpoint
+    try:
+        ckpt = read_checkpoint(weights)
+    except CheckpointError as e:
+        raise ExtractionError(str(e)) from e
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+
+    def pick(name):
+        value = ckpt.get(name)
+        return config.get(name) if value is None else value
+
+    def as_int(name, value):
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ExtractionError(f"checkpoint {weights}: {name} {value!r} is not an integer") from None
+
+    ids = None
+    if ckpt.get("train_ids") is not None or ckpt.get("val_ids") is not None:
+        ids = sorted({str(i) for i in list(ckpt.get("train_ids") or []) + list(ckpt.get("val_ids") or [])})
+    return {"model_seed": as_int("seed", pick("seed")), "width": pick("width"),
+            "model_fold": as_int("fold", ckpt.get("fold")), "model_folds": as_int("folds", pick("folds")),
+            "model_fold_seed": as_int("fold_seed", pick("fold_seed")), "model_train_ids": ids,
+            "model_dataset": ckpt.get("dataset"), "model_dataset_key": ckpt.get("dataset_key"),
+            "checkpoint_sha256": sha256_file(weights)}
+
+
+# ----------------------------------------------------------------------------- chunks
+
 @dataclass
 class Chunks:
-    """Finished batches of one run, kept on disk until the feature set is written."""
+    """Finished chunks of one run (``<feature set>.partial/chunk_NNNNNN.npz``), kept until the feature set
+    is written. Each file holds its config ``key`` and clip range ``lo``, ``hi``."""
     folder: Path
-    done: dict = field(default_factory=dict)  # chunk index -> (indices, X, skipped)
+    key: str = ""
+    done: dict = field(default_factory=dict)  # chunk index -> (indices, X, skipped, timing)
+    chunk_range: object = None  # chunk index -> (lo, hi), set by load()
 
-    def load(self, key: str):
-        cfg = self.folder / "config.json"
-        if cfg.exists() and json.loads(cfg.read_text()).get("key") != key:
-            shutil.rmtree(self.folder)  # left by another configuration: useless here
+    def load(self, key: str, chunk_range, n_chunks: int, progress: bool = True):
+        """Read the finished chunks of ``key``; delete damaged ones and any of another key or range."""
+        self.key, self.chunk_range = key, chunk_range
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(cfg, {"key": key})
+        # for people: which configuration this folder belongs to (never read back for a decision)
+        atomic_write_json(self.folder / "config.json", {"key": key})
         for f in sorted(self.folder.glob("chunk_*.npz")):
+            why = None
             try:
+                c = int(f.stem.split("_")[1])
                 with np.load(f, allow_pickle=False) as z:
-                    self.done[int(f.stem.split("_")[1])] = (
-                        z["indices"], z["X"], json.loads(str(z["skipped"])), z["timing"])
-            except (OSError, ValueError, KeyError):
-                f.unlink(missing_ok=True)  # damaged: recomputed
+                    if str(z["key"]) != key:
+                        why = "it belongs to another configuration"
+                    elif c >= n_chunks or (int(z["lo"]), int(z["hi"])) != chunk_range(c):
+                        why = "its clip range is not this run's"
+                    else:
+                        entry = (z["indices"], z["X"], json.loads(str(z["skipped"])), z["timing"])
+            except Exception as e:  # zero bytes, cut short, missing members, a stray file name
+                why = f"damaged ({type(e).__name__}: {e})"
+            if why is None:
+                self.done[c] = entry
+            else:
+                _say(f"{f}: not used, {why}; recomputed")
+                with contextlib.suppress(OSError):
+                    f.unlink()
 
     def save(self, c: int, indices, X, skipped, timing):
         """``timing`` = (decode_s, compute_s, wall_s) of this chunk, so resumed runs report true rates."""
         timing = np.asarray(timing, np.float64)
-        atomic_save_npz(self.folder / f"chunk_{c:06d}.npz", indices=np.asarray(indices, np.int64),
-                        X=X, skipped=np.array(json.dumps(skipped)), timing=timing)
-        self.done[c] = (np.asarray(indices), X, skipped, timing)
+        indices = np.asarray(indices, np.int64)
+        lo, hi = self.chunk_range(c)
+        atomic_save_npz(self.folder / f"chunk_{c:06d}.npz", key=np.array(self.key), lo=np.int64(lo),
+                        hi=np.int64(hi), indices=indices, X=X, skipped=np.array(json.dumps(skipped)),
+                        timing=timing)
+        self.done[c] = (indices, X, skipped, timing)
 
 
-def config_key(cfg: dict, clips, weights_sha: str | None) -> str:
-    # how the work is spread (engine, workers, cluster) does not change a single number
-    ident = json.dumps({k: cfg[k] for k in sorted(cfg)
-                        if k not in ("workers", "out", "cache_dir", "engine", "address")},
-                       sort_keys=True, default=str)
-    listing = "\n".join(f"{c.id}\t{c.label}\t{c.path}" for c in clips)
-    text = f"{ident}\n{weights_sha}\n{torch.__version__}\n{listing}"
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+def reusable_chunks(out_dataset: Path, settings_sha: str, key: str, stamps: list, batch_size: int,
+                    chunk_range, n_chunks: int) -> tuple[dict, Path | None]:
+    """Chunks whose rows an earlier, verified feature set of the same settings already holds.
+
+    A chunk is reusable when, for each of its batches, the earlier set's batch at the same batch
+    position held exactly the same clips (id, label, size, mtime): the numbers are then those a full
+    run computes. Returns ``({chunk: (indices, X, skipped, timing)}, the folder reused)``.
+    """
+    best, best_meta = None, None
+    for meta_path in Path(out_dataset).glob("*/meta.json"):
+        folder = meta_path.parent
+        meta = read_meta(folder)
+        if not meta or meta.get("settings_key") != settings_sha or meta.get("config_key") == key:
+            continue
+        if best_meta is None or str(meta.get("created", "")) > str(best_meta.get("created", "")):
+            best, best_meta = folder, meta
+    if best is None or not isinstance(best_meta.get("clips"), list):
+        return {}, None
+    try:
+        if best_meta.get("features_sha256") != sha256_file(best / "features.npz"):
+            return {}, None
+        with np.load(best / "features.npz", allow_pickle=False) as z:
+            X_old, ids_old = z["X"], [str(i) for i in z["ids"]]
+    except Exception:
+        return {}, None
+    old = [tuple(s) for s in best_meta["clips"]]
+    pos_old = {s[0]: i for i, s in enumerate(old)}
+    row_of = {i: r for r, i in enumerate(ids_old)}
+    skipped_old = {s.get("id"): s for s in best_meta.get("skipped", []) if isinstance(s, dict) and s.get("id")}
+    new = [tuple(s) for s in stamps]
+    n = len(new)
+    out = {}
+    for c in range(n_chunks):
+        lo, hi = chunk_range(c)
+        same = True
+        for b in range(lo, hi, batch_size):
+            batch = new[b:min(n, b + batch_size)]
+            j = pos_old.get(batch[0][0])
+            if j is None or j % batch_size or old[j:min(len(old), j + batch_size)] != batch \
+                    or any(s[2] is None for s in batch):
+                same = False
+                break
+        if not same:
+            continue
+        ids = [new[i][0] for i in range(lo, hi)]
+        if any(i not in row_of and i not in skipped_old for i in ids):
+            continue
+        indices = [i for i in range(lo, hi) if new[i][0] in row_of]
+        X = X_old[[row_of[new[i][0]] for i in indices]] if indices else \
+            np.zeros((0, X_old.shape[1]), np.float32)
+        skipped = [skipped_old[i] for i in ids if i not in row_of]
+        out[c] = (np.asarray(indices, np.int64), np.ascontiguousarray(X, np.float32), skipped,
+                  np.zeros(3, np.float64))
+    return out, best
 
 
-def sha1_file(path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+# ----------------------------------------------------------------------------- the feature set
 
+def write_feature_set(run, session_s: float, warned: dict, progress: bool, extra_meta: dict) -> Path:
+    """Write ``features.npz``, then ``meta.json`` (last, with the npz's SHA-256), then drop the chunks.
 
-def feature_set_dir(out, dataset: str, arch: str, width: str, weights_name: str, seed: int) -> Path:
-    # every architecture name ("7x96", "timbral+temporal") is a valid folder name as it is
-    return Path(out) / dataset / f"{arch}_{width}_{weights_name}_seed{seed}"
-
-
-
-
-def checkpoint_fold(weights):
-    if weights is None or not Path(str(weights)).is_file():
-        return None
-    fold = torch.load(weights, map_location="cpu", weights_only=False).get("fold")
-    return None if fold is None else int(fold)
-
-
-def write_feature_set(folder, model, ds, chunks, cfg, key, spec, arch, width, weights_name, weights,
-                       seed, session_s, warned, progress) -> Path:
+    A stale ``meta.json`` is removed first: a crash at any point leaves nothing a later run trusts.
+    """
+    folder, ds, chunks, model, spec = run.folder, run.ds, run.chunks, run.model, run.spec
     order = sorted(chunks.done)
     decode_s, compute_s, total_s = np.sum([chunks.done[c][3] for c in order], axis=0)
     indices = np.concatenate([chunks.done[c][0] for c in order]).astype(np.int64)
@@ -102,7 +349,7 @@ def write_feature_set(folder, model, ds, chunks, cfg, key, spec, arch, width, we
     arrays = dict(X=X, y=np.array([c.label for c in clips]), ids=np.array([c.id for c in clips]))
     if ds.protocol_hint == "split":
         arrays["split"] = np.array([c.split for c in clips])
-    else:
+    elif ds.protocol_hint == "folds":
         arrays["fold"] = np.array([c.fold for c in clips], dtype=np.int64)
     layers, start = [], 0
     for name, ch in model.layers:
@@ -112,11 +359,8 @@ def write_feature_set(folder, model, ds, chunks, cfg, key, spec, arch, width, we
     from architectures import cost
     shape = (spec.length,) if spec.kind == "waveform" else (spec.length, audio.N_MELS)
     meta = {
-        "arch": arch, "width": width, "weights": weights_name,
-        "checkpoint": str(weights) if weights else None, "seed": seed, "dataset": ds.name,
-        # the fold a trained model held out (None: random weights, or a model of a split dataset);
-        # the grid scores fold k of a cross-validated dataset only with fold k's own model
-        "model_fold": checkpoint_fold(weights),
+        "arch": run.arch, "width": run.width, "weights": run.weights_name,
+        "checkpoint": str(run.weights) if run.weights else None, "seed": run.seed, "dataset": ds.name,
         "root": str(ds.root) if ds.root else None, "classes": list(ds.classes),
         "feature_length": int(X.shape[1]), "layers": layers, "dims": getattr(model, "dims", {}),
         "n_clips": int(len(indices)), "skipped": skipped, "protocol_hint": ds.protocol_hint,
@@ -131,14 +375,16 @@ def write_feature_set(folder, model, ds, chunks, cfg, key, spec, arch, width, we
                     "total_s": round(float(total_s), 3), "this_session_s": round(session_s, 3),
                     "clips_per_s": round(len(indices) / total_s, 3) if total_s > 0 else None,
                     "device": str(next(iter(model.parameters()), torch.empty(0)).device)},
-        "config_key": key,
-        **run_record(cfg),
+        **extra_meta,
+        **run_record(run.cfg),
     }
+    (folder / "meta.json").unlink(missing_ok=True)
     atomic_save_npz(folder / "features.npz", **arrays)
+    meta["features_sha256"] = sha256_file(folder / "features.npz")
     atomic_write_json(folder / "meta.json", meta)
     shutil.rmtree(chunks.folder, ignore_errors=True)
     if progress:
-        summary(arch, meta, warned)
+        summary(run.arch, meta, warned)
     return folder
 
 

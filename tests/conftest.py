@@ -82,6 +82,21 @@ def write_class_folders(root, per_class: int = 3, seconds: float = 1.0) -> Path:
     return root
 
 
+def interrupt_after_chunks(monkeypatch, n: int) -> None:
+    """Make extraction stop (``KeyboardInterrupt``, as Ctrl-C) right after its ``n``-th saved chunk."""
+    from features.store import Chunks
+    real = Chunks.save
+    saved = []
+
+    def save(self, c, *args, **kwargs):
+        real(self, c, *args, **kwargs)
+        saved.append(c)
+        if len(saved) >= n:
+            raise KeyboardInterrupt(f"stopped after {n} chunks")
+
+    monkeypatch.setattr(Chunks, "save", save)
+
+
 @pytest.fixture
 def wav_factory(tmp_path):
     """``wav_factory("name.wav", seconds=..., sr=..., channels=...)`` writes under ``tmp_path``."""

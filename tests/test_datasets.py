@@ -294,3 +294,37 @@ def test_synthetic_classes_differ_in_timbre_and_rhythm(tmp_path):
     slow = rates[np.char.endswith(y, "-slow")]
     assert fast.mean() > 1.5 * slow.mean(), (fast, slow)
     assert np.median(fast) > np.max(slow) * 0.9, (fast, slow)
+
+
+# ---------------------------------------------------------------------------- issue 9: inputs that broke
+
+def test_no_generated_folds_when_folds_is_none(tmp_path):
+    write_tree(tmp_path / "f", ["a/1.wav", "b/2.wav"])  # one clip per class: no K-fold possible
+    ds = load_dataset("folder", tmp_path / "f", folds=None)
+    assert ds.protocol_hint is None and [c.fold for c in ds.clips] == [None, None]
+    write_tree(tmp_path / "m", ["a/1.wav", "b/2.wav"])
+    (tmp_path / "m" / "m.csv").write_text("path,label,fold\na/1.wav,a,2\nb/2.wav,b,1\n")
+    own = load_dataset("csv", manifest=tmp_path / "m" / "m.csv", folds=None)
+    assert own.protocol_hint == "folds" and [c.fold for c in own.clips] == [2, 1]  # the manifest's own
+
+
+def test_short_rows_are_named_by_line(tmp_path):
+    write_tree(tmp_path, ["a/1.wav", "b/2.wav"])
+    (tmp_path / "m.csv").write_text("path,label,fold\na/1.wav,a,1\nb/2.wav,b\n")
+    with pytest.raises(ValueError, match=r"m\.csv: line 3: too few fields \(\['fold'\] missing\)"):
+        load_dataset("csv", manifest=tmp_path / "m.csv")
+    (tmp_path / "metadata").mkdir()
+    (tmp_path / "metadata" / "UrbanSound8K.csv").write_text(US8K_HEADER + "a.wav,1,0\n")
+    with pytest.raises(ValueError, match=r"UrbanSound8K\.csv: line 2: too few fields"):
+        load_dataset("us8k", tmp_path)
+
+
+def test_a_name_that_is_not_utf8_is_a_problem_not_a_crash(tmp_path):
+    import os
+    write_tree(tmp_path, ["a/1.wav", "b/2.wav"])
+    with open(os.path.join(os.fsencode(tmp_path / "a"), b"\xff.wav"), "wb") as f:
+        f.write((tmp_path / "a" / "1.wav").read_bytes())
+    ds = load_dataset("folder", tmp_path, folds=None)
+    assert [c.id for c in ds.clips] == ["a/1.wav", "b/2.wav"]
+    [p] = ds.problems
+    assert p["path"] == repr(str(tmp_path / "a") + "/\udcff.wav") and "not valid UTF-8" in p["reason"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, tone, write_audio, write_class_folders
+from conftest import REPO, interrupt_after_chunks, tone, write_audio, write_class_folders
 from features import audio, datasets, decode, extract as ex
 
 SMALL = {"width": "small", "workers": 0, "batch_size": 2, "progress": False}
@@ -29,36 +29,37 @@ def _load(folder):
 @pytest.mark.parametrize("arch,length", [("sample-level", 112), ("7x96", 120), ("mfcc", 120)])
 def test_feature_set_layout(tmp_path, data, arch, length):
     folder = ex.extract(arch, dataset="folder", root=data, out=tmp_path / "fs",
-                        cache_dir=tmp_path / "cache", folds=3, **SMALL)
+                        cache_dir=tmp_path / "cache", **SMALL)
     arrays, meta = _load(folder)
-    assert folder.name == f"{arch}_small_random_seed0"
+    assert folder.name.startswith(f"{arch}_small_random_seed0-") and meta["config_key"][:12] in folder.name
     assert arrays["X"].shape == (6, length) and arrays["X"].dtype == np.float32
     assert np.isfinite(arrays["X"]).all()
     assert list(arrays["ids"]) == sorted(arrays["ids"])
     assert set(arrays["y"]) == {"low", "high"}
-    assert sorted(set(arrays["fold"].tolist())) == [1, 2, 3]
+    # folds belong to evaluation: a dataset without its own split or folds gets none here
+    assert "fold" not in arrays and "split" not in arrays and meta["protocol_hint"] is None
     assert meta["feature_length"] == length and meta["n_clips"] == 6
     assert meta["layers"][-1]["stop"] == length
     assert sum(layer["channels"] for layer in meta["layers"]) == length
     for key in ("arch", "dataset", "seed", "skipped", "config", "versions", "commit", "timings",
-                "n_params", "gflop_per_clip", "classes"):
+                "n_params", "gflop_per_clip", "classes", "config_key", "features_sha256", "dataset_key",
+                "code_version", "clips"):
         assert key in meta, key
     assert meta["versions"]["torch"] == torch.__version__.split("+")[0] or meta["versions"]["torch"]
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path, data):
-    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", **SMALL)
     a = ex.extract("sample-level", out=tmp_path / "a", **kw)
     b = ex.extract("sample-level", out=tmp_path / "b", **kw)
     c = ex.extract("sample-level", out=tmp_path / "c", seed=1, **kw)
     assert (a / "features.npz").read_bytes() == (b / "features.npz").read_bytes()
     assert not np.array_equal(_load(a)[0]["X"], _load(c)[0]["X"])
-    # the folds do not follow the weight seed: every run of a study shares them
-    assert np.array_equal(_load(a)[0]["fold"], _load(c)[0]["fold"])
+    assert a.name == b.name and c.name.startswith("sample-level_small_random_seed1-")
 
 
 def test_batch_mates_do_not_matter(tmp_path, data):
-    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", folds=3, width="small",
+    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", width="small",
               workers=0, progress=False)
     one = _load(ex.extract("vgg", out=tmp_path / "one", batch_size=1, **kw))[0]["X"]
     many = _load(ex.extract("vgg", out=tmp_path / "many", batch_size=4, **kw))[0]["X"]
@@ -72,7 +73,7 @@ def test_decodes_each_file_once_across_architectures(tmp_path, data, monkeypatch
     real = audio.load_audio
     monkeypatch.setattr(audio, "load_audio", lambda p, sr=12000: calls.append(p) or real(p, sr))
     paths = ex.extract_many(["sample-level", "7x96", "mfcc"], dataset="folder", root=data,
-                            out=tmp_path / "fs", cache_dir=tmp_path / "cache", folds=3, **SMALL)
+                            out=tmp_path / "fs", cache_dir=tmp_path / "cache", **SMALL)
     assert len(paths) == 3
     assert len(calls) == 6 and len(set(calls)) == 6
 
@@ -83,7 +84,7 @@ def test_bad_clips_are_skipped_with_reasons(tmp_path, data):
     write_audio(data / "high" / "nan.wav", np.array([0.1, np.nan, 0.2] * 1000, np.float32),
                 sr=16000, subtype="FLOAT")
     folder = ex.extract("sample-level", dataset="folder", root=data, out=tmp_path / "fs",
-                        cache_dir=tmp_path / "cache", folds=3, **SMALL)
+                        cache_dir=tmp_path / "cache", **SMALL)
     arrays, meta = _load(folder)
     assert arrays["X"].shape[0] == 6
     reasons = {s["path"].rsplit("/", 1)[-1]: s["reason"] for s in meta["skipped"]}
@@ -100,18 +101,21 @@ def test_nothing_extractable_is_an_error(tmp_path):
             (root / label / f"{i}.wav").write_bytes(b"not audio at all")
     with pytest.raises(ex.ExtractionError, match="nothing could be extracted"):
         ex.extract("mfcc", dataset="folder", root=root, out=tmp_path / "fs", cache_dir=None,
-                   folds=3, **SMALL)
+                   **SMALL)
 
 
 def test_resume_gives_identical_bytes_and_recomputes_nothing(tmp_path, monkeypatch):
     root = write_class_folders(tmp_path / "data", per_class=6, seconds=0.5)
-    kw = dict(dataset="folder", root=root, cache_dir=tmp_path / "cache", folds=3, width="small",
+    kw = dict(dataset="folder", root=root, cache_dir=tmp_path / "cache", width="small",
               workers=0, batch_size=1, progress=False)
     whole = ex.extract("sample-level", out=tmp_path / "whole", **kw)
     monkeypatch.setattr(ex, "CHUNK_BATCHES", 2)  # 12 clips -> 6 chunks of 2
+    interrupt_after_chunks(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
-        ex.extract("sample-level", out=tmp_path / "resumed", _stop_after_chunks=2, **kw)
-    partial = tmp_path / "resumed" / "folder" / "sample-level_small_random_seed0.partial"
+        ex.extract("sample-level", out=tmp_path / "resumed", **kw)
+    monkeypatch.undo()
+    monkeypatch.setattr(ex, "CHUNK_BATCHES", 2)
+    partial = tmp_path / "resumed" / "folder" / (whole.name + ".partial")
     assert len(list(partial.glob("chunk_*.npz"))) == 2
     seen = []
     real = ex._features_of_batch
@@ -127,14 +131,21 @@ def test_resume_gives_identical_bytes_and_recomputes_nothing(tmp_path, monkeypat
 
 
 def test_changed_configuration_does_not_reuse_partials(tmp_path, data, monkeypatch):
-    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", folds=3, workers=0,
+    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", workers=0,
               batch_size=1, progress=False, width="small")
     monkeypatch.setattr(ex, "CHUNK_BATCHES", 1)
+    interrupt_after_chunks(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
-        ex.extract("sample-level", out=tmp_path / "fs", _stop_after_chunks=1, **kw)
+        ex.extract("sample-level", out=tmp_path / "fs", **kw)
+    monkeypatch.undo()
+    monkeypatch.setattr(ex, "CHUNK_BATCHES", 1)
     other = ex.extract("sample-level", out=tmp_path / "fs", pad="zero", **kw)
     ref = ex.extract("sample-level", out=tmp_path / "ref", pad="zero", **kw)
     assert (other / "features.npz").read_bytes() == (ref / "features.npz").read_bytes()
+    # the interrupted run's chunks are another configuration's work: left alone, in their own folder
+    partials = list((tmp_path / "fs" / "folder").glob("*.partial"))
+    assert len(partials) == 1 and len(list(partials[0].glob("chunk_*.npz"))) == 1
+    assert partials[0].name != other.name + ".partial"
 
 
 def test_decode_cache_key_follows_the_file(tmp_path):
@@ -149,9 +160,9 @@ def test_decode_cache_key_follows_the_file(tmp_path):
 
 def test_embed_matches_extract(tmp_path, data):
     folder = ex.extract("7x96", dataset="folder", root=data, out=tmp_path / "fs",
-                        cache_dir=None, folds=3, **SMALL)
+                        cache_dir=None, **SMALL)
     arrays, _ = _load(folder)
-    ds = datasets.load_dataset("folder", root=data, folds=3)
+    ds = datasets.load_dataset("folder", root=data, folds=None)
     waves = [audio.load_audio(c.path) for c in ds.clips]
     model = ex.build_frontend("7x96", width="small", seed=0)
     X = ex.embed(model, waves, batch_size=2, device="cpu")
@@ -166,12 +177,12 @@ def _cli(*args, cwd):
 
 
 def test_cli_last_line_is_the_path_and_errors_are_clear(tmp_path, data):
-    r = _cli("--arch", "mfcc", "--dataset", "folder", "--root", str(data), "--folds", "3",
+    r = _cli("--arch", "mfcc", "--dataset", "folder", "--root", str(data),
              "--out", str(tmp_path / "fs"), "--workers", "0", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     last = r.stdout.strip().splitlines()[-1]
     assert (tmp_path / last / "features.npz").exists() or (tmp_path / "fs" / "folder").exists()
-    assert last.endswith("mfcc_large_random_seed0")
+    assert "mfcc_large_random_seed0-" in last
     bad = _cli("--arch", "resnet", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown architecture 'resnet'" in bad.stderr
     assert "sample-level" in bad.stderr and "vgg" in bad.stderr
@@ -182,7 +193,7 @@ def test_cli_last_line_is_the_path_and_errors_are_clear(tmp_path, data):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu(tmp_path, data):
-    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", **SMALL)
     cpu = _load(ex.extract("vgg", out=tmp_path / "cpu", device="cpu", **kw))[0]["X"]
     gpu = _load(ex.extract("vgg", out=tmp_path / "gpu", device="cuda", **kw))[0]["X"]
     np.testing.assert_allclose(cpu, gpu, rtol=1e-3, atol=1e-3)
@@ -204,7 +215,7 @@ def test_spectrogram_inputs_are_computed_once(tmp_path, data, monkeypatch):
     real = audio.spectrogram_input
     monkeypatch.setattr(audio, "spectrogram_input",
                         lambda w, n, pad="repeat": calls.append(n) or real(w, n, pad=pad))
-    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", **SMALL)
     a = ex.extract("7x96", out=tmp_path / "a", **kw)
     b = ex.extract("7x86", out=tmp_path / "b", **kw)
     assert len(calls) == 6  # 6 clips, two spectrogram front-ends
@@ -234,9 +245,9 @@ def test_samplecnn_checkpoint_reads_out_like_a_front_end(tmp_path, data):
                 fold=None, dataset="folder", config={}, history=[], epoch=1, optimizer_state_dict={})
     path = save_checkpoint(tmp_path / "samplecnn.pt", ckpt)
     folder = ex.extract("samplecnn", dataset="folder", root=data, out=tmp_path / "fs", weights=path,
-                        cache_dir=tmp_path / "cache", folds=3, input_seconds=3.0, **SMALL)
+                        cache_dir=tmp_path / "cache", input_seconds=3.0, **SMALL)
     arrays, meta = _load(folder)
-    assert folder.name == "samplecnn_small_trained_seed0"
+    assert folder.name.startswith("samplecnn_small_trained_seed0-")
     assert arrays["X"].shape == (6, sum(channels)) and meta["weights"] == "trained"
     assert [layer["name"] for layer in meta["layers"]] == ["conv0"] + [f"block{i}" for i in range(1, 10)]
     assert meta["input"]["sr"] == 22050 and meta["input"]["length"] == 66150

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import write_class_folders
+from conftest import interrupt_after_chunks, write_class_folders
 from features import extract as ex
 
 SMALL = {"width": "small", "batch_size": 2, "progress": False}
@@ -78,14 +78,14 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_set(tmp_path_factory, data):
     out = tmp_path_factory.mktemp("local")
-    return ex.extract("sample-level", dataset="folder", root=data, out=out, cache_dir=out / "cache", folds=3,
+    return ex.extract("sample-level", dataset="folder", root=data, out=out, cache_dir=out / "cache",
                       workers=0, **SMALL)
 
 
 @pytest.mark.slow
 def test_ray_engine_is_byte_identical_to_local(ray_local, data, local_set, tmp_path):
     ray_set = ex.extract("sample-level", dataset="folder", root=data, out=tmp_path, engine="ray", workers=2,
-                         cache_dir=tmp_path / "cache", folds=3, **SMALL)
+                         cache_dir=tmp_path / "cache", **SMALL)
     assert (ray_set / "features.npz").read_bytes() == (local_set / "features.npz").read_bytes()
     meta = json.loads((ray_set / "meta.json").read_text())
     assert meta["config"]["engine"] == "ray" and meta["n_clips"] == 12
@@ -94,11 +94,14 @@ def test_ray_engine_is_byte_identical_to_local(ray_local, data, local_set, tmp_p
 
 @pytest.mark.slow
 def test_ray_resumes_a_local_run(ray_local, data, local_set, tmp_path, monkeypatch):
-    kw = dict(dataset="folder", root=data, out=tmp_path, cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    kw = dict(dataset="folder", root=data, out=tmp_path, cache_dir=tmp_path / "cache", **SMALL)
     monkeypatch.setattr(ex, "CHUNK_BATCHES", 1)  # 12 clips -> 6 chunks of 2
+    interrupt_after_chunks(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
-        ex.extract("sample-level", workers=0, _stop_after_chunks=2, **kw)
-    partial = tmp_path / "folder" / "sample-level_small_random_seed0.partial"
+        ex.extract("sample-level", workers=0, **kw)
+    monkeypatch.undo()
+    monkeypatch.setattr(ex, "CHUNK_BATCHES", 1)
+    partial = tmp_path / "folder" / (local_set.name + ".partial")
     assert len(list(partial.glob("chunk_*.npz"))) == 2
     resumed = ex.extract("sample-level", engine="ray", workers=2, **kw)
     assert not partial.exists()
@@ -109,7 +112,7 @@ def test_ray_resumes_a_local_run(ray_local, data, local_set, tmp_path, monkeypat
 def test_a_killed_worker_is_restarted_and_its_chunk_retried(ray_local, data, local_set, tmp_path):
     marks = tmp_path / "deaths"
     out = ex.extract("sample-level", dataset="folder", root=data, out=tmp_path, engine="ray", workers=2,
-                     cache_dir=tmp_path / "cache", folds=3,
+                     cache_dir=tmp_path / "cache",
                      _ray_options={"fault": {"chunk": 1, "times": 1, "dir": str(marks)}}, **SMALL)
     assert len(list(marks.glob("death_*"))) == 1  # one worker really died (SIGKILL) mid-run
     assert (out / "features.npz").read_bytes() == (local_set / "features.npz").read_bytes()
@@ -117,7 +120,7 @@ def test_a_killed_worker_is_restarted_and_its_chunk_retried(ray_local, data, loc
 
 @pytest.mark.slow
 def test_a_chunk_that_keeps_failing_is_named_and_the_rest_is_kept(ray_local, data, local_set, tmp_path):
-    kw = dict(dataset="folder", root=data, out=tmp_path, cache_dir=tmp_path / "cache", folds=3, **SMALL)
+    kw = dict(dataset="folder", root=data, out=tmp_path, cache_dir=tmp_path / "cache", **SMALL)
     fault = {"chunk": 0, "times": 100, "dir": str(tmp_path / "deaths")}
     with pytest.raises(ex.ExtractionError) as err:
         ex.extract("sample-level", engine="ray", workers=2, _ray_options={"fault": fault, "retries": 1},
@@ -125,7 +128,7 @@ def test_a_chunk_that_keeps_failing_is_named_and_the_rest_is_kept(ray_local, dat
     msg = str(err.value)
     # chunk 0 = the first 8 clips in id order (batch 2 x 4 batches): the first of them is named
     assert "1 chunk(s) failed" in msg and "high/high0.wav" in msg and "run the same command again" in msg
-    partial = tmp_path / "folder" / "sample-level_small_random_seed0.partial"
+    partial = tmp_path / "folder" / (local_set.name + ".partial")
     assert [p.name for p in sorted(partial.glob("chunk_*.npz"))] == ["chunk_000001.npz"]
     again = ex.extract("sample-level", engine="ray", workers=1, **kw)  # resumes: only chunk 0 computed
     assert (again / "features.npz").read_bytes() == (local_set / "features.npz").read_bytes()
