@@ -272,6 +272,8 @@ def main(argv=None):
         path = run_grid(**vars(args))
     except ValueError as e:
         parser.exit(2, f"error: {e}\n")
+    except OSError as e:  # an unwritable --out, a full disk
+        parser.exit(2, f"error: {e.filename or ''}: {e.strerror or e}\n")
     print(table(json.loads(Path(path).read_text())))
     print(path)
     return path

@@ -277,3 +277,51 @@ def test_report_reads_a_file_whose_seeds_mix_int_and_str(tmp_path):
     from classifiers.report import render_report
     report = render_report([out], out=tmp_path / "report", log=lambda m: None)
     assert report.exists()
+
+
+# --- training: folds from --fold-seed (case 4), checkpoints prove their folds, resume (case 6) -------
+
+TRAIN = dict(arch="sample-level", width="small", input_seconds=1.0, batch_size=4, workers=0,
+             cache_dir=None, progress=False, evaluate=False, epochs=1)
+
+
+def test_training_holds_out_the_fold_seed_folds_whatever_the_seed(tmp_path):
+    """Before, trained.train made its folds with --seed: for seed 5 fold 1's model trained on clips
+    of the grid's fold 1 (folds of --fold-seed 0)."""
+    from conftest import write_class_folders
+    from features.datasets import dataset_key, load_dataset
+    from trained.checkpoint import IDENTITY_KEYS, read_checkpoint
+    from trained.train import train
+    root = write_class_folders(tmp_path / "data", per_class=6)
+    run = train(dataset="folder", root=root, folds=3, fold=1, seed=5, fold_seed=0,
+                out=tmp_path / "runs", **TRAIN)
+    ds = load_dataset("folder", root=root, folds=3, seed=0)
+    fold = stratified_folds(ds.ids, ds.labels, 3, 0)
+    assert not np.array_equal(fold, stratified_folds(ds.ids, ds.labels, 3, 5))  # the seed would matter
+    ckpt = read_checkpoint(run / "fold1" / "best.pt")
+    assert all(k in ckpt for k in IDENTITY_KEYS)
+    held, seen = set(ds.ids[fold == 1]), set(ckpt["train_ids"]) | set(ckpt["val_ids"])
+    assert held and not held & seen and held | seen == set(ds.ids.tolist())
+    assert (ckpt["width"], ckpt["seed"], ckpt["fold"], ckpt["folds"], ckpt["fold_seed"]) == \
+        ("small", 5, 1, 3, 0)
+    assert ckpt["dataset"] == ds.name and ckpt["dataset_key"] == dataset_key(ds)
+    meta = json.loads((run / "fold1" / "meta.json").read_text())
+    assert meta["fold_seed"] == 0 and meta["dataset_key"] == ckpt["dataset_key"]
+
+
+def test_resume_refuses_a_checkpoint_of_another_dataset_state(tmp_path, capsys):
+    """Before, a run folder resumed whatever dataset it was pointed at ("resuming after epoch 1")."""
+    from conftest import tone, write_audio, write_class_folders
+    from trained.train import main as train_main, train
+    root = write_class_folders(tmp_path / "data", per_class=6)
+    out = tmp_path / "runs"
+    train(dataset="folder", root=root, folds=3, fold=1, out=out, **TRAIN)
+    write_audio(root / "low" / "low0.wav", tone(1.0, 16000, freq=330.0))  # a file replaced since
+    argv = ["--arch", "sample-level", "--width", "small", "--dataset", "folder", "--root", str(root),
+            "--folds", "3", "--fold", "1", "--epochs", "2", "--input-seconds", "1", "--batch-size", "4",
+            "--workers", "0", "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--no-evaluate"]
+    with pytest.raises(SystemExit) as e:
+        train_main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert "checkpoint.pt was trained on another dataset state" in err and "--no-resume" in err
