@@ -85,11 +85,6 @@ def load_feature_set(path) -> FeatureSet:
     if not isinstance(meta, dict):
         raise ValueError(f"{meta_path}: expected a JSON object of feature-set metadata, found a JSON "
                          f"{type(meta).__name__}")
-    sha = hashlib.sha256(raw).hexdigest()
-    if meta.get("features_sha256") not in (None, sha):
-        raise ValueError(f"{npz}: SHA-256 {sha[:12]}... differs from the {str(meta['features_sha256'])[:12]}"
-                         f"... recorded in {meta_path.name}: the features changed after their metadata "
-                         "was written; extract them again")
     missing = [k for k in ("X", "y", "ids") if k not in arrays]
     if missing:
         raise ValueError(f"{npz}: missing arrays {missing}; expected X, y, ids and split or fold")
@@ -132,6 +127,12 @@ def load_feature_set(path) -> FeatureSet:
         small = {c: n for c, n in counts.items() if n < k}
         if small:
             raise ValueError(f"{npz}: classes with fewer clips than the {k} folds: {small}")
+    # last: a file that is also malformed gets the message about what is wrong in it
+    sha = hashlib.sha256(raw).hexdigest()
+    if meta.get("features_sha256") not in (None, sha):
+        raise ValueError(f"{npz}: SHA-256 {sha[:12]}... differs from the {str(meta['features_sha256'])[:12]}"
+                         f"... recorded in {meta_path.name}: the features changed after their metadata "
+                         "was written; extract them again")
     return FeatureSet(path=path, X=X, y=y, ids=ids, split=split, fold=fold, meta=meta, sha256=sha)
 
 

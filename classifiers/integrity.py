@@ -94,11 +94,12 @@ def _generated_folds(fs, folds: int, fold_seed: int, protocol: str, log) -> None
     fs.generated_folds = {"folds": k, "fold_seed": seed}
 
 
-def check_no_leak(fs) -> None:
+def check_no_leak(fs, log=print) -> None:
     """Refuse a trained feature set whose model trained or validated on a clip the grid would score.
 
     The scored clips are the ``test`` split, fold ``model_fold`` for a model of one held-out fold, or
-    every clip (each fold is held out in turn) for a model trained on the whole dataset.
+    every clip (each fold is held out in turn) for a model trained on the whole dataset. Weights trained
+    outside the toolkit (``hear:`` modules) carry no clip list: they are scored with a note.
     """
     meta = fs.meta
     trained = meta.get("weights") == "trained" or "model_train_ids" in meta
@@ -106,6 +107,10 @@ def check_no_leak(fs) -> None:
         return
     model = meta.get("checkpoint") or meta.get("checkpoint_sha256") or "unknown checkpoint"
     seen = meta.get("model_train_ids")
+    if seen is None and str(meta.get("arch", "")).startswith("hear:"):
+        log(f"feature set {fs.path}: weights trained outside this toolkit ({meta.get('arch')}); the grid "
+            "cannot check which clips they were trained on")
+        return
     if seen is None:
         raise GridInputError(
             f"feature set {fs.path}: trained weights ({model}) with no record of the clips the model "
@@ -141,7 +146,7 @@ def prepare_sets(sets, folds: int = 10, fold_seed: int = 0, protocol: str = "aut
         if fs.split is None and fs.fold is None:
             _generated_folds(fs, folds, fold_seed, protocol, log)
     for fs in sets:
-        check_no_leak(fs)
+        check_no_leak(fs, log)
     return sets
 
 

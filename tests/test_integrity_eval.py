@@ -158,6 +158,16 @@ def test_trained_set_without_model_train_ids_is_refused(tmp_path, capsys):
     assert "old/best.pt" in err and "model_train_ids missing or null" in err
 
 
+def test_external_pretrained_weights_are_scored_with_a_note(tmp_path):
+    fs = _set(tmp_path / "fs", meta={"weights": "trained", "arch": "hear:tiny"})
+    logged = []
+    res = json.loads(run_grid([fs], classifier="svm", protocol="cv-best", grid="small",
+                              out=tmp_path / "res", progress=False, log=logged.append).read_text())
+    assert res["entries"][0]["n_runs"] == 1
+    assert logged == [f"feature set {fs}: weights trained outside this toolkit (hear:tiny); the grid "
+                      "cannot check which clips they were trained on"]
+
+
 def test_split_model_that_trained_on_test_clips_is_refused(tmp_path):
     d = synthetic_feature_set(n_clips=60, n_features=8, n_classes=3, seed=0)
     test = d["ids"][d["split"] == "test"].tolist()
