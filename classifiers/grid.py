@@ -245,7 +245,7 @@ def main(argv=None):
     parser.add_argument("--standardize", action="store_true",
                         help="z-score features on each training set (off in the study)")
     parser.add_argument("--jobs", type=int, default=1, help="parallel SVM fits (threads)")
-    parser.add_argument("--out", default=None,
+    parser.add_argument("--out", default=argparse.SUPPRESS,
                         help="output folder (default runs/results/<dataset>/<arch>_<width>_<weights>_<key>, "
                              "key: a short hash of the grid settings and the feature sets' bytes)")
     parser.add_argument("--folds", type=int, default=10,
