@@ -5,6 +5,8 @@ A feature set is a folder holding ``features.npz`` (``X``, ``y``, ``ids`` and ``
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +33,12 @@ class FeatureSet:
     split : ndarray of str (n_clips,) or None
         ``train`` / ``val`` / ``test`` for split datasets.
     fold : ndarray of int (n_clips,) or None
-        1..K for cross-validated datasets.
+        1..K for cross-validated datasets (the grid fills in generated folds when the dataset has
+        neither split nor folds, ``meta.protocol_hint`` null).
     meta : dict
         The folder's ``meta.json``.
+    sha256 : str
+        SHA-256 of ``features.npz`` as read.
     """
     path: Path
     X: np.ndarray
@@ -42,6 +47,7 @@ class FeatureSet:
     split: np.ndarray | None
     fold: np.ndarray | None
     meta: dict = field(default_factory=dict)
+    sha256: str | None = None
 
     @property
     def kind(self) -> str:
@@ -52,21 +58,33 @@ class FeatureSet:
 def load_feature_set(path) -> FeatureSet:
     """Read and validate one feature-set folder.
 
-    Raises ``ValueError`` naming the folder and what is wrong: a missing or unreadable file, NaN/inf in
-    ``X``, arrays of different lengths, neither or both of ``split``/``fold``, a single class, a missing
-    train/val/test part, fold values outside 1..K, or a class with fewer clips than folds.
+    Raises ``ValueError`` naming the folder and what is wrong: a missing, truncated or unreadable file,
+    a ``meta.json`` that is not an object, a ``features.npz`` whose SHA-256 differs from
+    ``meta.features_sha256``, NaN/inf in ``X``, arrays of different lengths, both ``split`` and
+    ``fold``, a single class, a missing train/val/test part, fold values outside 1..K, or a class with
+    fewer clips than folds. A set with neither ``split`` nor ``fold`` is valid (``fold`` stays None).
     """
     path = Path(path)
     npz, meta_path = path / "features.npz", path / "meta.json"
+    if not path.is_dir():
+        raise ValueError(f"feature set {path}: no such folder (expected features.npz and meta.json)")
     try:
-        with np.load(npz, allow_pickle=False) as f:
+        raw = npz.read_bytes()
+    except OSError as e:
+        raise ValueError(f"cannot read feature set {npz}: {e.strerror or e}") from None
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read feature set {npz}: {e}") from e
+    except Exception as e:  # zipfile.BadZipFile, EOFError, zlib.error, ValueError: a damaged file
+        raise ValueError(f"cannot read feature set {npz}: truncated or damaged "
+                         f"({type(e).__name__}: {e}); extract it again") from None
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read feature-set metadata {meta_path}: {e}") from e
+        raise ValueError(f"cannot read feature-set metadata {meta_path}: {e}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path}: expected a JSON object of feature-set metadata, found a JSON "
+                         f"{type(meta).__name__}")
     missing = [k for k in ("X", "y", "ids") if k not in arrays]
     if missing:
         raise ValueError(f"{npz}: missing arrays {missing}; expected X, y, ids and split or fold")
@@ -82,11 +100,11 @@ def load_feature_set(path) -> FeatureSet:
                          f"(first: {ids[rows[0]] if rows[0] < ids.size else rows[0]})")
     split = arrays.get("split")
     fold = arrays.get("fold")
-    if (split is None) == (fold is None):
-        raise ValueError(f"{npz}: expected exactly one of 'split' or 'fold', found "
-                         f"{'both' if split is not None else 'neither'}")
-    part = split if split is not None else fold
-    for name, a in (("y", y), ("ids", ids), ("split" if split is not None else "fold", part)):
+    if split is not None and fold is not None:
+        raise ValueError(f"{npz}: expected at most one of 'split' or 'fold', found both")
+    checks = [("y", y), ("ids", ids)] + ([("split", split)] if split is not None else []) + \
+        ([("fold", fold)] if fold is not None else [])
+    for name, a in checks:
         if a.shape != (X.shape[0],):
             raise ValueError(f"{npz}: {name} has shape {a.shape}, expected ({X.shape[0]},) like X's rows")
     classes = np.unique(y)
@@ -97,7 +115,7 @@ def load_feature_set(path) -> FeatureSet:
         found = set(np.unique(split))
         if found != set(SPLITS):
             raise ValueError(f"{npz}: split values {sorted(found)}, expected exactly {list(SPLITS)}")
-    else:
+    elif fold is not None:
         if not np.issubdtype(fold.dtype, np.integer):
             raise ValueError(f"{npz}: fold must be integers 1..K, found dtype {fold.dtype}")
         fold = fold.astype(np.int64)
@@ -109,7 +127,13 @@ def load_feature_set(path) -> FeatureSet:
         small = {c: n for c, n in counts.items() if n < k}
         if small:
             raise ValueError(f"{npz}: classes with fewer clips than the {k} folds: {small}")
-    return FeatureSet(path=path, X=X, y=y, ids=ids, split=split, fold=fold, meta=meta)
+    # last: a file that is also malformed gets the message about what is wrong in it
+    sha = hashlib.sha256(raw).hexdigest()
+    if meta.get("features_sha256") not in (None, sha):
+        raise ValueError(f"{npz}: SHA-256 {sha[:12]}... differs from the {str(meta['features_sha256'])[:12]}"
+                         f"... recorded in {meta_path.name}: the features changed after their metadata "
+                         "was written; extract them again")
+    return FeatureSet(path=path, X=X, y=y, ids=ids, split=split, fold=fold, meta=meta, sha256=sha)
 
 
 def check_compatible(sets: list[FeatureSet]) -> None:
@@ -143,6 +167,8 @@ def write_feature_set(path, X, y, ids, split=None, fold=None, meta=None) -> Path
     """Write a valid feature set (``features.npz`` + ``meta.json``); used by tests and benchmarks.
 
     ``meta`` entries override the defaults filled in here (dataset ``synthetic``, arch ``random``...).
+    Neither ``split`` nor ``fold`` writes a fold-less set (``protocol_hint`` null); ``meta.json``
+    records ``features_sha256`` and is written last, as extraction does.
     """
     path = Path(path)
     X = np.asarray(X, dtype=np.float32)
@@ -156,11 +182,12 @@ def write_feature_set(path, X, y, ids, split=None, fold=None, meta=None) -> Path
             "feature_length": int(X.shape[1]),
             "layers": [{"name": "all", "channels": int(X.shape[1]), "start": 0, "stop": int(X.shape[1])}],
             "n_clips": int(X.shape[0]), "skipped": [],
-            "protocol_hint": "split" if split is not None else "folds",
+            "protocol_hint": "split" if split is not None else "folds" if fold is not None else None,
             "n_params": 0, "gflop_per_clip": 0.0,
             "timings": {"decode_s": 0.0, "compute_s": 0.0, "total_s": 0.0, "clips_per_s": None}}
     full.update(meta or {})
     atomic_save_npz(path / "features.npz", **arrays)
+    full.setdefault("features_sha256", hashlib.sha256((path / "features.npz").read_bytes()).hexdigest())
     atomic_write_json(path / "meta.json", full)
     return path
 

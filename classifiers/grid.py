@@ -11,6 +11,7 @@ import contextlib
 import csv
 import io
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from sklearn.metrics import confusion_matrix
 from features.provenance import atomic_write_bytes, atomic_write_json, run_record
 
 from .featureset import check_compatible, load_feature_set
+from . import integrity
 from .grids import GRIDS, grid_points, resolve_gamma
 from .kernels import FastELM, FastSVM
 from .per_fold import evaluate_per_fold, group_runs
@@ -90,7 +92,7 @@ def _parallel(backend, address):
 
 def run_grid(features, classifier="all", protocol="auto", standardize=False, jobs=1, out=None,
              grid="study", elm_engine="fast", svm_engine="fast", progress=True, backend="local",
-             address=None) -> Path:
+             address=None, folds=10, fold_seed=0, log=None) -> Path:
     """Run the grids on ``features`` (list of feature-set folders) and write the results.
 
     Returns the path of ``results.json``. See ``python -m classifiers.grid --help`` for the arguments.
@@ -104,8 +106,21 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
         raise ValueError(f"unknown engine: elm {elm_engine!r} (available {list(ELM_ENGINES)}), "
                          f"svm {svm_engine!r} (available {list(SVM_ENGINES)})")
     t_start = time.perf_counter()
+    notes = []
+    log = log or (lambda m: print(m, file=sys.stderr))
+
+    def note(message):
+        notes.append(message)
+        log(message)
     sets = [load_feature_set(f) for f in features]
+    sets = integrity.prepare_sets(sets, folds, fold_seed, protocol, log=note)
     check_compatible(sets)
+    settings = integrity.grid_settings(classifier, protocol, standardize, grid, elm_engine, svm_engine,
+                                       folds, fold_seed)
+    records = integrity.feature_set_records(sets)
+    key = integrity.results_key(settings, records)
+    out = Path(out) if out else integrity.results_folder(sets[0].meta, key)
+    integrity.check_out(out, key)  # before the work: a refused --out costs nothing
     first = sets[0]
     protocols = choose_protocols(protocol, first.kind)
     runs = group_runs(sets)
@@ -118,10 +133,15 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
             fs = run_sets[0]
             seed = fs.meta.get("seed", 0)
 
+            made = []
+
             def make_scorer(X, seed=seed):
                 if name == "svm":
-                    return SVM_ENGINES[svm_engine](X, y_index, standardize=standardize)
-                return ELM_ENGINES[elm_engine](X, y_index, classes.size, seed, standardize=standardize)
+                    s = SVM_ENGINES[svm_engine](X, y_index, standardize=standardize)
+                else:
+                    s = ELM_ENGINES[elm_engine](X, y_index, classes.size, seed, standardize=standardize)
+                made.append(integrity.OneClassSafe(s, y_index, classes))
+                return made[-1]
 
             t0 = time.perf_counter()
             with _parallel(backend, address):  # a live tqdm bar does not pickle to Ray workers: none there
@@ -134,8 +154,10 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
                     scorer, results = evaluate_per_fold(make_scorer, run_sets, points, y_index,
                                                         protocols, first.fold, **kw)
             seconds = time.perf_counter() - t0
+            one_class = [integrity.one_class_note(s, seed) for s in made]
             for p in protocols:
                 slot = per_protocol[p]
+                slot.setdefault("notes", []).extend(n for n in one_class if n)
                 slot["total_s"] += seconds
                 slot["failed_points"] += [{"params": dict(points[i]), "reason": why, "seed": seed}
                                           for i, why in sorted(results["failed"].items())]
@@ -160,22 +182,24 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
                 entry["elm"] = dict(ELM_DEFAULTS, engine=elm_engine)
             if "errors" in slot:
                 entry["errors"] = slot["errors"]
+            if slot.get("notes"):
+                entry["notes"] = slot["notes"]
             entries.append(entry)
     meta = first.meta
     clips_per_s = (meta.get("timings") or {}).get("clips_per_s")
     config = {"features": [str(f) for f in features], "classifier": classifier, "protocol": protocol,
               "standardize": standardize, "jobs": jobs, "grid": grid, "elm_engine": elm_engine,
-              "svm_engine": svm_engine, "backend": backend, "address": address}
+              "svm_engine": svm_engine, "backend": backend, "address": address, "folds": folds,
+              "fold_seed": fold_seed}
     results = {"kind": "randomcnn-results", "version": 1, "dataset": meta.get("dataset"),
                "arch": meta.get("arch"), "width": meta.get("width"), "weights": meta.get("weights"),
                "feature_length": int(first.X.shape[1]), "n_params": meta.get("n_params"),
                "gflop_per_clip": meta.get("gflop_per_clip"), "extract_clips_per_s": clips_per_s,
                "features": [str(fs.path) for fs in sets],
                "feature_meta": [fs.meta for fs in sets], "entries": entries,
+               "grid_settings": settings, "results_key": key, "feature_sets": records, "notes": notes,
                "timings": {"total_s": time.perf_counter() - t_start}}
     results.update(run_record(config))
-    out = Path(out) if out else Path("runs/results") / str(meta.get("dataset")) / \
-        f"{meta.get('arch')}_{meta.get('width')}_{meta.get('weights')}"
     path = atomic_write_json(out / "results.json", results)
     atomic_write_bytes(out / "results.csv", _csv(results).encode("utf-8"))
     return path
@@ -221,8 +245,14 @@ def main(argv=None):
     parser.add_argument("--standardize", action="store_true",
                         help="z-score features on each training set (off in the study)")
     parser.add_argument("--jobs", type=int, default=1, help="parallel SVM fits (threads)")
-    parser.add_argument("--out", default=None,
-                        help="output folder (default runs/results/<dataset>/<arch>_<width>_<weights>)")
+    parser.add_argument("--out", default=argparse.SUPPRESS,
+                        help="output folder (default runs/results/<dataset>/<arch>_<width>_<weights>_<key>, "
+                             "key: a short hash of the grid settings and the feature sets' bytes)")
+    parser.add_argument("--folds", type=int, default=10,
+                        help="stratified folds made for feature sets whose dataset defines neither a "
+                             "split nor folds (features.datasets.stratified_folds)")
+    parser.add_argument("--fold-seed", type=int, default=0,
+                        help="seed of those folds (trained models: the one trained.train used)")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="study",
                         help="study: the published grids; small: a few points for smoke tests")
     parser.add_argument("--elm-engine", choices=list(ELM_ENGINES), default="fast",
@@ -236,10 +266,14 @@ def main(argv=None):
                         help="--backend ray: an existing Ray cluster (host:port, ray://host:10001, auto); "
                              "default: a local Ray instance")
     args = parser.parse_args(argv)
+    if args.folds < 2:
+        parser.error(f"--folds must be at least 2, found {args.folds}")
     try:
         path = run_grid(**vars(args))
     except ValueError as e:
         parser.exit(2, f"error: {e}\n")
+    except OSError as e:  # an unwritable --out, a full disk
+        parser.exit(2, f"error: {e.filename or ''}: {e.strerror or e}\n")
     print(table(json.loads(Path(path).read_text())))
     print(path)
     return path

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .integrity import sha256_file
+
 __all__ = ["KNOWN_DATASETS", "PROTOCOLS", "find_results", "load_results", "read_results_file"]
 
 KNOWN_DATASETS = ("gtzan", "ballroom", "extended-ballroom", "us8k", "synthetic", "folder", "csv")
@@ -86,6 +88,40 @@ def _predictions(run: dict, where: str) -> dict | None:
     return {str(i): (str(t), str(p)) for i, t, p in zip(ids, y_true, y_pred)}
 
 
+def _seed_order(seed) -> tuple:
+    """Sort key of a run's seed: numbers in order, then other values by their text, then missing ones
+    (a file whose seeds mix 0 and "1" still sorts)."""
+    if seed is None:
+        return (2, 0, "")
+    if isinstance(seed, (int, float)) and not isinstance(seed, bool):
+        return (0, seed, "")
+    return (1, 0, str(seed))
+
+
+def _stale_feature_set(data: dict, path: Path, hashes: dict) -> str | None:
+    """Why the results are stale: a feature set they record that is still on disk but whose
+    ``features.npz`` no longer has the recorded SHA-256. ``None`` when every one still matches."""
+    records = data.get("feature_sets")
+    if not isinstance(records, list):
+        return None
+    for r in records:
+        if not isinstance(r, dict) or not r.get("features_sha256") or not isinstance(r.get("path"), str):
+            continue
+        npz = Path(r["path"]) / "features.npz"
+        if not npz.is_file():
+            continue  # moved or deleted: nothing to compare with
+        if npz not in hashes:
+            try:
+                hashes[npz] = sha256_file(npz)
+            except OSError:
+                continue
+        if hashes[npz] != r["features_sha256"]:
+            return (f"{path}: feature set {r['path']} changed since these results were computed "
+                    f"(features.npz SHA-256 {hashes[npz][:12]}... now, {r['features_sha256'][:12]}... "
+                    "recorded); run the grid again")
+    return None
+
+
 def _entry_row(entry: dict, meta: dict, where: str) -> dict:
     """One flat row from one entry of a results file."""
     if not isinstance(entry, dict):
@@ -99,8 +135,7 @@ def _entry_row(entry: dict, meta: dict, where: str) -> dict:
     runs = entry["runs"]
     if not isinstance(runs, list) or not runs:
         raise ResultsError(f"{where}: no runs")
-    runs = sorted(runs, key=lambda r: (r.get("seed") is None, r.get("seed") or 0)
-                  if isinstance(r, dict) else (True, 0))
+    runs = sorted(runs, key=lambda r: _seed_order(r.get("seed") if isinstance(r, dict) else None))
     accuracies, predictions, seeds = [], [], []
     for k, run in enumerate(runs):
         if not isinstance(run, dict) or "accuracy" not in run:
@@ -132,7 +167,7 @@ def _entry_row(entry: dict, meta: dict, where: str) -> dict:
                 mean=mean, std=std, n_runs=len(accuracies), notes=notes)
 
 
-def read_results_file(path) -> tuple[list[dict], list[str]]:
+def read_results_file(path, _hashes=None) -> tuple[list[dict], list[str]]:
     """Rows of one ``results.json``.
 
     Parameters
@@ -154,7 +189,8 @@ def read_results_file(path) -> tuple[list[dict], list[str]]:
     ------
     ResultsError
         When the whole file is unusable (unreadable, malformed or truncated JSON, not a results
-        file, metadata missing, datasets mixed); the message names the file.
+        file, metadata missing, datasets mixed, or a feature set it records has changed on disk
+        since); the message names the file.
     """
     path = Path(path)
     try:
@@ -172,6 +208,9 @@ def read_results_file(path) -> tuple[list[dict], list[str]]:
         raise ResultsError(f"{path}: weights must be 'random' or 'trained', found {data['weights']!r}")
     if not isinstance(data["entries"], list):
         raise ResultsError(f"{path}: entries must be a list")
+    stale = _stale_feature_set(data, path, {} if _hashes is None else _hashes)
+    if stale:
+        raise ResultsError(stale)
     folder_dataset = _dataset_in_path(str(path), "results")
     if folder_dataset is not None and folder_dataset != data["dataset"]:
         raise ResultsError(f"{path}: file says dataset {data['dataset']!r} but lies under "
@@ -223,10 +262,10 @@ def load_results(paths, log=None) -> tuple[list[dict], list[str], list[str]]:
     files, messages = find_results(paths)
     for m in messages:
         log(m)
-    rows, read, seen = [], [], {}
+    rows, read, seen, hashes = [], [], {}, {}
     for f in files:
         try:
-            new, notes = read_results_file(f)
+            new, notes = read_results_file(f, hashes)
         except ResultsError as e:
             notes, new = [f"skipped {e}"], []
         for row in new:

@@ -23,7 +23,9 @@ def _per_fold_sets(tmp_path, seed=0, folds=range(1, FOLDS + 1)):
     for k in folds:
         rng = np.random.default_rng(100 * seed + k)
         X = np.abs(base["X"] @ rng.standard_normal((12, 12))).astype(np.float32)
-        meta = {"weights": "trained", "seed": seed, "model_fold": k, "arch": "vgg"}
+        seen = sorted(base["ids"][base["fold"] != k].tolist())  # model k trained on the other folds
+        meta = {"weights": "trained", "seed": seed, "model_fold": k, "arch": "vgg",
+                "checkpoint": f"runs/trained/seed{seed}/fold{k}/best.pt", "model_train_ids": seen}
         paths.append(write_feature_set(tmp_path / f"vgg_seed{seed}_fold{k}", X, base["y"], base["ids"],
                                        fold=base["fold"], meta=meta))
     return paths, base

@@ -75,8 +75,10 @@ def test_initial_frontend_is_the_random_one():
         assert torch.equal(trained_state[k], v), k
 
 
-def test_tiny_training_lowers_the_loss_and_beats_chance(trained_run):
-    _, run, results = trained_run
+def test_tiny_training_lowers_the_loss_and_separates_the_tones(trained_run):
+    from sklearn.metrics import roc_auc_score
+    from trained.evaluate import predict_test
+    ds, run, results = trained_run
     with open(run / "split" / "history.csv") as f:
         hist = list(csv.DictReader(f))
     assert len(hist) == EPOCHS
@@ -86,7 +88,16 @@ def test_tiny_training_lowers_the_loss_and_beats_chance(trained_run):
     assert res["weights"] == "trained" and entry["protocol"] == "end-to-end"
     assert entry["classifier"] == "pons2018-backend"
     r = entry["runs"][0]
-    assert r["accuracy"] > 0.5  # two balanced classes: chance is 0.5
+    hits = np.array(r["predictions"]["y_true"]) == np.array(r["predictions"]["y_pred"])
+    assert r["accuracy"] == pytest.approx(hits.mean(), abs=1e-12)
+    # What six epochs on 12 clips reliably learn is the ranking: every high test clip gets a higher
+    # "high" probability than every low one (the test margins are ~0.4 either way). Whether the 0.5
+    # threshold falls between them depends on the back-end's batch-norm running statistics after
+    # 18 steps of batch 4, which move with the thread count: accuracy went 0.5 / 0.67 / 0.83.
+    pred = predict_test(run / "split", ds, torch.device("cpu"), progress=False)
+    high = pred["classes"].index("high")
+    scores = np.asarray(pred["scores"])
+    assert roc_auc_score(np.asarray(pred["y"]) == high, scores[:, high]) == 1.0
     assert len(r["predictions"]["ids"]) == 6 and np.array(r["confusion"]).sum() == 6
     meta = json.loads((run / "split" / "meta.json").read_text())
     assert meta["epochs_done"] == EPOCHS and meta["commit"] and meta["config"]["seed"] == 0

@@ -8,6 +8,12 @@ A checkpoint is a ``torch.save`` of a dict with the keys of ``KEYS``:
 ``optimizer_state_dict``; plus two extensions: ``classes`` (the output units' labels, in order) and
 ``trainer_state`` (scheduler, AMP scaler, early-stopping counters: what resuming needs).
 
+Checkpoints of ``trained.train`` also carry ``IDENTITY_KEYS``: ``width``, ``seed``, ``folds`` (K, or
+``None`` for a split dataset), ``fold_seed`` (seed of generated folds, ``None`` when the dataset defines
+its folds or split), ``train_ids`` and ``val_ids`` (every clip id of the training and validation
+portions), ``dataset_key`` (``features.datasets.dataset_key``). Older checkpoints lack them; they still
+load, but nothing can prove which clips they saw (the grid refuses to score their features).
+
 For ``arch == "samplecnn"`` the whole SampleCNN (blocks and its own head) is the "front-end":
 ``state_dict`` holds all of it and ``backend_state_dict`` is empty. Other architectures are rebuilt as
 ``architectures.ARCHITECTURES[arch](**dims)``, the Pons et al. 2018 back-end as
@@ -24,11 +30,13 @@ from torch import nn
 from features.provenance import atomic_write_bytes
 from trained.samplecnn import SampleCNN
 
-__all__ = ["KEYS", "CheckpointError", "save_checkpoint", "read_checkpoint", "build_frontend_from",
+__all__ = ["KEYS", "IDENTITY_KEYS", "CheckpointError", "save_checkpoint", "read_checkpoint", "build_frontend_from",
            "load_frontend", "load_model"]
 
 KEYS = ("arch", "dims", "state_dict", "backend_state_dict", "fold", "dataset", "config", "history",
         "epoch", "optimizer_state_dict")
+IDENTITY_KEYS = ("width", "seed", "fold", "folds", "fold_seed", "train_ids", "val_ids", "dataset",
+                 "dataset_key")
 SAMPLECNN = "samplecnn"
 
 

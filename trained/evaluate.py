@@ -46,6 +46,12 @@ def predict_test(run_dir, ds, device: torch.device, progress: bool = True) -> di
     multilabel = bool(cfg.get("multilabel"))
     idx = data.portions(ds, ckpt["fold"])["test"]
     clips = [ds.clips[i] for i in idx]
+    seen = set(ckpt.get("train_ids") or []) | set(ckpt.get("val_ids") or [])
+    leaked = [c.id for c in clips if c.id in seen]
+    if leaked:
+        raise ValueError(f"{run_dir / 'best.pt'}: {len(leaked)} of its {len(clips)} test clips were "
+                         f"in its training or validation set (first: {leaked[0]}); the dataset's folds "
+                         "differ from the ones it was trained on")
     if ckpt["arch"] == SAMPLECNN:  # every segment of the clip: prediction = their mean
         inp = data.load_inputs(clips, "waveform", SEGMENT_SAMPLES, cfg["pad"], cfg["cache_dir"],
                                segments=True, sample_rate=SAMPLE_RATE, desc="test",
@@ -152,7 +158,8 @@ def evaluate(run_roots, out=DEFAULT_OUT, ds=None, device: str = "auto", progress
             from features import datasets
             c = ckpt0["config"]
             ds = datasets.load_dataset(c["dataset"], root=c["root"], split_dir=c["split_dir"],
-                                       manifest=c["manifest"], folds=c["folds"], seed=c["seed"])
+                                       manifest=c["manifest"], folds=c["folds"],
+                                       seed=(c["fold_seed"] or 0) if "fold_seed" in c else c["seed"])
         parts = [predict_test(d, ds, dev, progress) for d in dirs]
         seed = ckpt0["config"]["seed"]
         runs.append(_multilabel_run(parts, seed, root) if parts[0]["multilabel"]

@@ -5,7 +5,12 @@ training portion, stops early on validation, and writes under
 ``runs/trained/<dataset>/<arch>_<width>_seed<seed>/<split|fold<k>>/``: ``checkpoint.pt`` (latest),
 ``best.pt`` (lowest validation loss), ``history.csv`` and ``meta.json``. Cross-validated datasets get
 one model per fold (``--fold k`` for one). Then the best models predict their test clips and
-``trained.evaluate`` writes a results file in the classifier grid's format. The front-end of a
+``trained.evaluate`` writes a results file in the classifier grid's format.
+
+Generated folds are ``features.datasets.stratified_folds`` with ``--fold-seed`` (default 0, as
+extraction and the grid), never with ``--seed``: fold k's model holds out exactly the fold k the grid
+scores. Each checkpoint records the clips it trained and validated on (``train_ids``, ``val_ids``) and
+the dataset's key; resuming refuses a checkpoint made on another dataset state or fold layout. The front-end of a
 checkpoint is read back by ``python -m features.extract --arch NAME --weights best.pt``.
 
 Front-ends (Pons et al. 2018): Adam 1e-3, cross-entropy, batch 16, batch norm with running statistics
@@ -46,7 +51,8 @@ DEFAULT_CACHE = Path("runs/cache/audio")
 DEFAULT_RESULTS = Path("runs/results")
 # Settings that must agree between a run and the checkpoint it resumes from.
 _RESUME_KEYS = ("arch", "width", "seed", "block", "se_ratio", "multi_level", "batchnorm", "lr",
-                "batch_size", "input_seconds", "pad", "segments_per_clip", "fold", "dataset")
+                "batch_size", "input_seconds", "pad", "segments_per_clip", "fold", "dataset", "folds",
+                "fold_seed")
 _RESUME_KEYS += ("frontend_bn", "patch_seconds", "window_hop_seconds", "weight_decay",
                  "plateau_patience", "lr_decreases")
 FRONTEND_BN = ("running", "none")  # trained front-end batch norm; "batch" (the leak) is extraction's
@@ -166,7 +172,8 @@ def _portion(ds, idx, classes, multilabel, cfg, progress, name):
 
 
 def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, split_dir=None,
-          manifest=None, folds: int = 10, fold: int | None = None, width: str = "large",
+          manifest=None, folds: int = 10, fold: int | None = None, fold_seed: int = 0,
+          width: str = "large",
           seed: int = 0, epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
           patience: int | None = None, input_seconds: float | None = None, pad: str = "repeat",
           block: str = "basic", se_ratio: float = 0.125, multi_level: bool = False,
@@ -188,7 +195,7 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
     if ds is None:
         from features import datasets
         ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest,
-                                   folds=folds, seed=seed)
+                                   folds=folds, seed=fold_seed)
     dev = resolve_device(device)
     batch_size = batch_size or (23 if arch == SAMPLECNN else 16)
     epochs = epochs or (SAMPLECNN_MAX_EPOCHS if arch == SAMPLECNN else 30)
@@ -201,13 +208,21 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
     for k in todo:
         data.portions(ds, k)  # every requested fold checked before any training starts
     classes, multilabel = data.label_space(ds)
+    from features.datasets import dataset_key
+    ds_key = dataset_key(ds)
+    if ds.protocol_hint == "split":
+        n_folds, used_fold_seed = None, None
+    else:  # generated folds carry their seed in ds.info; a dataset's own folds have none
+        n_folds = len({int(c.fold) for c in ds.clips})
+        used_fold_seed = int(ds.info.get("seed", fold_seed)) if ds.info.get("folds") else None
     if dev.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     for k in todo:
         cfg = dict(arch=arch, dataset=ds.name, root=str(ds.root) if getattr(ds, "root", None) else None,
                    split_dir=str(split_dir) if split_dir else None,
-                   manifest=str(manifest) if manifest else None, folds=folds, fold=k, width=width,
+                   manifest=str(manifest) if manifest else None, folds=n_folds, fold=k,
+                   fold_seed=used_fold_seed, dataset_key=ds_key, width=width,
                    seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                    input_seconds=input_seconds, pad=pad, block=block, se_ratio=se_ratio,
                    multi_level=multi_level, segments_per_clip=segments_per_clip,
@@ -260,6 +275,14 @@ def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
     if resume and latest.exists():
         resume_from = read_checkpoint(latest)
         old = resume_from["config"]
+        if resume_from.get("dataset_key") != cfg["dataset_key"]:
+            found = resume_from.get("dataset_key")
+            raise ValueError(
+                f"{latest} was trained on another dataset state (dataset key "
+                f"{str(found)[:12] + '...' if found else 'not recorded'} in the checkpoint, "
+                f"{cfg['dataset_key'][:12]}... now: other clips, labels, folds or files, dataset "
+                f"{old.get('dataset')!r} then, {cfg['dataset']!r} now); use --no-resume to start again "
+                "or another --out")
         diff = {key: (old.get(key), cfg.get(key)) for key in _RESUME_KEYS if old.get(key) != cfg.get(key)}
         if diff:
             raise ValueError(f"{latest} was trained with other settings (key: checkpoint, now): {diff}; "
@@ -277,13 +300,17 @@ def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
     model = model.to(dev)
     opt, sched = _optimizer(cfg["arch"], model, cfg)
     base = {"arch": cfg["arch"], "dims": frontend.dims, "fold": k, "dataset": ds.name,
-            "config": cfg, "classes": classes}
+            "config": cfg, "classes": classes, "width": cfg["width"], "seed": cfg["seed"],
+            "folds": cfg["folds"], "fold_seed": cfg["fold_seed"],
+            "train_ids": [ds.clips[i].id for i in part["train"]],
+            "val_ids": [ds.clips[i].id for i in part["val"]], "dataset_key": cfg["dataset_key"]}
     t = Trainer(model, frontend, backend, opt, sched, multilabel, dev, base, run_dir)
     history = fit(t, train_set, val_set, cfg["epochs"], cfg["batch_size"], cfg["seed"],
                   patience=cfg["patience"], resume_from=resume_from, progress=progress,
                   patch=None if patch is None else patch[0])
     meta = run_record(cfg)
-    meta.update(arch=cfg["arch"], dataset=ds.name, fold=k, classes=classes,
+    meta.update(arch=cfg["arch"], dataset=ds.name, fold=k, folds=cfg["folds"],
+                fold_seed=cfg["fold_seed"], dataset_key=cfg["dataset_key"], classes=classes,
                 n_train_clips=len(part["train"]), n_val_clips=len(part["val"]),
                 n_train_rows=len(train_set[0]), n_val_rows=len(val_set[0]),
                 train_ids=[ds.clips[i].id for i in part["train"]],
@@ -314,8 +341,11 @@ def main(argv=None) -> None:
                    help="csv manifest (path,label[,split|fold]); 'a;b;c' labels make it multi-label")
     p.add_argument("--folds", type=int, default=10, help="folds of a cross-validated dataset")
     p.add_argument("--fold", type=int, default=None, help="train only this held-out fold (1..K)")
+    p.add_argument("--fold-seed", type=int, default=0,
+                   help="seed of generated stratified folds; the same as the grid's --fold-seed "
+                        "so each fold's model holds out the fold the grid scores")
     p.add_argument("--width", default="large", choices=["large", "small"])
-    p.add_argument("--seed", type=int, default=0, help="weights, data order and dropout")
+    p.add_argument("--seed", type=int, default=0, help="weights, data order and dropout (not the folds: see --fold-seed)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"maximum epochs (unset: 30 for front-ends; {SAMPLECNN_MAX_EPOCHS} for samplecnn, "
                         "whose schedule stops it after its 4th learning-rate decrease)")
