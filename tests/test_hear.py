@@ -53,7 +53,7 @@ def test_every_front_end_has_a_module():
 def test_scene_embeddings_equal_features_extract(tmp_path):
     """Our module through the HEAR functions == features.extract on the same files (16 kHz wavs)."""
     root = _folder_dataset(tmp_path / "data", per_class=2)
-    folder = ex.extract("7x96", dataset="folder", root=root, out=tmp_path / "fs", cache_dir=None, folds=2,
+    folder = ex.extract("7x96", dataset="folder", root=root, out=tmp_path / "fs", cache_dir=None,
                         width="small", workers=0, batch_size=2, progress=False)
     with np.load(folder / "features.npz") as z:
         X = z["X"]
@@ -141,7 +141,7 @@ def tiny_module(tmp_path, monkeypatch):
 def test_a_hear_module_is_extracted_and_graded(tmp_path, tiny_module):
     root = _folder_dataset(tmp_path / "data", sr=44100)
     folder = ex.extract(f"hear:{tiny_module}", dataset="folder", root=root, out=tmp_path / "fs",
-                        cache_dir=tmp_path / "cache", folds=3, input_seconds=1.0, workers=0, batch_size=4,
+                        cache_dir=tmp_path / "cache", input_seconds=1.0, workers=0, batch_size=4,
                         progress=False)
     with np.load(folder / "features.npz") as z:
         X, y = z["X"], z["y"]
@@ -155,7 +155,7 @@ def test_a_hear_module_is_extracted_and_graded(tmp_path, tiny_module):
     assert (X[y == "high"][:, 1:].sum(1) > X[y == "low"][:, 1:].sum(1).max()).all()
     from classifiers.grid import run_grid
     res = json.loads(run_grid([folder], classifier="svm", grid="small", out=tmp_path / "res",
-                              progress=False).read_text())
+                              folds=3, progress=False).read_text())
     accs = {e["protocol"]: e["mean"] for e in res["entries"]}
     assert res["arch"] == "hear:tiny_hear" and accs and min(accs.values()) >= 0.9, accs
 
@@ -180,13 +180,13 @@ def test_our_module_through_the_adapter(tmp_path):
     """hear:hear.randomcnn_mfcc writes a normal feature set; audio decoded at 16 kHz comes close to the
     12 kHz pipeline (padding then resampling differs from resampling then padding at the seams)."""
     root = _folder_dataset(tmp_path / "data", per_class=2, seconds=3.0)
-    kw = dict(dataset="folder", root=root, out=tmp_path / "fs", cache_dir=tmp_path / "cache", folds=2,
+    kw = dict(dataset="folder", root=root, out=tmp_path / "fs", cache_dir=tmp_path / "cache",
               input_seconds=2.0, workers=0, batch_size=2, progress=False)
     via = ex.extract("hear:hear.randomcnn_mfcc", weights="input_seconds=2", **kw)
     direct = ex.extract("mfcc", **kw)
     meta = json.loads((via / "meta.json").read_text())
     assert meta["weights"] == "random" and meta["feature_length"] == 120
-    assert via.name.startswith("hear-hear.randomcnn_mfcc_large_random_seed0_")
+    assert via.name.startswith("hear-hear.randomcnn_mfcc_large_random_seed0-")
     with np.load(via / "features.npz") as a, np.load(direct / "features.npz") as b:
         assert list(a["ids"]) == list(b["ids"])
         # each clip's 120-vector within 1% (L2) of the direct one; measured: at most 0.25%
