@@ -54,7 +54,7 @@ def flops_per_clip(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         nonlocal total
         total += layer_flops(layer, output)
 
-    shadow = copy.deepcopy(model).to("meta")
+    shadow = copy.deepcopy(model).to(device="meta", dtype=torch.float32)  # counts do not depend on dtype
     if hasattr(shadow, "fast"):
         shadow.fast = False  # the plain path calls every layer module, so every hook fires
     for m in shadow.modules():

@@ -3,9 +3,11 @@
 - ``resolve_device("auto" | "cpu" | "cuda[:N]")``: ``auto`` is CUDA when torch sees a GPU, else the CPU.
 - ``PRECISIONS``: ``float32`` (the study's, the default: IEEE float32 everywhere, TF32 tensor cores off),
   ``tf32`` (CUDA only: float32 storage, TF32 tensor-core matmuls and convolutions, ~10-bit mantissa
-  products), ``bf16`` (autocast to bfloat16 for convolutions and matmuls; the per-layer means are still
-  accumulated in float32). ``precision_context(dev, precision)`` applies one for the duration of a block
-  and restores torch's flags afterwards.
+  products), ``bf16`` (weights, inputs and layer outputs in bfloat16, ``cast_model``; the per-layer means
+  are still accumulated in float32). Casting the whole network, rather than autocasting, keeps the
+  hand-written fast paths (which write into preallocated maps of the input's dtype) valid; a front-end
+  without parameters (the MFCC baseline) stays float32. ``precision_context(dev, precision)`` sets the
+  TF32 flags for the duration of a block and restores torch's flags afterwards.
 - ``AdaptiveBatch``: runs a batch and, when the device runs out of memory, halves the batch size and goes
   on with the same clips (never skipping one), remembering the smaller size for the following batches.
 - ``device_record(dev)``: the device model, driver and CUDA versions, recorded with every figure.
@@ -19,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-__all__ = ["PRECISIONS", "DeviceError", "resolve_device", "precision_context", "is_out_of_memory",
-           "AdaptiveBatch", "device_record"]
+__all__ = ["PRECISIONS", "DeviceError", "resolve_device", "check_precision", "precision_context",
+           "compute_dtype", "cast_model", "is_out_of_memory", "AdaptiveBatch", "device_record"]
 
 PRECISIONS = ("float32", "tf32", "bf16")
 
@@ -61,13 +63,25 @@ def precision_context(dev: torch.device, precision: str = "float32"):
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32  # PyTorch allows TF32 for cuDNN convs by default: not here
     try:
-        if precision == "bf16":
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
-                yield
-        else:
-            yield
+        yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def compute_dtype(model) -> torch.dtype:
+    """The dtype a front-end computes in: that of its floating parameters (float32 without any)."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def cast_model(model, precision: str):
+    """``model`` (in place) in the storage type of ``precision``: bfloat16 for ``bf16`` when it has
+    floating parameters, unchanged otherwise. Returns the model."""
+    if precision == "bf16" and any(p.is_floating_point() for p in model.parameters()):
+        model.to(torch.bfloat16)
+    return model
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

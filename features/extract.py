@@ -31,6 +31,8 @@ from tqdm import tqdm
 import architectures
 from features import audio, datasets
 from features.decode import InputSpec, iter_prepared
+from features.device import (PRECISIONS, AdaptiveBatch, cast_model, check_precision, compute_dtype,
+                             device_record, precision_context, resolve_device)
 from features import store
 from features.store import Chunks, ExtractionError
 
@@ -99,50 +101,85 @@ def input_spec(model, input_seconds: float | None = None, pad: str = "repeat") -
     raise ValueError(f"front-end {type(model).__name__} has unknown input_kind {model.input_kind!r}")
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ExtractionError("--device cuda was asked for but torch sees no CUDA device "
-                              f"(torch {torch.__version__}); use --device cpu or auto")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise ExtractionError(f"unknown device {device!r}; expected auto, cpu or cuda[:N]")
-    return torch.device(device)
-
-
 @torch.inference_mode()
-def _features_of_batch(model, batch: np.ndarray, device: torch.device) -> np.ndarray:
-    x = torch.from_numpy(batch).to(device, non_blocking=True)
-    return layer_means(model.extract_features(x)).cpu().numpy()
+def _features_of_batch(model, batch: np.ndarray, device: torch.device,
+                       precision: str = "float32") -> np.ndarray:
+    x = torch.from_numpy(batch).to(device, dtype=compute_dtype(model), non_blocking=True)
+    with precision_context(device, precision):
+        outputs = model.extract_features(x)
+    return layer_means(outputs).cpu().numpy()  # means accumulated in float32 whatever the precision
 
 
 def embed(model, waves, sr: int = audio.SAMPLE_RATE, input_seconds: float | None = None,
-          pad: str = "repeat", device: str = "auto", batch_size: int = 8) -> np.ndarray:
-    """Feature vectors of in-memory audio: ``waves`` is one 1-D array or a list of them (any length,
-    at sample rate ``sr``; stereo as ``(channels, n)``). Returns ``(n_clips, feature_length)`` float32."""
-    if isinstance(waves, np.ndarray) and waves.ndim == 1:
-        waves = [waves]
+          pad: str = "repeat", device: str = "auto", batch_size: int = 8,
+          precision: str = "float32") -> np.ndarray:
+    """Feature vectors of in-memory audio. Returns ``(n_clips, feature_length)`` float32.
+
+    ``waves`` is one clip ``(samples,)``, a batch ``(batch, samples)``, or a list of clips of any length,
+    each ``(samples,)`` or channels-first ``(channels, samples)`` (librosa's convention; mixed to mono),
+    at sample rate ``sr``. Floats are taken as they are (full scale +-1); integer PCM (int16, int32,
+    uint8, ...) is scaled to +-1. A samples-first array such as ``soundfile.read`` returns
+    (``(samples, channels)``) is refused with a message rather than read as thousands of tiny clips.
+    """
+    if isinstance(waves, np.ndarray):
+        if waves.ndim == 2 and _samples_first(waves.shape):
+            raise ValueError(f"waves: expected (batch, samples) or (samples,), found {waves.shape}: pass "
+                             "channels first (waves.T) or mix to mono (waves.mean(axis=1))")
+        if waves.ndim == 1:
+            waves = [waves]
+        elif waves.ndim not in (2, 3):
+            raise ValueError(f"waves: expected (samples,), (batch, samples) or (batch, channels, samples), "
+                             f"found {waves.shape}")
     dev = resolve_device(device)
+    check_precision(precision, dev)
+    if precision == "bf16":
+        import copy
+        model = cast_model(copy.deepcopy(model), precision)  # the caller's model stays as it was
     model = model.to(dev).eval()
     spec = input_spec(model, input_seconds, pad)
     inputs = []
     for i, w in enumerate(waves):
-        w = _as_mono(np.asarray(w, dtype=np.float32), sr, f"waves[{i}]")
+        w = _as_mono(np.asarray(w), sr, f"waves[{i}]")
         if spec.kind == "waveform":
             inputs.append(audio.waveform_input(w, spec.length, pad=pad))
         else:
             inputs.append(audio.spectrogram_input(w, spec.length, pad=pad))
-    out = [_features_of_batch(model, np.stack(inputs[i:i + batch_size]).astype(np.float32), dev)
+    out = [_features_of_batch(model, np.stack(inputs[i:i + batch_size]).astype(np.float32), dev, precision)
            for i in range(0, len(inputs), batch_size)]
     return np.concatenate(out).astype(np.float32)
 
 
+MAX_CHANNELS = 8  # more "channels" than this in a 2-D clip means the array is not channels-first
+
+
+def _samples_first(shape) -> bool:
+    """``(samples, channels)``, as soundfile.read returns: few columns, many more rows."""
+    return len(shape) == 2 and shape[1] <= MAX_CHANNELS < shape[0]
+
+
+def _as_float(w: np.ndarray, name: str) -> np.ndarray:
+    """float32 samples at full scale +-1: floats as they are, integer PCM scaled by its type's range."""
+    if w.dtype.kind == "f":
+        return w.astype(np.float32, copy=False)
+    if w.dtype.kind == "i":
+        return (w.astype(np.float64) / -float(np.iinfo(w.dtype).min)).astype(np.float32)
+    if w.dtype.kind == "u":
+        half = (float(np.iinfo(w.dtype).max) + 1) / 2
+        return ((w.astype(np.float64) - half) / half).astype(np.float32)
+    raise ValueError(f"{name}: expected float or integer PCM samples, found dtype {w.dtype}")
+
+
 def _as_mono(w: np.ndarray, sr: int, name: str) -> np.ndarray:
+    """One clip as mono float32 at the front-ends' rate; ``(channels, n)`` is mixed down."""
+    if _samples_first(w.shape):
+        raise ValueError(f"{name}: expected (samples,) or (channels, samples), found {w.shape}: pass "
+                         "channels first (w.T) or mix to mono (w.mean(axis=1))")
+    w = _as_float(w, name)
     if w.ndim == 2:
         w = w.mean(axis=0)  # (channels, n), librosa's convention
     if w.ndim != 1 or w.size == 0:
-        raise ValueError(f"{name}: expected a non-empty (n,) or (channels, n) array, found shape {w.shape}")
+        raise ValueError(f"{name}: expected a non-empty (samples,) or (channels, samples) array, "
+                         f"found shape {w.shape}")
     if not np.isfinite(w).all():
         raise ValueError(f"{name}: has NaN or inf samples")
     if sr != audio.SAMPLE_RATE:
@@ -180,6 +217,7 @@ class Run:
     t_start: float
     settings_key: str = ""
     meta: dict = None  # identity fields for meta.json (keys, clip stamps, the checkpoint's model_*)
+    precision: str = "float32"
 
     @property
     def n_chunks(self) -> int:
@@ -195,8 +233,12 @@ def iter_inputs(paths, spec, cache_dir, workers: int = 2):
     return iter_prepared(paths, spec, cache_dir, workers=workers)
 
 
-def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared, on_batch=None):
+def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared, on_batch=None,
+                  precision: str = "float32", adaptive: AdaptiveBatch | None = None):
     """Features of the clips ``lo..hi`` (one chunk), in batches of ``batch_size`` from ``lo``.
+
+    A batch that does not fit in the device's memory is computed in halves (``adaptive``, shared by the
+    chunks of a run so the smaller size sticks; ``features.device.AdaptiveBatch``).
 
     Parameters
     ----------
@@ -214,6 +256,7 @@ def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared
     warned : dict message -> list of clip ids
     """
     idx_ok, feats, skipped, warned = [], [], [], {}
+    adaptive = adaptive if adaptive is not None else AdaptiveBatch(batch_size)
     decode_s = compute_s = 0.0
     t_chunk = time.perf_counter()
     for b in range(lo, hi, batch_size):
@@ -232,7 +275,7 @@ def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared
                 ok.append(i)
         if xs:
             t0 = time.perf_counter()
-            f = _features_of_batch(model, np.stack(xs), dev)
+            f = adaptive(lambda a: _features_of_batch(model, a, dev, precision), np.stack(xs))
             compute_s += time.perf_counter() - t0
             finite = np.isfinite(f).all(axis=1)
             for j in np.flatnonzero(~finite):
@@ -251,12 +294,16 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
             device: str = "auto", batch_size: int = 8, workers: int = 2, out=DEFAULT_OUT,
             weights=None, pad: str = "repeat", batchnorm: bool = False, cache_dir=DEFAULT_CACHE,
             ds=None, progress: bool = True, engine: str = "local", address: str | None = None,
-            _ray_options=None, folds=None, fold_seed=None) -> Path:
+            _ray_options=None, folds=None, fold_seed=None, precision: str = "float32") -> Path:
     """Extract one feature set and return its folder. See the module docstring and ``--help``.
 
     ``engine="ray"`` computes the chunks on Ray workers (``features/ray_engine.py``; ``workers`` is then
     the number of Ray workers and ``address`` an existing cluster's, or None for a local instance). Both
     engines write byte-identical feature sets and resume each other's unfinished runs.
+
+    ``precision`` is ``float32`` (the study's; TF32 off on CUDA), ``tf32`` (CUDA only) or ``bf16``
+    (autocast); it is part of the feature set's key. A batch that does not fit in the device's memory is
+    computed in halves, and ``meta.json`` records the halvings.
 
     The dataset is listed without generated folds (``load_dataset(folds=None)``): features do not
     depend on folds; the evaluation makes them. With ``weights`` (a ``trained.train`` checkpoint) the
@@ -281,7 +328,7 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
     run = plan(arch, dataset=dataset, root=root, split_dir=split_dir, manifest=manifest, width=width,
                input_seconds=input_seconds, seed=seed, dev=dev, batch_size=batch_size, workers=workers,
                out=out, weights=weights, pad=pad, batchnorm=batchnorm, cache_dir=cache_dir, ds=ds,
-               engine=engine, address=address)
+               engine=engine, address=address, precision=precision)
     with store.lock(run.folder, progress):
         if store.verified(run.folder, run.key, progress):
             if progress:
@@ -333,7 +380,7 @@ def _code_version() -> str:
 def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, width="large",
          input_seconds=None, seed=0, dev=torch.device("cpu"), batch_size=8, workers=2, out=DEFAULT_OUT,
          weights=None, pad="repeat", batchnorm=False, cache_dir=DEFAULT_CACHE, ds=None,
-         engine="local", address=None) -> Run:
+         engine="local", address=None, precision="float32") -> Run:
     """Everything an engine needs (a :class:`Run`): the clips, the model, the keys, the folder.
 
     Chunks are not read here (``extract`` reads them once it holds the folder's lock).
@@ -345,6 +392,7 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
                               "options in --weights, e.g. 'seed=1' for this project's hear modules)")
     if batch_size < 1:
         raise ExtractionError(f"batch_size must be at least 1, got {batch_size}")
+    check_precision(precision, dev)
     ckpt = {}
     if weights is not None and not hear:
         ckpt = store.checkpoint_info(weights)
@@ -355,14 +403,13 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
     if ds is None:
         ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest, folds=None)
     model = build_frontend(arch, width=width, seed=seed, weights=weights, batchnorm=batchnorm).eval()
+    cast_model(model, precision)  # bf16: weights in bfloat16 (the Ray workers get the cast copy)
     if engine == "local":  # the Ray engine's workers move their own copies (dev may exist only there)
         model = model.to(dev)
     if dev.type == "cuda" and engine == "local":
         torch.backends.cudnn.benchmark = False  # same seed, same features: fixed algorithms
         torch.backends.cudnn.deterministic = True
-        # float32 means float32: no TF32 tensor-core rounding (PyTorch allows it for cuDNN convs by default)
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+        # TF32 is set per batch by features.device.precision_context: off unless --precision tf32
     spec = input_spec(model, input_seconds, pad)
     weights_name = getattr(model, "weights_name", None) or ("trained" if weights is not None else "random")
     weights_file = weights is not None and Path(str(weights)).is_file()
@@ -373,7 +420,7 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
                     weights_sha256=store.sha256_file(weights) if weights_file else None,
                     model_identity=identity, input=spec.__dict__, pad=pad, batchnorm=batchnorm,
                     dataset=ds.name, root=_resolved(ds.root), manifest=_resolved(manifest),
-                    split_dir=_resolved(split_dir), dtype="float32", device=dev.type, batch_size=batch_size,
+                    split_dir=_resolved(split_dir), dtype=precision, device=dev.type, batch_size=batch_size,
                     torch=torch.__version__, code_version=code)
     settings_sha = store.settings_key(settings)
     dataset_sha = datasets.dataset_key(ds)
@@ -394,8 +441,9 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
             "model_dataset_key": ckpt.get("model_dataset_key")}
     chunks = Chunks(folder.with_name(folder.name + ".partial"))
     chunk_size = batch_size * CHUNK_BATCHES
+    meta.update(precision=precision, device_record=device_record(dev) if engine == "local" else None)
     return Run(arch, ds, model, spec, folder, cfg, key, chunks, [], chunk_size, batch_size, width,
-               weights_name, weights, seed, t_start, settings_sha, meta)
+               weights_name, weights, seed, t_start, settings_sha, meta, precision)
 
 
 GRID_FOLDS = 10  # the grid's default --folds, for the warning below
@@ -422,14 +470,20 @@ def _run_local(run: Run, dev, workers, cache_dir, progress) -> dict:
     bar = tqdm(total=n, initial=n - len(todo_idx), unit="clip", desc=run.arch, disable=not progress,
                dynamic_ncols=True, file=sys.stderr)
     prepared = iter_inputs([clips[i].path for i in todo_idx], run.spec, cache_dir, workers=workers)
+    adaptive = AdaptiveBatch(run.batch_size)  # out-of-memory halvings stick for the rest of the run
     try:
         for c in run.todo:
             lo, hi = run.chunk_range(c)
             idx_ok, X, skipped, timing, w = compute_chunk(run.model, dev, clips, lo, hi, run.batch_size,
-                                                          prepared, on_batch=bar.update)
+                                                          prepared, on_batch=bar.update,
+                                                          precision=run.precision, adaptive=adaptive)
             merge_warnings(warned, w)
             run.chunks.save(c, idx_ok, X, skipped, timing)
     finally:
+        if adaptive.halvings:
+            run.meta["batch_halvings"] = [list(h) for h in adaptive.halvings]
+            print(f"{run.arch}: out of device memory at batch size {adaptive.halvings[0][0]}: went on with "
+                  f"batches of {adaptive.size} (recorded in meta.json as batch_halvings)", file=sys.stderr)
         bar.close()
         if hasattr(prepared, "close"):
             prepared.close()
@@ -528,8 +582,14 @@ def parse_args(argv=None):
                         "checkpoint's seed, width and fold) instead of random weights")
     p.add_argument("--batchnorm", action="store_true",
                    help="study tool: batch norm with batch statistics, which leaks labels across a batch")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto", help="auto (CUDA when there is a GPU), cpu or cuda[:N]")
+    p.add_argument("--precision", default="float32", choices=list(PRECISIONS),
+                   help="arithmetic of the networks: float32 is the study's (TF32 off on CUDA); tf32 "
+                        "(CUDA only) and bf16 are faster and change the features slightly (measured in "
+                        "docs/precision.md); part of the feature set's key")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="clips per forward pass; on a GPU that runs out of memory it is halved and the "
+                        "run goes on")
     p.add_argument("--workers", type=int, default=2,
                    help="local engine: decoding threads (0: decode in the main thread); ray engine: Ray "
                         "workers, each decoding and embedding whole chunks with its own copy of the model")
@@ -566,7 +626,7 @@ def main(argv=None) -> int:
     try:
         extract_many(a.arch, seeds=a.seed, weights=a.weights, dataset=a.dataset, root=a.root,
                      split_dir=a.split_dir, manifest=a.manifest, width=a.width,
-                     input_seconds=a.input_seconds, device=a.device, batch_size=a.batch_size,
+                     input_seconds=a.input_seconds, device=a.device, precision=a.precision, batch_size=a.batch_size,
                      workers=a.workers, out=a.out, pad=a.pad, batchnorm=a.batchnorm,
                      cache_dir=cache, engine=a.engine, address=a.address)
     except (ExtractionError, ValueError, OSError) as e:

@@ -145,23 +145,22 @@ class Embedder:
         self.dev = torch.device(device)
         if self.dev.type == "cuda":
             torch.backends.cudnn.benchmark = False  # as the local engine: fixed algorithms, no TF32
-            torch.backends.cudnn.deterministic = True
-            torch.backends.cudnn.allow_tf32 = False
-            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.deterministic = True  # TF32: per batch, from the run's precision
         self.model = model.to(self.dev).eval()
         self.spec, self.cache_dir, self.fault = spec, cache_dir, fault
 
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, c: int, lo: int, clips: list, batch_size: int):
+    def run(self, c: int, lo: int, clips: list, batch_size: int, precision: str = "float32"):
         """Chunk ``c`` = clips ``lo .. lo + len(clips)``; returns ``(c, compute_chunk's five results)``."""
         from features import extract as ex
         self._maybe_die(c)
         paths = [clip.path for clip in clips]
         prepared = ex.iter_inputs(paths, self.spec, self.cache_dir, workers=0)
         shifted = _Shifted(clips, lo)
-        return c, ex.compute_chunk(self.model, self.dev, shifted, lo, lo + len(clips), batch_size, prepared)
+        return c, ex.compute_chunk(self.model, self.dev, shifted, lo, lo + len(clips), batch_size, prepared,
+                                   precision=precision)
 
     def _maybe_die(self, c: int) -> None:
         """Test hook: ``fault = {"chunk", "times", "dir"}`` kills this worker (SIGKILL, as the OOM killer
@@ -221,7 +220,7 @@ def run_chunks(run, dev, workers: int = 2, cache_dir=None, progress: bool = True
         c = queue.popleft()
         lo, hi = run.chunk_range(c)
         refs = [_ClipRef(str(Path(clips[i].path).resolve()), clips[i].id) for i in range(lo, hi)]
-        pending[actor.run.remote(c, lo, refs, run.batch_size)] = (c, actor)
+        pending[actor.run.remote(c, lo, refs, run.batch_size, run.precision)] = (c, actor)
         assigned[id(actor)].append(c)
 
     def fill():  # round robin, up to IN_FLIGHT chunks per worker

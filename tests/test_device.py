@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import architectures
-from features.device import (AdaptiveBatch, DeviceError, check_precision, is_out_of_memory,
-                             precision_context, resolve_device)
+from features.device import (AdaptiveBatch, DeviceError, cast_model, check_precision, compute_dtype,
+                             is_out_of_memory, precision_context, resolve_device)
 from features.extract import layer_means
 
 
@@ -43,11 +43,14 @@ def test_bf16_changes_the_arithmetic_but_not_the_features_much():
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 59049)).astype(np.float32)) * 0.1
     with torch.inference_mode():
         f32 = layer_means(model.extract_features(x))
-        with precision_context(torch.device("cpu"), "bf16"):
-            b16 = layer_means(model.extract_features(x))
-    assert b16.dtype == torch.float32  # means stay float32
+        cast_model(model, "bf16")
+        assert compute_dtype(model) == torch.bfloat16
+        b16 = layer_means(model.extract_features(x.to(torch.bfloat16)))
+    assert b16.dtype == torch.float32  # means accumulate in float32
     rel = float((b16 - f32).abs().max() / f32.abs().max())
     assert 0 < rel < 0.05, rel  # bf16 really ran (not bit-identical), and stays within bf16's ~3 digits
+    mfcc = architectures.build("mfcc")
+    assert compute_dtype(cast_model(mfcc, "bf16")) == torch.float32  # no parameters: stays float32
 
 
 class _OOMAbove:

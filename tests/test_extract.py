@@ -119,7 +119,7 @@ def test_resume_gives_identical_bytes_and_recomputes_nothing(tmp_path, monkeypat
     assert len(list(partial.glob("chunk_*.npz"))) == 2
     seen = []
     real = ex._features_of_batch
-    monkeypatch.setattr(ex, "_features_of_batch", lambda m, b, d: seen.append(len(b)) or real(m, b, d))
+    monkeypatch.setattr(ex, "_features_of_batch", lambda m, b, d, *p: seen.append(len(b)) or real(m, b, d, *p))
     resumed = ex.extract("sample-level", out=tmp_path / "resumed", **kw)
     assert sum(seen) == 8  # only the 4 unfinished chunks (8 clips) were computed again
     assert not partial.exists()
