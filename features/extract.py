@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 import architectures
 from features import audio, datasets
-from features.decode import InputSpec, iter_prepared
+from features.decode import InputSpec, iter_prepared, model_input
 from features.store import (Chunks, ExtractionError, checkpoint_fold, config_key, feature_set_dir,
                             sha1_file, write_feature_set)
 
@@ -94,6 +94,8 @@ def input_spec(model, input_seconds: float | None = None, pad: str = "repeat") -
         return InputSpec("waveform", n_samples, pad)
     if model.input_kind == "spectrogram":
         return InputSpec("spectrogram", n_frames, pad)
+    if model.input_kind == "clip":  # the whole decoded clip, never padded (the mfcc baseline)
+        return InputSpec("clip", 0 if input_seconds is None else n_samples, pad)
     raise ValueError(f"front-end {type(model).__name__} has unknown input_kind {model.input_kind!r}")
 
 
@@ -109,9 +111,17 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def _batch(xs: list) -> np.ndarray | list:
+    """Inputs stacked into one array, or kept as a list when their shapes differ (input kind "clip")."""
+    return np.stack(xs) if len({x.shape for x in xs}) == 1 else list(xs)
+
+
 @torch.inference_mode()
-def _features_of_batch(model, batch: np.ndarray, device: torch.device) -> np.ndarray:
-    x = torch.from_numpy(batch).to(device, non_blocking=True)
+def _features_of_batch(model, batch, device: torch.device) -> np.ndarray:
+    if isinstance(batch, list):  # whole clips of unequal length: the front-end takes a list of 1-D tensors
+        x = [torch.from_numpy(b).to(device) for b in batch]
+    else:
+        x = torch.from_numpy(batch).to(device, non_blocking=True)
     return layer_means(model.extract_features(x)).cpu().numpy()
 
 
@@ -127,11 +137,8 @@ def embed(model, waves, sr: int = audio.SAMPLE_RATE, input_seconds: float | None
     inputs = []
     for i, w in enumerate(waves):
         w = _as_mono(np.asarray(w, dtype=np.float32), sr, f"waves[{i}]")
-        if spec.kind == "waveform":
-            inputs.append(audio.waveform_input(w, spec.length, pad=pad))
-        else:
-            inputs.append(audio.spectrogram_input(w, spec.length, pad=pad))
-    out = [_features_of_batch(model, np.stack(inputs[i:i + batch_size]).astype(np.float32), dev)
+        inputs.append(np.asarray(model_input(w, spec), dtype=np.float32))
+    out = [_features_of_batch(model, _batch(inputs[i:i + batch_size]), dev)
            for i in range(0, len(inputs), batch_size)]
     return np.concatenate(out).astype(np.float32)
 
@@ -224,7 +231,7 @@ def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared
                 ok.append(i)
         if xs:
             t0 = time.perf_counter()
-            f = _features_of_batch(model, np.stack(xs), dev)
+            f = _features_of_batch(model, _batch(xs), dev)
             compute_s += time.perf_counter() - t0
             finite = np.isfinite(f).all(axis=1)
             for j in np.flatnonzero(~finite):
