@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import librosa
 import numpy as np
@@ -225,3 +226,75 @@ def test_orderings_hold_on_the_published_numbers_and_fail_when_one_is_reversed()
             r["mean"] = r["accuracies"][0] = {"vgg": 0.60, "timbral+time": 0.665}[r["arch"]]
     failed = {(c["ordering"], c["dataset"], c["group"]) for c in check_orderings(flipped) if c["holds"] == "no"}
     assert failed == {("vgg > timbral+time", "us8k", "elm / cv-best (optimistic) / large")}
+
+
+# ----------------------------------------------------------------------------- 7. the batch-norm experiment
+
+_BANDS = {"low": (150, 500), "mid": (900, 1800), "high": (3000, 5000)}
+
+
+def _band_classes(root, n: int = 6, seconds: float = 1.0, sr: int = 12000):
+    """Three classes of steady noise, each varying from clip to clip (over 40 dB) in its own band.
+
+    A clip normalized by its own statistics (batch norm with batches of 1) loses its band level, the only
+    thing that tells the classes apart; a batch of one class is normalized by that class's statistics,
+    so each class maps onto its own pattern across the channels: the genre cue of the study's Fig. 4.5.
+    """
+    from scipy import signal
+    rng = np.random.default_rng(0)
+    for label, band in _BANDS.items():
+        sos = signal.butter(4, band, btype="bandpass", fs=sr, output="sos")
+        for i in range(n):
+            base = 0.02 * rng.standard_normal(int(seconds * sr))
+            tone = signal.sosfilt(sos, rng.standard_normal(int(seconds * sr)))
+            gain = 10 ** (rng.uniform(-40, 0) / 20)
+            write_audio(root / label / f"{label}{i}.wav", (base + 0.5 * gain * tone).astype(np.float32), sr=sr)
+    return root
+
+
+def test_batchnorm_experiment_sorted_batches_leak_and_no_bn_does_not_depend_on_batch_size(tmp_path, capsys):
+    from studies import batchnorm
+    root = _band_classes(tmp_path / "data")
+    with threadpool_limits(1):
+        code = batchnorm.main(["--dataset", "folder", "--root", str(root), "--arch", "7x96", "--width", "small",
+                               "--batch-sizes", "1", "6", "--seeds", "0", "1", "--folds", "3", "--grid", "small",
+                               "--input-seconds", "1.0", "--device", "cpu", "--workers", "0", "--cache-dir", "none",
+                               "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and printed[-1] == str(tmp_path / "out" / "batchnorm.json")
+    res = json.loads((tmp_path / "out" / "batchnorm.json").read_text())
+    cell = {(c["batchnorm"], c["batch_size"]): c for c in res["cells"]}
+    # without batch norm a clip's features do not depend on its batch: identical accuracies
+    assert cell[False, 1]["accuracies"] == cell[False, 6]["accuracies"]
+    assert res["anova"]["no_batchnorm"]["p"] == 1.0
+    # with it, batches of one class (6 clips) carry the class's statistics; batches of 1 carry nothing
+    assert min(cell[True, 6]["accuracies"]) > max(cell[True, 1]["accuracies"]) + 0.2
+    assert res["anova"]["batchnorm"]["p"] < 0.05
+    # the batches were sorted by label: the feature set lists the clips high*, low*, mid* in that order
+    with np.load(Path(cell[True, 6]["features"][0]) / "features.npz") as z:
+        labels = [i.split("/")[0] for i in z["ids"]]
+    assert labels == sorted(labels)
+    rows = (tmp_path / "out" / "batchnorm.csv").read_text().splitlines()
+    assert rows[0].startswith("dataset,arch,width,batchnorm,batch_size,seed,accuracy") and len(rows) == 1 + 8
+    assert (tmp_path / "out" / "batchnorm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((tmp_path / "out").rglob("results.json"))   # the cells stay out of the main report's rows
+    # the report shows it: a section and a figure
+    from classifiers.report import render_report
+    report = render_report(results=[tmp_path / "out"], out=tmp_path / "report", log=lambda m: None)
+    md = (report / "report.md").read_text()
+    assert "Batch norm and batch size" in md and "fig_batchnorm_folder_7x96_small_0.png" in md
+    assert (report / "fig_batchnorm_folder_7x96_small_0.png").is_file()
+
+
+def test_batchnorm_anova_and_bad_settings():
+    from studies.batchnorm import StudyError, anova, run
+    assert anova([[0.5, 0.6], [0.5, 0.6]])["p"] == pytest.approx(1.0)
+    assert anova([[0.7, 0.7], [0.7, 0.7]]) == {"F": None, "p": 1.0,
+                                               "note": "every run has the same accuracy: the means are identical"}
+    from scipy import stats
+    g = [[0.50, 0.52, 0.49], [0.55, 0.56, 0.58], [0.51, 0.50, 0.53]]
+    assert anova(g)["p"] == pytest.approx(stats.f_oneway(*g).pvalue, rel=1e-12)
+    with pytest.raises(StudyError, match="at least two"):
+        run(batch_sizes=[4])
+    with pytest.raises(StudyError, match="positive"):
+        run(batch_sizes=[0, 4])
