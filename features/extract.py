@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 import architectures
-from features import audio, datasets
+from features import audio, datasets, decode
 from features.decode import InputSpec, iter_prepared, model_input
 from features.store import (Chunks, ExtractionError, checkpoint_fold, config_key, feature_set_dir,
                             sha1_file, write_feature_set)
@@ -322,6 +322,8 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
                workers=workers, out=str(out), weights=str(weights) if weights else None, pad=pad,
                batchnorm=batchnorm, folds=folds, fold_seed=fold_seed, cache_dir=str(cache_dir) if cache_dir else None,
                input=spec.__dict__, dtype="float32", engine=engine, address=address)
+    if spec.kind == "spectrogram":  # a feature set made by an older input rule (waveform repetition) is redone
+        cfg["spectrogram_input_version"] = decode.SPECTROGRAM_INPUT_VERSION
     weights_file = weights is not None and Path(weights).is_file()
     key = config_key(cfg, ds.clips, sha1_file(weights) if weights_file else None)
 

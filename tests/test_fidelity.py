@@ -118,6 +118,20 @@ def test_inputs_cached_by_the_old_rule_are_not_served(tmp_path):
     np.testing.assert_array_equal(p.x, audio.spectrogram_input(clip, 300))
 
 
+def test_spectrogram_feature_sets_of_the_old_rule_are_redone(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    for label in ("a", "b"):
+        for i in range(2):
+            write_audio(root / label / f"{label}{i}.wav", _music_like(6000, seed=10 + i + 5 * (label == "b")))
+    kw = dict(dataset="folder", root=root, out=tmp_path / "fs", cache_dir=None, folds=2, width="small",
+              input_seconds=1.0, workers=0, progress=False)
+    folder = ex.extract("7x96", **kw)
+    assert isinstance(ex.plan("7x96", **kw), Path)                    # same rule: nothing to redo
+    monkeypatch.setattr(decode, "SPECTROGRAM_INPUT_VERSION", 1)
+    assert not isinstance(ex.plan("7x96", **kw), Path)                # another rule: extracted again
+    assert folder.is_dir()
+
+
 # ----------------------------------------------------------------------------- 6. cv-best pools the folds
 
 def test_cv_best_is_pooled_accuracy_on_unequal_folds():
