@@ -129,7 +129,7 @@ def _check_order(folder: Path, expected_ids: list[str]) -> None:
 def _grid_accuracies(paths, grid: str, jobs: int, out: Path, progress: bool) -> tuple[dict, dict]:
     """SVM grid, cv-best (folds pooled), on one cell's feature sets; ``{seed: accuracy}`` and the entry."""
     from classifiers.grid import run_grid
-    path = run_grid([str(p) for p in paths], classifier="svm", protocol="cv-best", grid=grid, jobs=jobs,
+    path = run_grid(features=[str(p) for p in paths], classifier="svm", protocol="cv-best", grid=grid, jobs=jobs,
                     out=out, progress=progress)
     kept = out / "grid.json"          # not results.json: the report must not mix these cells with the study's rows
     os.replace(path, kept)
@@ -188,7 +188,7 @@ def run(dataset: str = "synthetic", root=None, split_dir=None, manifest=None, ar
             paths = []
             for seed in seeds:
                 try:
-                    folder = extract(arch, dataset=ds.name, ds=ds, width=width, seed=seed, batch_size=bs,
+                    folder = extract(arch=arch, dataset=ds.name, ds=ds, width=width, seed=seed, batch_size=bs,
                                      batchnorm=batchnorm, input_seconds=input_seconds, out=cell_out / "features",
                                      device=device, workers=workers, cache_dir=cache_dir, folds=folds,
                                      fold_seed=fold_seed, progress=progress)

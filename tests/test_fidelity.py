@@ -10,7 +10,6 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 from sklearn.metrics import accuracy_score
 from threadpoolctl import threadpool_limits
