@@ -33,8 +33,9 @@ class FrontEnd:
         ``"module:Class"`` of its ``nn.Module``, the module relative to this package.
     widths : dict
         Constructor keywords of the study's ``"large"`` (~3584 features) and ``"small"`` (~120) widths.
-    input_kind : {"waveform", "spectrogram"}
-        What it consumes (the class says the same; ``tests/test_architectures.py`` checks it).
+    input_kind : {"waveform", "spectrogram", "clip"}
+        What it consumes (the class says the same; ``tests/test_registry.py`` checks it); "clip" is the
+        whole decoded clip, never cropped or padded (the MFCC baseline).
     reference : str
         Where the design comes from.
     """
@@ -77,7 +78,7 @@ FRONTENDS: dict[str, FrontEnd] = {f.name: f for f in (
     FrontEnd("vgg", "vgg:VGG",  # 5 x F
              {"large": {"filters": 717}, "small": {"filters": 24}}, "spectrogram", "Choi et al. 2016"),
     FrontEnd("mfcc", "mfcc:MFCC",  # always 120 statistics
-             {"large": {}, "small": {}}, "waveform", "baseline"),
+             {"large": {}, "small": {}}, "clip", "baseline"),
 )}
 
 # Constructor keywords of each width (frontends.md): "large" gives 3584 / 3585 features, "small" 112 / 120.

@@ -1,4 +1,15 @@
-"""MFCC baseline: 20 MFCCs and their deltas, summarised by mean and standard deviation over time."""
+"""MFCC baseline: 20 MFCCs of the whole clip and their raw differences, summarised by mean and std over time.
+
+The study's code (``extract_mfcc_features`` in jordipons/elmarc; ``../shared/design/frontends.md``, "mfcc"):
+``librosa.feature.mfcc`` of the *whole* decoded clip (no crop to 29 s), the first differences of the MFCC
+frames (``m[:, 1:] - m[:, :-1]``) and the first differences of those, and the vector
+``[mean(m), std(m), mean(d), std(d), mean(dd), std(dd)]``. Because the input is the whole clip, this
+front-end's ``input_kind`` is ``"clip"``: extraction hands it each decoded clip unfitted, and a batch of
+clips of unequal length arrives as a list of 1-D tensors.
+
+:class:`MFCCDelta` keeps this toolkit's former baseline (``librosa.feature.delta`` on the fitted 29 s
+waveform, another order) as a named alternative for comparison; it is not the study's.
+"""
 from __future__ import annotations
 
 import librosa
@@ -10,29 +21,51 @@ from .layers import check_input
 
 SAMPLE_RATE = 12000  # the study's rate (features/audio.py owns the constant; no runtime import needed)
 N_MFCC = 20
-DELTA_WIDTH = 9  # librosa.feature.delta's default Savitzky-Golay window (frames)
+N_FFT = 2048  # librosa.feature.mfcc's default window: clips shorter than this are repeat-padded to it
+DELTA_WIDTH = 9  # librosa.feature.delta's default Savitzky-Golay window (frames), MFCCDelta only
+
+
+def _min_length(wave: np.ndarray, n: int = N_FFT) -> np.ndarray:
+    """``wave`` repeated (then cropped) to ``n`` samples when shorter, as the study's code did."""
+    if wave.shape[0] == 0:
+        raise ValueError("mfcc: empty clip (0 samples)")
+    return wave if wave.shape[0] >= n else np.tile(wave, -(-n // wave.shape[0]))[:n]
 
 
 def mfcc_statistics(wave: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """The 120 statistics of one clip.
+    """The study's 120 statistics of one whole clip.
 
-    ``librosa.feature.mfcc`` with its defaults (20 coefficients, n_fft 2048, hop 512, 128 mel bands)
-    at ``sr``; the "first and second differences" are ``librosa.feature.delta`` of order 1 and 2
-    (Savitzky-Golay derivatives over 9 frames, librosa's standard deltas, rather than raw
-    ``np.diff``, which is noisier and one frame shorter); then the mean and the standard deviation
-    (ddof 0) over time of each of the 60 rows.
+    ``librosa.feature.mfcc`` with 20 coefficients and librosa's other defaults (n_fft 2048, hop 512,
+    128 mel bands) at ``sr``; ``d`` = raw first differences of the MFCC frames along time, ``dd`` = first
+    differences of ``d``; mean and standard deviation (ddof 0) over time of each.
 
     Parameters
     ----------
     wave : np.ndarray
-        ``(samples,)`` float.
+        ``(samples,)``, the whole clip; repeat-padded to 2048 samples when shorter.
     sr : int
 
     Returns
     -------
     np.ndarray
-        ``(120,)`` float32: ``[mean(mfcc), mean(delta), mean(delta2), std(mfcc), std(delta), std(delta2)]``,
-        20 values each.
+        ``(120,)`` float32: ``[mean(m), std(m), mean(d), std(d), mean(dd), std(dd)]``, 20 values each.
+    """
+    wave = _min_length(np.asarray(wave, dtype=np.float32))
+    m = librosa.feature.mfcc(y=wave, sr=sr, n_mfcc=N_MFCC)   # (20, frames), frames >= 5
+    d = m[:, 1:] - m[:, :-1]
+    dd = d[:, 1:] - d[:, :-1]
+    return np.concatenate([m.mean(axis=1), m.std(axis=1), d.mean(axis=1), d.std(axis=1),
+                           dd.mean(axis=1), dd.std(axis=1)]).astype(np.float32)
+
+
+def mfcc_delta_statistics(wave: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """This toolkit's former baseline (not the study's): ``librosa.feature.delta`` of order 1 and 2
+    (9-frame Savitzky-Golay derivatives), vector ``[means of m, delta, delta2, then their stds]``.
+
+    Returns
+    -------
+    np.ndarray
+        ``(120,)`` float32.
     """
     coeffs = librosa.feature.mfcc(y=np.asarray(wave, dtype=np.float32), sr=sr, n_mfcc=N_MFCC)
     if coeffs.shape[1] < DELTA_WIDTH:
@@ -44,10 +77,11 @@ def mfcc_statistics(wave: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
 
 
 class MFCC(nn.Module):
-    """Baseline front-end without parameters: 120 MFCC statistics per clip, computed with librosa.
+    """Baseline front-end without parameters: the study's 120 MFCC statistics of each whole clip.
 
-    Input ``(batch, samples)`` at 12 kHz. The single "layer" is ``(batch, 120, 1)`` (a length-1 time
-    axis so that averaging over the non-channel axes is the identity).
+    Input: the whole clips at 12 kHz, either a ``(batch, samples)`` tensor (clips of one length) or a
+    list of ``(samples_i,)`` tensors (clips of unequal length). The single "layer" is
+    ``(batch, 120, 1)`` (a length-1 time axis so that averaging over the non-channel axes is the identity).
 
     Parameters
     ----------
@@ -55,7 +89,9 @@ class MFCC(nn.Module):
         Accepted for a uniform interface; unused (nothing is random).
     """
 
-    input_kind = "waveform"
+    input_kind = "clip"
+    statistics = staticmethod(mfcc_statistics)
+    name = "mfcc"
 
     def __init__(self, seed: int = 0):
         super().__init__()
@@ -67,13 +103,44 @@ class MFCC(nn.Module):
     def dims(self) -> dict:
         return {"seed": self.seed}
 
-    def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """``[mfcc]``, ``(batch, 120, 1)``, from ``x`` ``(batch, samples)``; runs in numpy, one clip at a time."""
-        check_input(x, self.input_kind, "mfcc")
-        waves = x.detach().cpu().numpy()
-        stats = np.stack([mfcc_statistics(w) for w in waves])
-        return [torch.from_numpy(stats).to(device=x.device, dtype=x.dtype)[:, :, None]]
+    def _clips(self, x) -> tuple[list[np.ndarray], torch.Tensor]:
+        if isinstance(x, (list, tuple)):
+            if not x:
+                raise ValueError(f"{self.name}: empty list of clips")
+            for i, c in enumerate(x):
+                if not isinstance(c, torch.Tensor) or c.dim() != 1 or c.shape[0] == 0 or not c.is_floating_point():
+                    found = tuple(c.shape) if isinstance(c, torch.Tensor) else type(c).__name__
+                    raise ValueError(f"{self.name}: clip {i}: expected a non-empty 1-D float tensor (samples,), "
+                                     f"found {found}")
+            return [c.detach().cpu().numpy() for c in x], x[0]
+        check_input(x, "waveform", self.name)
+        return list(x.detach().cpu().numpy()), x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def extract_features(self, x) -> list[torch.Tensor]:
+        """``[mfcc]``, ``(batch, 120, 1)``; runs in numpy (librosa), one clip at a time.
+
+        Parameters
+        ----------
+        x : Tensor ``(batch, samples)`` or list of Tensor ``(samples_i,)``
+        """
+        waves, ref = self._clips(x)
+        stats = np.stack([self.statistics(w) for w in waves])
+        return [torch.from_numpy(stats).to(device=ref.device, dtype=ref.dtype)[:, :, None]]
+
+    def forward(self, x) -> torch.Tensor:
         """``(batch, 120, 1)``."""
         return self.extract_features(x)[0]
+
+
+class MFCCDelta(MFCC):
+    """The former baseline, for comparison only: ``librosa.feature.delta`` deltas of the MFCCs of the
+    *fitted* waveform (input kind ``"waveform"``: cropped or repeat-padded to 350 000 samples).
+
+    Not the study's computation (see :class:`MFCC`); reachable from Python
+    (``architectures.mfcc.MFCCDelta()``) and, where custom front-ends are accepted, as
+    ``--arch architectures.mfcc:MFCCDelta``.
+    """
+
+    input_kind = "waveform"
+    statistics = staticmethod(mfcc_delta_statistics)
+    name = "mfcc-delta"

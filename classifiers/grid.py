@@ -25,7 +25,7 @@ from . import integrity
 from .grids import GRIDS, grid_points, resolve_gamma
 from .kernels import FastELM, FastSVM
 from .per_fold import evaluate_per_fold, group_runs
-from .protocols import OPTIMISTIC, choose_protocols, evaluate
+from .protocols import CV_WEIGHTINGS, OPTIMISTIC, choose_protocols, evaluate
 from .reference import HpelmELM, NaiveELM, NaiveSVM
 
 __all__ = ["run_grid", "main", "ELM_DEFAULTS"]
@@ -36,6 +36,12 @@ ELM_DEFAULTS = {"activation": "relu", "hidden_init": "standard normal weights an
                 "output_weights": "pseudo-inverse, singular values below 1e6*eps*s_max dropped"}
 SVM_ENGINES = {"fast": FastSVM, "sklearn": NaiveSVM}
 ELM_ENGINES = {"fast": FastELM, "estimator": NaiveELM, "hpelm": HpelmELM}
+# What each ELM engine's output weights are: "fast" and "estimator" are the study's ELM; "hpelm" is a
+# cross-check only (hpelm solves ridge-regularised normal equations, not the pseudo-inverse).
+ELM_ENGINE_ROLE = {"fast": "study", "estimator": "study",
+                   "hpelm": "cross-check (not the study's ELM: ridge-regularised normal equations, "
+                            "hpelm's 50*eps ridge, instead of the pseudo-inverse)"}
+HPELM_OUTPUT_WEIGHTS = "hpelm: normal equations (H'H + 50 eps I)^-1 H'T, a ridge; not the pseudo-inverse"
 BACKENDS = ("local", "ray")  # where joblib runs the scorers' parallel fits
 CSV_FIELDS = ["dataset", "arch", "width", "weights", "classifier", "protocol", "optimistic", "seed",
               "features", "accuracy", "selected", "mean", "std", "n_runs", "engine", "total_s"]
@@ -92,7 +98,7 @@ def _parallel(backend, address):
 
 def run_grid(features, classifier="all", protocol="auto", standardize=False, jobs=1, out=None,
              grid="study", elm_engine="fast", svm_engine="fast", progress=True, backend="local",
-             address=None, folds=10, fold_seed=0, log=None) -> Path:
+             address=None, folds=10, fold_seed=0, log=None, cv_weighting="pooled") -> Path:
     """Run the grids on ``features`` (list of feature-set folders) and write the results.
 
     Returns the path of ``results.json``. See ``python -m classifiers.grid --help`` for the arguments.
@@ -102,6 +108,8 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
     names = {"all": ["svm", "elm"], "svm": ["svm"], "elm": ["elm"]}.get(classifier)
     if names is None:
         raise ValueError(f"unknown classifier {classifier!r}; available: svm, elm, all")
+    if cv_weighting not in CV_WEIGHTINGS:
+        raise ValueError(f"unknown --cv-weighting {cv_weighting!r}; available: {', '.join(CV_WEIGHTINGS)}")
     if elm_engine not in ELM_ENGINES or svm_engine not in SVM_ENGINES:
         raise ValueError(f"unknown engine: elm {elm_engine!r} (available {list(ELM_ENGINES)}), "
                          f"svm {svm_engine!r} (available {list(SVM_ENGINES)})")
@@ -149,10 +157,10 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
                 if len(run_sets) == 1:
                     scorer = make_scorer(fs.X)
                     results = evaluate(scorer, points, y_index, protocols, split=first.split,
-                                       fold=first.fold, **kw)
+                                       fold=first.fold, cv_weighting=cv_weighting, **kw)
                 else:
                     scorer, results = evaluate_per_fold(make_scorer, run_sets, points, y_index,
-                                                        protocols, first.fold, **kw)
+                                                        protocols, first.fold, cv_weighting=cv_weighting, **kw)
             seconds = time.perf_counter() - t0
             one_class = [integrity.one_class_note(s, seed) for s in made]
             for p in protocols:
@@ -172,14 +180,22 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
         for p in protocols:
             slot = per_protocol[p]
             accs = [r["accuracy"] for r in slot["runs"]]
-            entry = {"classifier": name, "protocol": p, "optimistic": OPTIMISTIC[p], "runs": slot["runs"],
+            # hpelm's ELM is not the study's: its rows are labelled "elm-hpelm" so that no report sets
+            # them beside the published ELM figures
+            label = "elm-hpelm" if name == "elm" and elm_engine == "hpelm" else name
+            entry = {"classifier": label, "protocol": p, "optimistic": OPTIMISTIC[p], "runs": slot["runs"],
                      "mean": float(np.mean(accs)) if accs else None,
                      "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else None,
                      "n_runs": len(accs), "failed_points": slot["failed_points"],
                      "timings": {"total_s": slot["total_s"]}, "grid": grid,
-                     "standardize": standardize}
+                     "standardize": standardize,
+                     # how the accuracy combines folds: cv-best pooled (size-weighted, the study's) or
+                     # mean; nested-cv is the mean of its outer folds; split has one test set
+                     "fold_weighting": {"cv-best": cv_weighting, "nested-cv": "mean"}.get(p)}
             if name == "elm":
-                entry["elm"] = dict(ELM_DEFAULTS, engine=elm_engine)
+                entry["elm"] = dict(ELM_DEFAULTS, engine=elm_engine, role=ELM_ENGINE_ROLE[elm_engine])
+                if elm_engine == "hpelm":
+                    entry["elm"]["output_weights"] = HPELM_OUTPUT_WEIGHTS
             if "errors" in slot:
                 entry["errors"] = slot["errors"]
             if slot.get("notes"):
@@ -189,8 +205,8 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
     clips_per_s = (meta.get("timings") or {}).get("clips_per_s")
     config = {"features": [str(f) for f in features], "classifier": classifier, "protocol": protocol,
               "standardize": standardize, "jobs": jobs, "grid": grid, "elm_engine": elm_engine,
-              "svm_engine": svm_engine, "backend": backend, "address": address, "folds": folds,
-              "fold_seed": fold_seed}
+               "svm_engine": svm_engine, "backend": backend, "address": address, "folds": folds,
+               "fold_seed": fold_seed, "cv_weighting": cv_weighting}
     results = {"kind": "randomcnn-results", "version": 1, "dataset": meta.get("dataset"),
                "arch": meta.get("arch"), "width": meta.get("width"), "weights": meta.get("weights"),
                "feature_length": int(first.X.shape[1]), "n_params": meta.get("n_params"),
@@ -229,6 +245,8 @@ def table(results) -> str:
             f" +- {100 * e['std']:.2f}" if e["std"] is not None else "")
         sel = e["runs"][0]["selected"] if e["runs"] else "-"
         flag = " (optimistic)" if e["optimistic"] else ""
+        if e.get("elm", {}).get("role", "study") != "study":
+            flag += " (hpelm cross-check, not the study's ELM)"
         lines.append(f"{e['classifier']:<10} {e['protocol']:<10} {acc:>14} {e['n_runs']:>4}  {sel}{flag}")
     return "\n".join(lines)
 
@@ -256,7 +274,14 @@ def main(argv=None):
     parser.add_argument("--grid", choices=sorted(GRIDS), default="study",
                         help="study: the published grids; small: a few points for smoke tests")
     parser.add_argument("--elm-engine", choices=list(ELM_ENGINES), default="fast",
-                        help="fast: shared hidden layer; estimator: ELMClassifier per fit; hpelm: hpelm")
+                        help="fast: the study's ELM (pseudo-inverse), one shared hidden layer; estimator: the "
+                             "same ELM, ELMClassifier refitted per fit; hpelm: a CROSS-CHECK, not the study's "
+                             "ELM (hpelm solves ridge-regularised normal equations, not the pseudo-inverse; "
+                             "results are labelled so)")
+    parser.add_argument("--cv-weighting", choices=list(CV_WEIGHTINGS), default="pooled",
+                        help="how cv-best combines folds: pooled = accuracy over all held-out predictions "
+                             "(folds weighted by size, the study's scikit-learn); mean = unweighted mean of "
+                             "fold accuracies")
     parser.add_argument("--svm-engine", choices=list(SVM_ENGINES), default="fast",
                         help="fast: precomputed kernels; sklearn: SVC refitted per point and fold")
     parser.add_argument("--backend", choices=list(BACKENDS), default="local",

@@ -60,7 +60,7 @@ def group_runs(sets) -> list[list]:
 
 
 def evaluate_per_fold(make_scorer, run_sets, points, y, protocols, fold, jobs=1, desc=None,
-                      progress=True):
+                      progress=True, cv_weighting="pooled"):
     """Like ``protocols.evaluate`` for one run of per-fold feature sets (``run_sets[i]`` = fold i's model).
 
     Returns ``(scorer, results)``: the last scorer made (for its name) and the dict ``evaluate`` returns.
@@ -96,7 +96,7 @@ def evaluate_per_fold(make_scorer, run_sets, points, y, protocols, fold, jobs=1,
         return np.concatenate([fold_pred[k][selection[k]] for k in range(n_folds)])
 
     if "cv-best" in protocols:
-        out["cv-best"] = cv_best(outer, oof_index, oof)
+        out["cv-best"] = cv_best(outer, oof_index, oof, [int(np.sum(fold == k)) for k in folds], cv_weighting)
     if "nested-cv" in protocols:
         if any(n is None or n[0] in failed for n in nested):
             out["nested-cv"] = None

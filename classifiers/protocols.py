@@ -2,15 +2,20 @@
 
 - ``split`` (GTZAN): every point is fitted on ``train`` and scored on ``val``; the best is fitted on
   ``train`` again and scored on ``test`` (the test clips are touched once, after selection).
-- ``cv-best`` (Ballroom, US8K, as published): the point with the best mean accuracy over the
-  predefined folds, and that mean. Optimistic: the same folds select and score.
+- ``cv-best`` (Ballroom, US8K, as published): the point with the best accuracy over the predefined
+  folds, and that accuracy. Optimistic: the same folds select and score. By default the folds are
+  pooled (``weighting="pooled"``: the accuracy over every held-out prediction, i.e. folds weighted by
+  their size), as the study's scikit-learn computed it (``GridSearchCV``'s ``iid=True``, its default
+  until 0.22); ``weighting="mean"`` is the unweighted mean of fold accuracies (``GridSearchCV`` today).
+  The two differ when folds differ in size (UrbanSound8K's folds hold 806 to 990 clips).
 - ``nested-cv``: for each outer fold, the point with the best mean accuracy over the other folds (each
   held out in turn from a model trained on the rest of them) is scored on the outer fold, which no
   selection ever saw. The honest number.
 
 Ties go to the first point in grid order, as in ``GridSearchCV``; fold means are ``np.average`` of
-``accuracy_score`` values in fold order, again as ``GridSearchCV`` computes them, so a straightforward
-grid search selects the same point. Failed points (see ``failed``) never win.
+``accuracy_score`` values in fold order (weighted by fold size for pooled ``cv-best``), again as
+``GridSearchCV`` computes them, so a straightforward grid search selects the same point. Failed points
+(see ``failed``) never win.
 """
 from __future__ import annotations
 
@@ -20,10 +25,11 @@ import numpy as np
 from sklearn.metrics import accuracy_score
 from tqdm.auto import tqdm
 
-__all__ = ["PROTOCOLS", "choose_protocols", "evaluate"]
+__all__ = ["PROTOCOLS", "CV_WEIGHTINGS", "choose_protocols", "evaluate", "cv_best"]
 
 PROTOCOLS = ("split", "cv-best", "nested-cv")
 OPTIMISTIC = {"split": False, "cv-best": True, "nested-cv": False}
+CV_WEIGHTINGS = ("pooled", "mean")  # cv-best: folds weighted by size (the study's), or unweighted
 
 
 def choose_protocols(protocol: str, kind: str) -> list[str]:
@@ -51,20 +57,40 @@ def _acc(y_true, y_pred) -> float:
     return float("nan") if y_pred is None else float(accuracy_score(y_true, y_pred))
 
 
-def cv_best(outer: np.ndarray, oof_index: np.ndarray, oof) -> dict | None:
+def cv_best(outer: np.ndarray, oof_index: np.ndarray, oof, fold_sizes=None, weighting: str = "pooled") -> dict | None:
     """The ``cv-best`` result from ``outer[p, k]`` (accuracy of point p on fold k): the point with the
-    best mean over the folds (first in grid order on ties); ``oof(selection)`` gives the out-of-fold
-    predictions of one point per fold. ``None`` when every point failed."""
-    scores = np.average(outer, axis=1)
+    best accuracy over the folds (first in grid order on ties); ``oof(selection)`` gives the out-of-fold
+    predictions of one point per fold. ``None`` when every point failed.
+
+    Parameters
+    ----------
+    outer : ndarray (n_points, n_folds)
+    oof_index : ndarray (n_scored,)
+    oof : callable
+    fold_sizes : sequence of int (n_folds,)
+        Test clips per fold; needed for ``weighting="pooled"``.
+    weighting : {"pooled", "mean"}
+        ``pooled``: ``np.average`` of the fold accuracies weighted by ``fold_sizes``, which is the
+        accuracy over all held-out predictions (the study's); ``mean``: the unweighted mean.
+    """
+    if weighting not in CV_WEIGHTINGS:
+        raise ValueError(f"unknown cv-best weighting {weighting!r}; expected one of {', '.join(CV_WEIGHTINGS)}")
+    weights = None
+    if weighting == "pooled":
+        if fold_sizes is None or len(fold_sizes) != outer.shape[1]:
+            raise ValueError(f"cv-best weighting 'pooled' needs the size of each of the {outer.shape[1]} folds")
+        weights = np.asarray(fold_sizes, dtype=np.float64)
+    scores = np.average(outer, axis=1, weights=weights)
     best = _best(scores)
     if best < 0:
         return None
-    return {"selected": best, "selected_per_fold": None, "accuracy": float(scores[best]),
+    return {"selected": best, "selected_per_fold": None, "accuracy": float(scores[best]), "weighting": weighting,
             "fold_accuracies": outer[best].tolist(), "scores": scores, "fold_scores": outer,
             "test_index": oof_index, "y_pred": oof([best] * outer.shape[1])}
 
 
-def evaluate(scorer, points, y, protocols, split=None, fold=None, jobs=1, desc=None, progress=True):
+def evaluate(scorer, points, y, protocols, split=None, fold=None, jobs=1, desc=None, progress=True,
+             cv_weighting: str = "pooled"):
     """Run ``protocols`` for one feature set with ``scorer`` (see ``kernels.py``).
 
     Parameters
@@ -77,6 +103,8 @@ def evaluate(scorer, points, y, protocols, split=None, fold=None, jobs=1, desc=N
     fold : ndarray of int (n_clips,) or None
     jobs : int
     desc : str, progress-bar label
+    cv_weighting : {"pooled", "mean"}
+        How ``cv-best`` combines the folds (see :func:`cv_best`).
 
     Returns
     -------
@@ -111,7 +139,7 @@ def evaluate(scorer, points, y, protocols, split=None, fold=None, jobs=1, desc=N
         return np.concatenate([pred[selection[k]][k] for k in range(n_folds)])
 
     if "cv-best" in protocols:
-        out["cv-best"] = cv_best(outer, oof_index, oof)
+        out["cv-best"] = cv_best(outer, oof_index, oof, [len(tasks[k][1]) for k in range(n_folds)], cv_weighting)
     if "nested-cv" in protocols:
         chosen, inner_scores = [], []
         for k in range(n_folds):

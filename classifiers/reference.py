@@ -101,13 +101,20 @@ class HpelmELM(NaiveELM):
         return np.argmax(out, axis=1)
 
 
-def straightforward_cv_best(X, y, fold, svm_grid, elm_grid, seed=0, jobs=1):
+def straightforward_cv_best(X, y, fold, svm_grid, elm_grid, seed=0, jobs=1, weighting="pooled"):
     """The reference code's cv-best: ``GridSearchCV`` over predefined folds for the SVM and the ELM.
 
-    Returns ``{"svm": (best_params, best_mean), "elm": (best_params, best_mean)}``; a grid given as
+    ``weighting="pooled"`` scores each point as the study's scikit-learn did (``GridSearchCV(iid=True)``,
+    the default before 0.22): the fold scores averaged with the folds' test sizes as weights, the
+    first best point winning; ``"mean"`` is today's ``GridSearchCV`` (``best_params_``, ``best_score_``).
+    Returns ``{"svm": (best_params, best_score), "elm": (best_params, best_score)}``; a grid given as
     None is skipped.
     """
-    cv = PredefinedSplit(np.asarray(fold) - 1)
+    if weighting not in ("pooled", "mean"):
+        raise ValueError(f"unknown weighting {weighting!r}; expected 'pooled' or 'mean'")
+    fold = np.asarray(fold)
+    cv = PredefinedSplit(fold - 1)
+    sizes = np.array([np.sum(fold == k) for k in np.unique(fold)], dtype=np.float64)
     out = {}
     for name, est, grid in (("svm", SVC(), svm_grid),
                             ("elm", ELMClassifier(random_state=seed), elm_grid)):
@@ -115,5 +122,12 @@ def straightforward_cv_best(X, y, fold, svm_grid, elm_grid, seed=0, jobs=1):
             continue
         search = GridSearchCV(est, grid, cv=cv, scoring="accuracy", n_jobs=jobs, refit=False,
                               error_score=np.nan).fit(X, y)
-        out[name] = (search.best_params_, float(search.best_score_))
+        if weighting == "mean":
+            out[name] = (search.best_params_, float(search.best_score_))
+            continue
+        res = search.cv_results_
+        split = np.array([res[f"split{k}_test_score"] for k in range(len(sizes))]).T  # (points, folds)
+        scores = np.average(split, axis=1, weights=sizes)
+        best = int(np.argmax(np.where(np.isfinite(scores), scores, -np.inf)))
+        out[name] = (res["params"][best], float(scores[best]))
     return out

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from classifiers.published import published_figure  # noqa: E402
 from classifiers.report_stats import ARCH_ORDER, group_rows, protocol_label  # noqa: E402
 
-__all__ = ["bar_charts", "scatter_random_trained", "slug"]
+__all__ = ["bar_charts", "scatter_random_trained", "batchnorm_chart", "slug"]
 
 _CMAP = plt.get_cmap("tab20")
 
@@ -155,3 +155,47 @@ def scatter_random_trained(pairs: list[dict], out_dir: Path, title: str) -> str 
     fig.savefig(out_dir / name, dpi=100)
     plt.close(fig)
     return name
+
+
+def batchnorm_chart(result: dict) -> bytes:
+    """The batch-norm experiment like the study's Fig. 4.5: accuracy against batch size, without and with
+    batch norm (batch statistics), mean over runs with one std as error bar, and the ANOVAs in the title.
+
+    Parameters
+    ----------
+    result : dict
+        A ``batchnorm.json`` written by ``python -m studies.batchnorm``.
+
+    Returns
+    -------
+    bytes
+        The PNG (no timestamp in its metadata: the same result gives the same bytes).
+    """
+    import io
+    sizes = list(result["batch_sizes"])
+    x = range(len(sizes))
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for bn, colour, label in ((False, "tab:blue", "no batch norm"), (True, "tab:red", "batch norm (batch statistics)")):
+        cells = {c["batch_size"]: c for c in result["cells"] if c["batchnorm"] == bn}
+        means = [100 * cells[b]["mean"] for b in sizes]
+        stds = [0.0 if cells[b]["std"] is None else 100 * cells[b]["std"] for b in sizes]
+        shift = 0.06 if bn else -0.06
+        ax.errorbar([i + shift for i in x], means, yerr=stds, marker="o", capsize=3, color=colour, label=label)
+    ax.set_xticks(list(x), [str(b) for b in sizes])
+    ax.set_xlabel("batch size (clips sorted by label)")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(axis="y", alpha=0.3)
+
+    def p_text(a):
+        return "n/a" if a["p"] is None else f"{a['p']:.3g}"
+    anova = result["anova"]
+    ax.set_title(f"{result['dataset']}, {result['arch']} ({result['width']}), SVM {result['protocol']}, "
+                 f"{len(result['seeds'])} run(s)\nANOVA over batch sizes: no BN p = "
+                 f"{p_text(anova['no_batchnorm'])}, BN p = {p_text(anova['batchnorm'])} "
+                 f"(study, no BN: {result['study']['anova_p_no_batchnorm']})", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

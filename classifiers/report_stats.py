@@ -278,76 +278,105 @@ def correlations(pairs: list[dict]) -> list[dict]:
     return out
 
 
-def _significance(ps) -> str:
-    """How the t-tests behind an ordering came out."""
+def _significance(ps, alpha: float = ALPHA) -> str:
+    """How the t-tests behind an ordering came out, at the level the study states for it."""
     if any(p is None for p in ps):
         return "t-test n/a (fewer than 2 runs or no variance)"
-    if all(p < ALPHA for p in ps):
-        return "t-test p < 0.05" + (" at every step" if len(ps) > 1 else "")
-    return "not significant (t-test p >= 0.05" + (" at some step)" if len(ps) > 1 else ")")
+    if all(p < alpha for p in ps):
+        return f"t-test p < {alpha:g}" + (" at every step" if len(ps) > 1 else "")
+    return f"not significant (t-test p >= {alpha:g}" + (" at some step)" if len(ps) > 1 else ")")
 
 
-def _chain(members: dict, archs, pvals: dict) -> tuple[str, str]:
+def _p(pvals: dict, a: str, b: str):
+    return pvals.get((a, b), pvals.get((b, a)))
+
+
+def _chain(members: dict, o: dict, pvals: dict) -> tuple[str, str]:
+    archs = o["archs"]
     means = [100 * members[a]["mean"] for a in archs]
     holds = all(x > y for x, y in zip(means, means[1:]))
-    ps = [pvals.get((a, b), pvals.get((b, a))) for a, b in zip(archs, archs[1:])]
+    ps = [_p(pvals, a, b) for a, b in zip(archs, archs[1:])]
     sep = " > " if holds else ", "
     return ("yes" if holds else "no"), (sep.join(f"{a} {m:.1f}" for a, m in zip(archs, means))
-                                        + "; " + _significance(ps))
+                                        + "; " + _significance(ps, o["alpha"]))
 
 
-def _best(members: dict, archs, pvals: dict) -> tuple[str, str]:
-    others = [a for a in members if a not in archs and a != "mfcc"]
+def _top(members: dict, o: dict, pvals: dict) -> tuple[str, str]:
+    """The named front-ends are the best of ``o["among"]`` (the others of that set that were run)."""
+    field = set(o["among"]) if o.get("among") else set(members) - {"mfcc"}
+    others = [a for a in members if a in field and a not in o["archs"] and a != "mfcc"]
     if not others:
-        return "not run", "no other front-end to compare with"
-    worst_named = min(archs, key=lambda a: members[a]["mean"])
+        return "not run", "no other front-end of the set to compare with"
+    worst_named = min(o["archs"], key=lambda a: members[a]["mean"])
     best_other = max(others, key=lambda a: members[a]["mean"])
     holds = members[worst_named]["mean"] > members[best_other]["mean"]
-    p = pvals.get((worst_named, best_other), pvals.get((best_other, worst_named)))
     return ("yes" if holds else "no"), (
         f"{worst_named} {100 * members[worst_named]['mean']:.1f} vs best other {best_other} "
-        f"{100 * members[best_other]['mean']:.1f} (of {len(others) + len(archs)} front-ends); "
-        + _significance([p]))
+        f"{100 * members[best_other]['mean']:.1f} (of {len(others) + len(o['archs'])} front-ends); "
+        + _significance([_p(pvals, worst_named, best_other)], o["alpha"]))
 
 
-def check_orderings(rows: list[dict]) -> list[dict]:
-    """Whether the study's orderings hold on random-weight means, group by group.
+def _beats(members: dict, o: dict, pvals: dict) -> tuple[str, str]:
+    """Each named front-end beats the baseline (the MFCCs)."""
+    base = o["baseline"]
+    if base not in members:
+        return "not run", f"no {base} result in this group"
+    m0 = members[base]["mean"]
+    holds = all(members[a]["mean"] > m0 for a in o["archs"])
+    return ("yes" if holds else "no"), (
+        ", ".join(f"{a} {100 * members[a]['mean']:.1f}" for a in o["archs"]) + f" vs {base} {100 * m0:.1f}; "
+        + _significance([_p(pvals, a, base) for a in o["archs"]], o["alpha"]))
+
+
+_CHECKS = {"chain": _chain, "top": _top, "best": _top, "beats": _beats}
+STUDY_CLASSIFIERS = ("svm", "elm")  # "elm-hpelm" rows are a cross-check, never the study's ELM
+
+
+def _in_scope(o: dict, width: str, classifier: str) -> bool:
+    return (classifier in (o.get("classifiers") or STUDY_CLASSIFIERS)
+            and (o.get("widths") is None or width in o["widths"]))
+
+
+def check_orderings(rows: list[dict], orderings=ORDERINGS) -> list[dict]:
+    """Whether the study's orderings hold on random-weight means, each within its published scope.
+
+    Each ordering of :data:`classifiers.published.ORDERINGS` names its dataset, the classifiers and
+    widths it covers ("7x86 > 7x96" on GTZAN: SVMs only), its field ("the two best spectrogram
+    models": spectrogram front-ends only) and its t-test level; groups outside that scope are not checked.
 
     Returns
     -------
     list of dict
         ``ordering, dataset, group`` (classifier / protocol / width), ``holds`` ("yes", "no" or
-        "not run") and ``detail`` (the means, whether the t-tests agree, or what is missing).
+        "not run"), ``detail`` (the means, whether the t-tests agree, or what is missing),
+        ``claim`` (the thesis's scope words) and ``source``.
     """
     groups = group_rows(rows, weights="random")
     tests = pairwise_tests([r for r in rows if r["weights"] == "random" or r["arch"] == "mfcc"])
-    present = sorted({k[0] for k in groups}, key=lambda d: sort_key(
-        {"dataset": d, "weights": "", "width": "", "classifier": "", "protocol": "", "arch": ""}))
     out = []
-    for o in ORDERINGS:
-        datasets = o["datasets"] or tuple(dict.fromkeys(STUDY_DATASETS + tuple(present)))
-        for ds in datasets:
-            found = False
-            for key, members in groups.items():
-                if key[0] != ds or not any(a in members for a in o["archs"]):
-                    continue
-                found = True
-                label = f"{key[3]} / {protocol_label(key[4])} / {key[2]}"
-                missing = [a for a in o["archs"] if a not in members]
-                if missing:
-                    out.append({"ordering": o["name"], "dataset": ds, "group": label,
-                                "holds": "not run", "detail": "missing " + ", ".join(missing)})
-                    continue
-                pvals = {(p["a"], p["b"]): p["p_t"] for p in tests.get(key, [])}
-                check = _chain if o["kind"] == "chain" else _best
-                holds, detail = check(members, o["archs"], pvals)
-                out.append({"ordering": o["name"], "dataset": ds, "group": label,
-                            "holds": holds, "detail": detail})
-            if not found:
-                out.append({"ordering": o["name"], "dataset": ds, "group": "-",
-                            "holds": "not run", "detail": "no random-weight results for "
-                            + ", ".join(o["archs"])})
-    return out
+    for o in orderings:
+        ds = o["dataset"]
+        base = {"ordering": o["name"], "dataset": ds, "claim": o.get("claim", ""), "source": o.get("source", "")}
+        found = False
+        for key, members in groups.items():
+            if key[0] != ds or not _in_scope(o, key[2], key[3]) or not any(a in members for a in o["archs"]):
+                continue
+            found = True
+            label = f"{key[3]} / {protocol_label(key[4])} / {key[2]}"
+            missing = [a for a in o["archs"] if a not in members]
+            if missing:
+                out.append({**base, "group": label, "holds": "not run", "detail": "missing " + ", ".join(missing)})
+                continue
+            pvals = {(p["a"], p["b"]): p["p_t"] for p in tests.get(key, [])}
+            holds, detail = _CHECKS[o["kind"]](members, o, pvals)
+            out.append({**base, "group": label, "holds": holds, "detail": detail})
+        if not found:
+            scope = "/".join(o.get("classifiers") or STUDY_CLASSIFIERS) + (
+                "" if o.get("widths") is None else ", width " + "/".join(o["widths"]))
+            out.append({**base, "group": "-", "holds": "not run",
+                        "detail": f"no random-weight results for {', '.join(o['archs'])} in scope ({scope})"})
+    return sorted(out, key=lambda r: STUDY_DATASETS.index(r["dataset"]) if r["dataset"] in STUDY_DATASETS
+                  else len(STUDY_DATASETS))
 
 
 def cost_table(rows: list[dict]) -> list[dict]:

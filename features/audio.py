@@ -25,7 +25,7 @@ from torch import nn
 
 __all__ = ["SAMPLE_RATE", "N_SAMPLES", "N_FFT", "HOP_LENGTH", "N_MELS", "FMIN", "FMAX", "N_FRAMES",
            "TOP_DB", "AMIN", "RES_TYPE", "AudioError", "load_audio", "resample", "fit_length", "input_lengths",
-           "log_mel", "spectrogram_input", "waveform_input", "LogMel"]
+           "log_mel", "repeat_frames", "spectrogram_input", "waveform_input", "clip_input", "LogMel"]
 
 # The study's settings (Pons & Serra 2019, thesis ch. 4; ../shared/design/frontends.md).
 SAMPLE_RATE = 12000   # Hz: the MSD/MagnaTagATune front-ends of Pons et al. ran at 12 kHz
@@ -234,27 +234,93 @@ def log_mel(wave: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(db.T, dtype=np.float32)
 
 
+def repeat_frames(frames: np.ndarray, n_frames: int, pad: str = "repeat") -> np.ndarray:
+    """Fit a ``(frames, bands)`` spectrogram to ``n_frames`` along time.
+
+    Crops to the first ``n_frames``; a shorter spectrogram has its frames repeated (``"repeat"``,
+    the study's code: the whole clip's frames tiled, then cropped) or is extended with the clip's
+    floor value (``"zero"``: silence, ``TOP_DB`` below its maximum or ``10 log10(AMIN)``, whichever is higher).
+
+    Parameters
+    ----------
+    frames : np.ndarray
+        Shape ``(frames, bands)``, at least one frame.
+    n_frames : int
+    pad : {"repeat", "zero"}
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(n_frames, bands)``, same dtype.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 2 or frames.shape[0] == 0:
+        raise ValueError(f"repeat_frames: expected a non-empty (frames, bands) array, found shape {frames.shape}")
+    if pad not in ("repeat", "zero"):
+        raise ValueError(f"repeat_frames: pad must be 'repeat' or 'zero', found {pad!r}")
+    if n_frames < 1:
+        raise ValueError(f"repeat_frames: n_frames must be positive, found {n_frames}")
+    if frames.shape[0] >= n_frames:
+        return frames[:n_frames]
+    if pad == "repeat":
+        return np.tile(frames, (-(-n_frames // frames.shape[0]), 1))[:n_frames]
+    floor = max(10.0 * np.log10(AMIN), float(frames.max()) - TOP_DB)
+    fill = np.full((n_frames - frames.shape[0], frames.shape[1]), floor, dtype=frames.dtype)
+    return np.concatenate([frames, fill])
+
+
 def spectrogram_input(wave: np.ndarray, n_frames: int = N_FRAMES, pad: str = "repeat") -> np.ndarray:
     """The input of a spectrogram front-end: ``(n_frames, 96)`` time x mel.
 
-    The log-mel of the whole clip cropped to its first ``n_frames`` frames; a clip too short for
-    that is first padded (``fit_length``) to ``(n_frames - 1) * HOP_LENGTH`` samples, the fewest
-    that give ``n_frames`` centred frames. Padding the waveform, not the spectrogram, is the study's
-    rule: a repeated clip has the same spectrogram texture at the seam.
+    The log-mel of the whole decoded clip (its 80 dB floor relative to the whole clip's maximum),
+    then fitted to ``n_frames`` by :func:`repeat_frames`: cropped to the first ``n_frames``, or, when
+    the clip has fewer, its frames repeated and cropped (``pad="repeat"``, the study's code; an
+    UrbanSound8K clip of 3 s gives 141 frames, tiled ten times). ``pad="zero"`` appends silent frames.
+    ``pad="repeat-samples"`` is this toolkit's former rule, kept for comparison: the waveform is
+    repeat-padded to ``(n_frames - 1) * HOP_LENGTH`` samples before the log-mel, so the frames at
+    each seam mix the clip's end and start.
+
+    Parameters
+    ----------
+    wave : np.ndarray
+        Shape ``(samples,)`` at ``SAMPLE_RATE``.
+    n_frames : int
+    pad : {"repeat", "zero", "repeat-samples"}
+
+    Returns
+    -------
+    np.ndarray
+        float32, shape ``(n_frames, 96)``.
     """
     wave = np.asarray(wave)
     if wave.ndim != 1:
         raise ValueError(f"spectrogram_input: expected a 1-D waveform (samples,), found shape {wave.shape}")
     if n_frames < 1:
         raise ValueError(f"spectrogram_input: n_frames must be positive, found {n_frames}")
-    if 1 + wave.shape[0] // HOP_LENGTH < n_frames:
-        wave = fit_length(wave, (n_frames - 1) * HOP_LENGTH, pad=pad)
-    return log_mel(wave)[:n_frames]
+    if pad == "repeat-samples":
+        if 1 + wave.shape[0] // HOP_LENGTH < n_frames:
+            wave = fit_length(wave, (n_frames - 1) * HOP_LENGTH, pad="repeat")
+        return log_mel(wave)[:n_frames]
+    if pad not in ("repeat", "zero"):
+        raise ValueError(f"spectrogram_input: pad must be 'repeat', 'zero' or 'repeat-samples', found {pad!r}")
+    return repeat_frames(log_mel(wave), n_frames, pad=pad)
 
 
 def waveform_input(wave: np.ndarray, n_samples: int = N_SAMPLES, pad: str = "repeat") -> np.ndarray:
     """The input of a waveform front-end: the clip cropped or padded to ``n_samples``, shape ``(n_samples,)``."""
     return fit_length(wave, n_samples, pad=pad)
+
+
+def clip_input(wave: np.ndarray, max_samples: int = 0) -> np.ndarray:
+    """The input of a front-end of input kind ``"clip"`` (the mfcc baseline): the whole decoded clip,
+    never padded; cropped to its first ``max_samples`` only when that is positive (an explicit
+    ``--input-seconds``). float32, shape ``(samples,)``."""
+    wave = np.asarray(wave)
+    if wave.ndim != 1 or wave.shape[0] == 0:
+        raise ValueError(f"clip_input: expected a non-empty 1-D waveform (samples,), found shape {wave.shape}")
+    if max_samples > 0:
+        wave = wave[:max_samples]
+    return np.ascontiguousarray(wave, dtype=np.float32)
 
 
 class LogMel(nn.Module):

@@ -32,7 +32,8 @@ import numpy as np
 from features import audio
 from features.provenance import atomic_save_npz, atomic_write_bytes
 
-__all__ = ["InputSpec", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key"]
+__all__ = ["InputSpec", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key", "model_input",
+           "SPECTROGRAM_INPUT_VERSION"]
 
 
 def _decoder_version() -> str:
@@ -50,8 +51,8 @@ _DECODER = _decoder_version()
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What a front-end consumes: ``kind`` is ``"waveform"`` or ``"spectrogram"``; ``length`` is in samples
-    or frames; ``pad`` is ``"repeat"`` or ``"zero"``."""
+    """What a front-end consumes: ``kind`` is ``"waveform"``, ``"spectrogram"`` or ``"clip"`` (the whole
+    decoded clip; ``length`` 0, or a crop in samples); ``length`` is in samples or frames; ``pad`` is ``"repeat"`` or ``"zero"``."""
     kind: str
     length: int
     pad: str = "repeat"
@@ -155,15 +156,26 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return f.getvalue()
 
 
-def _model_input(wave: np.ndarray, spec: InputSpec) -> np.ndarray:
+def model_input(wave: np.ndarray, spec) -> np.ndarray:
+    """A front-end's input from a decoded clip: ``waveform`` (fitted to ``spec.length`` samples),
+    ``spectrogram`` (log-mel of the whole clip fitted to ``spec.length`` frames) or ``clip`` (the whole
+    clip, any length: the mfcc baseline; cropped to ``spec.length`` samples when that is positive)."""
     if spec.kind == "waveform":
         return audio.waveform_input(wave, spec.length, pad=spec.pad)
     if spec.kind == "spectrogram":
         return audio.spectrogram_input(wave, spec.length, pad=spec.pad)
-    raise ValueError(f"unknown input kind {spec.kind!r}; expected 'waveform' or 'spectrogram'")
+    if spec.kind == "clip":
+        return audio.clip_input(wave, spec.length)
+    raise ValueError(f"unknown input kind {spec.kind!r}; expected 'waveform', 'spectrogram' or 'clip'")
 
 
-_MEL_SETTINGS = (f"n_fft={audio.N_FFT};hop={audio.HOP_LENGTH};mels={audio.N_MELS};fmin={audio.FMIN};"
+_model_input = model_input
+
+
+# Version of how a cached spectrogram input is made from the decoded clip: 2 = the whole clip's log-mel with
+# its frames repeated to the input length (version 1 repeated the waveform); old entries are never served.
+SPECTROGRAM_INPUT_VERSION = 2
+_MEL_SETTINGS = (f"v={SPECTROGRAM_INPUT_VERSION};n_fft={audio.N_FFT};hop={audio.HOP_LENGTH};mels={audio.N_MELS};fmin={audio.FMIN};"
                  f"fmax={audio.FMAX};top_db={audio.TOP_DB};amin={audio.AMIN}")
 
 

@@ -29,8 +29,8 @@ import torch
 from tqdm import tqdm
 
 import architectures
-from features import audio, datasets
-from features.decode import InputSpec, iter_prepared
+from features import audio, datasets, decode
+from features.decode import InputSpec, iter_prepared, model_input
 from features.device import (PRECISIONS, AdaptiveBatch, cast_model, check_precision, compute_dtype,
                              device_record, precision_context, resolve_device)
 from features import store
@@ -98,13 +98,23 @@ def input_spec(model, input_seconds: float | None = None, pad: str = "repeat") -
         return InputSpec("waveform", n_samples, pad)
     if model.input_kind == "spectrogram":
         return InputSpec("spectrogram", n_frames, pad)
+    if model.input_kind == "clip":  # the whole decoded clip, never padded (the mfcc baseline)
+        return InputSpec("clip", 0 if input_seconds is None else n_samples, pad)
     raise ValueError(f"front-end {type(model).__name__} has unknown input_kind {model.input_kind!r}")
 
 
+def _batch(xs: list) -> np.ndarray | list:
+    """Inputs stacked into one array, or kept as a list when their shapes differ (input kind "clip")."""
+    return np.stack(xs) if len({x.shape for x in xs}) == 1 else list(xs)
+
+
 @torch.inference_mode()
-def _features_of_batch(model, batch: np.ndarray, device: torch.device,
-                       precision: str = "float32") -> np.ndarray:
-    x = torch.from_numpy(batch).to(device, dtype=compute_dtype(model), non_blocking=True)
+def _features_of_batch(model, batch, device: torch.device, precision: str = "float32") -> np.ndarray:
+    dtype = compute_dtype(model)
+    if isinstance(batch, list):  # whole clips of unequal length: the front-end takes a list of 1-D tensors
+        x = [torch.from_numpy(b).to(device, dtype=dtype) for b in batch]
+    else:
+        x = torch.from_numpy(batch).to(device, dtype=dtype, non_blocking=True)
     with precision_context(device, precision):
         outputs = model.extract_features(x)
     return layer_means(outputs).cpu().numpy()  # means accumulated in float32 whatever the precision
@@ -140,11 +150,8 @@ def embed(model, waves, sr: int = audio.SAMPLE_RATE, input_seconds: float | None
     inputs = []
     for i, w in enumerate(waves):
         w = _as_mono(np.asarray(w), sr, f"waves[{i}]")
-        if spec.kind == "waveform":
-            inputs.append(audio.waveform_input(w, spec.length, pad=pad))
-        else:
-            inputs.append(audio.spectrogram_input(w, spec.length, pad=pad))
-    out = [_features_of_batch(model, np.stack(inputs[i:i + batch_size]).astype(np.float32), dev, precision)
+        inputs.append(np.asarray(model_input(w, spec), dtype=np.float32))
+    out = [_features_of_batch(model, _batch(inputs[i:i + batch_size]), dev, precision)
            for i in range(0, len(inputs), batch_size)]
     return np.concatenate(out).astype(np.float32)
 
@@ -275,7 +282,7 @@ def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared
                 ok.append(i)
         if xs:
             t0 = time.perf_counter()
-            f = adaptive(lambda a: _features_of_batch(model, a, dev, precision), np.stack(xs))
+            f = adaptive(lambda a: _features_of_batch(model, a, dev, precision), _batch(xs))
             compute_s += time.perf_counter() - t0
             finite = np.isfinite(f).all(axis=1)
             for j in np.flatnonzero(~finite):
@@ -422,6 +429,8 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
                     dataset=ds.name, root=_resolved(ds.root), manifest=_resolved(manifest),
                     split_dir=_resolved(split_dir), dtype=precision, device=dev.type, batch_size=batch_size,
                     torch=torch.__version__, code_version=code)
+    if spec.kind == "spectrogram":  # a feature set made by an older input rule (waveform repetition) is redone
+        settings["spectrogram_input_version"] = decode.SPECTROGRAM_INPUT_VERSION
     settings_sha = store.settings_key(settings)
     dataset_sha = datasets.dataset_key(ds)
     key = store.config_key(settings_sha, dataset_sha)

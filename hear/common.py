@@ -90,12 +90,14 @@ class HearModel(nn.Module):
         self.weights_name = "trained" if options.get("checkpoint") else "random"
         self.spec = ex.input_spec(frontend, options.get("input_seconds"), "repeat")
         # samples of 12 kHz audio one input window covers (a spectrogram input: its frames' hops)
-        self.window = self.spec.length if self.spec.kind == "waveform" else self.spec.length * audio.HOP_LENGTH
+        # (kind "clip", the mfcc baseline, takes the whole clip: its timestamp windows are the study's 29 s)
+        self.window = {"waveform": self.spec.length, "clip": audio.N_SAMPLES}.get(
+            self.spec.kind, self.spec.length * audio.HOP_LENGTH)
         self.scene_embedding_size = int(frontend.feature_length)
         self.timestamp_embedding_size = int(self._forward_shape()[1])
 
     def _forward_shape(self) -> tuple:
-        shape = (1, self.spec.length) if self.spec.kind == "waveform" else (1, self.spec.length, audio.N_MELS)
+        shape = (1, self.window) if self.spec.kind != "spectrogram" else (1, self.spec.length, audio.N_MELS)
         with torch.inference_mode():
             try:  # shapes only, no arithmetic
                 return tuple(copy.deepcopy(self.frontend).to("meta").forward(torch.zeros(shape, device="meta")).shape)
@@ -146,7 +148,7 @@ def get_timestamp_embeddings(audio_batch, model: HearModel) -> tuple[torch.Tenso
     for w in waves:
         for k in range(n_windows):
             seg = w[k * model.window:(k + 1) * model.window]
-            inputs.append(audio.waveform_input(seg, model.spec.length) if model.spec.kind == "waveform"
+            inputs.append(audio.waveform_input(seg, model.window) if model.spec.kind != "spectrogram"
                           else audio.spectrogram_input(seg, model.spec.length))
     bs, dev = model.options["batch_size"], model.device
     frames = torch.cat([model.frontend.forward(torch.from_numpy(np.stack(inputs[i:i + bs])).to(dev)).float()

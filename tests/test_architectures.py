@@ -36,7 +36,7 @@ STUDY_SHAPES = {
 def clip(model, batch: int = 1, samples: int = 8000, frames: int = 64, seed: int = 0) -> torch.Tensor:
     """A random batch of the model's input kind (vgg needs 1280 frames at least)."""
     gen = torch.Generator().manual_seed(seed)
-    if model.input_kind == "waveform":
+    if model.input_kind in ("waveform", "clip"):  # clip: the mfcc baseline's whole clips
         return torch.randn(batch, samples, generator=gen) * 0.1
     frames = max(frames, 1280) if "VGG" in type(model).__name__ else frames
     return torch.randn(batch, frames, N_MELS, generator=gen) * 10 - 30  # log-mel-like dB values
@@ -61,7 +61,7 @@ def test_timbral_temporal_branches_split_evenly():
 def test_study_shapes_per_layer(name):
     # meta tensors give the shapes of the study's full-length inputs without computing them
     model = build(name, "small")
-    shape = (N_SAMPLES,) if model.input_kind == "waveform" else (N_FRAMES, N_MELS)
+    shape = (N_SAMPLES,) if model.input_kind in ("waveform", "clip") else (N_FRAMES, N_MELS)
     if name == "mfcc":  # always one (batch, 120, 1) "layer"; a short clip keeps librosa quick
         outs = model.extract_features(torch.linspace(-0.1, 0.1, 12000)[None].sin())
     else:
@@ -201,6 +201,7 @@ def test_bad_input_shapes_are_named():
 
 
 def test_mfcc_equals_librosa():
+    """The study's formula: MFCCs of the clip, raw first differences, [mean, std] of each in that order."""
     gen = np.random.default_rng(0)
     t = np.arange(24000) / 12000
     waves = np.stack([np.sin(2 * np.pi * 440 * t) + 0.1 * gen.standard_normal(t.size),
@@ -209,10 +210,26 @@ def test_mfcc_equals_librosa():
     assert got.shape == (2, 120, 1)
     for wave, feats in zip(waves, got[:, :, 0]):
         m = librosa.feature.mfcc(y=wave, sr=12000, n_mfcc=20)
-        d1, d2 = librosa.feature.delta(m, order=1), librosa.feature.delta(m, order=2)
-        expected = np.concatenate([m.mean(1), d1.mean(1), d2.mean(1), m.std(1), d1.std(1), d2.std(1)])
+        d1 = np.diff(m, axis=1)
+        d2 = np.diff(d1, axis=1)
+        expected = np.concatenate([m.mean(1), m.std(1), d1.mean(1), d1.std(1), d2.mean(1), d2.std(1)])
         np.testing.assert_allclose(feats, expected, rtol=1e-5, atol=1e-5)
+    # clips of unequal length come as a list; each is computed whole
+    listed = build("mfcc")([torch.from_numpy(waves[0]), torch.from_numpy(waves[1, :5000])]).numpy()
+    np.testing.assert_array_equal(listed[0], got[0])
+    assert not np.allclose(listed[1], got[1])
     assert count_params(build("mfcc")) == 0
+
+
+def test_mfcc_delta_keeps_the_former_baseline():
+    from architectures.mfcc import MFCCDelta
+    wave = np.random.default_rng(1).standard_normal(24000).astype(np.float32)
+    got = MFCCDelta()(torch.from_numpy(wave)[None]).numpy()[0, :, 0]
+    m = librosa.feature.mfcc(y=wave, sr=12000, n_mfcc=20)
+    d1, d2 = librosa.feature.delta(m, order=1), librosa.feature.delta(m, order=2)
+    expected = np.concatenate([m.mean(1), d1.mean(1), d2.mean(1), m.std(1), d1.std(1), d2.std(1)])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert MFCCDelta.input_kind == "waveform" and build("mfcc").input_kind == "clip"
 
 
 @pytest.mark.parametrize("name", CONV_ARCHS)
