@@ -107,7 +107,7 @@ def main(argv=None):
         tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
         try:
             kw = dict(dataset="folder", root=data, width=a.width, batch_size=a.batch_size,
-                      workers=a.workers, folds=2, device="cpu", progress=False)
+                      workers=a.workers, device="cpu", progress=False)
             t0 = time.perf_counter()
             ex.extract(arch, out=tmp / "cold", cache_dir=tmp / "cache", **kw)
             t_cold = time.perf_counter() - t0

@@ -102,7 +102,8 @@ def check_no_leak(fs, log=print) -> None:
     outside the toolkit (``hear:`` modules) carry no clip list: they are scored with a note.
     """
     meta = fs.meta
-    trained = meta.get("weights") == "trained" or "model_train_ids" in meta
+    # extraction writes model_train_ids for every set: null for random weights, a list for trained ones
+    trained = meta.get("weights") == "trained" or meta.get("model_train_ids") is not None
     if not trained:
         return
     model = meta.get("checkpoint") or meta.get("checkpoint_sha256") or "unknown checkpoint"

@@ -190,8 +190,7 @@ def run(dataset: str = "synthetic", root=None, split_dir=None, manifest=None, ar
                 try:
                     folder = extract(arch=arch, dataset=ds.name, ds=ds, width=width, seed=seed, batch_size=bs,
                                      batchnorm=batchnorm, input_seconds=input_seconds, out=cell_out / "features",
-                                     device=device, workers=workers, cache_dir=cache_dir, folds=folds,
-                                     fold_seed=fold_seed, progress=progress)
+                                     device=device, workers=workers, cache_dir=cache_dir, progress=progress)
                 except ValueError as e:
                     if "batchnorm" in str(e):
                         raise StudyError(f"--arch {arch}: has no batch-norm switch; choose a CNN front-end") from e

@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score
 from threadpoolctl import threadpool_limits
 
 from conftest import SHARED, write_audio
-from features import audio, decode, extract as ex
+from features import audio, decode, store, extract as ex
 from features.decode import InputSpec
 
 
@@ -53,7 +53,7 @@ def test_mfcc_is_the_study_formula_on_whole_clips_long_and_short(tmp_path):
         for i, w in enumerate(waves):
             write_audio(root / label / f"{label}{i}.wav", w, sr=12000, subtype="FLOAT")
     folder = ex.extract("mfcc", dataset="folder", root=root, out=tmp_path / "fs", cache_dir=tmp_path / "cache",
-                        folds=2, workers=0, batch_size=4, progress=False)
+                        workers=0, batch_size=4, progress=False)
     with np.load(folder / "features.npz") as z:
         X = dict(zip(z["ids"].tolist(), z["X"]))
     meta = json.loads((folder / "meta.json").read_text())
@@ -122,13 +122,15 @@ def test_spectrogram_feature_sets_of_the_old_rule_are_redone(tmp_path, monkeypat
     for label in ("a", "b"):
         for i in range(2):
             write_audio(root / label / f"{label}{i}.wav", _music_like(6000, seed=10 + i + 5 * (label == "b")))
-    kw = dict(dataset="folder", root=root, out=tmp_path / "fs", cache_dir=None, folds=2, width="small",
-              input_seconds=1.0, workers=0, progress=False)
-    folder = ex.extract("7x96", **kw)
-    assert isinstance(ex.plan("7x96", **kw), Path)                    # same rule: nothing to redo
+    kw = dict(dataset="folder", root=root, out=tmp_path / "fs", cache_dir=None, width="small",
+              input_seconds=1.0, workers=0)
+    folder = ex.extract("7x96", progress=False, **kw)
+    same = ex.plan("7x96", **kw)
+    assert same.folder == folder and store.verified(folder, same.key, False)  # same rule: nothing to redo
     monkeypatch.setattr(decode, "SPECTROGRAM_INPUT_VERSION", 1)
-    assert not isinstance(ex.plan("7x96", **kw), Path)                # another rule: extracted again
-    assert folder.is_dir()
+    other = ex.plan("7x96", **kw)
+    assert other.key != same.key and other.folder != folder   # another rule: its own, new feature set
+    assert not store.verified(other.folder, other.key, False) and folder.is_dir()
 
 
 # ----------------------------------------------------------------------------- 6. cv-best pools the folds

@@ -335,3 +335,16 @@ def test_resume_refuses_a_checkpoint_of_another_dataset_state(tmp_path, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert "checkpoint.pt was trained on another dataset state" in err and "--no-resume" in err
+
+
+def test_random_feature_sets_from_extraction_are_not_taken_for_trained_ones(tmp_path):
+    """Extraction writes ``model_train_ids: null`` for random weights; the grid must score them."""
+    from classifiers.featureset import synthetic_feature_set, write_feature_set
+    from classifiers.grid import run_grid
+    d = synthetic_feature_set(n_clips=60, n_features=6, n_folds=3, separation=3.0, seed=0)
+    fs = write_feature_set(tmp_path / "fs" / "vgg_small_random_seed0", **d,
+                           meta={"arch": "vgg", "weights": "random", "model_train_ids": None,
+                                 "n_params": 1, "gflop_per_clip": 0.1})
+    res = json.loads(run_grid([fs], classifier="svm", grid="small", out=tmp_path / "res",
+                              progress=False).read_text())
+    assert res["entries"] and min(e["mean"] for e in res["entries"]) > 0.9
