@@ -29,6 +29,7 @@ from tqdm import tqdm
 import architectures
 from features import audio, datasets
 from features.decode import InputSpec, iter_prepared
+from architectures.custom import is_custom_spec
 from features.store import (Chunks, ExtractionError, checkpoint_fold, config_key, feature_set_dir,
                             sha1_file, write_feature_set)
 
@@ -49,12 +50,17 @@ ENGINES = ("local", "ray")
 # ----------------------------------------------------------------------------- building blocks
 
 def build_frontend(arch: str, width: str = "large", seed: int = 0, weights=None,
-                   batchnorm: bool = False) -> torch.nn.Module:
+                   batchnorm: bool = False, custom: dict | None = None) -> torch.nn.Module:
     """A front-end with random weights from ``seed``, or the trained weights of checkpoint ``weights``.
 
     ``arch = "hear:MODULE"`` wraps an installed HEAR module (``features/hear_adapter.py``); ``weights``
-    is then its ``model_file_path``.
+    is then its ``model_file_path``. ``arch = "pkg.mod:Name"`` or ``"path/file.py:Name"`` wraps the
+    user's module (``architectures/custom.py``; ``weights`` is then a state dict); ``custom`` holds its
+    keywords ``options``, ``input``, ``init`` and ``layer_types``.
     """
+    if is_custom_spec(arch):
+        from architectures.custom import CustomFrontend
+        return CustomFrontend(arch, seed=seed, width=width, weights=weights, **(custom or {}))
     if arch.startswith(HEAR_PREFIX):
         from features.hear_adapter import HearFrontend
         return HearFrontend(arch[len(HEAR_PREFIX):], model_file_path=weights or "")
@@ -243,8 +249,8 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
             device: str = "auto", batch_size: int = 8, workers: int = 2, out=DEFAULT_OUT,
             weights=None, pad: str = "repeat", batchnorm: bool = False, folds: int = 10,
             fold_seed: int = 0, cache_dir=DEFAULT_CACHE, ds=None, progress: bool = True,
-            engine: str = "local", address: str | None = None, _stop_after_chunks=None,
-            _ray_options=None) -> Path:
+            engine: str = "local", address: str | None = None, custom: dict | None = None,
+            _stop_after_chunks=None, _ray_options=None) -> Path:
     """Extract one feature set and return its folder. See the module docstring and ``--help``.
 
     ``engine="ray"`` computes the chunks on Ray workers (``features/ray_engine.py``; ``workers`` is then
@@ -265,7 +271,8 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
     run = plan(arch, dataset=dataset, root=root, split_dir=split_dir, manifest=manifest, width=width,
                input_seconds=input_seconds, seed=seed, dev=dev, batch_size=batch_size, workers=workers,
                out=out, weights=weights, pad=pad, batchnorm=batchnorm, folds=folds, fold_seed=fold_seed,
-               cache_dir=cache_dir, ds=ds, progress=progress, engine=engine, address=address)
+               cache_dir=cache_dir, ds=ds, progress=progress, engine=engine, address=address,
+               custom=custom)
     if isinstance(run, Path):
         return run  # already extracted with this configuration
     if engine == "ray":
@@ -281,7 +288,7 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
 def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, width="large",
          input_seconds=None, seed=0, dev=torch.device("cpu"), batch_size=8, workers=2, out=DEFAULT_OUT,
          weights=None, pad="repeat", batchnorm=False, folds=10, fold_seed=0, cache_dir=DEFAULT_CACHE,
-         ds=None, progress=True, engine="local", address=None):
+         ds=None, progress=True, engine="local", address=None, custom=None):
     """Everything an engine needs (a :class:`Run`), or the feature set's folder when it is already done."""
     t_start = time.perf_counter()
     hear = arch.startswith(HEAR_PREFIX)
@@ -291,7 +298,10 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
     if ds is None:
         ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest,
                                    folds=folds, seed=fold_seed)
-    model = build_frontend(arch, width=width, seed=seed, weights=weights, batchnorm=batchnorm).eval()
+    model = build_frontend(arch, width=width, seed=seed, weights=weights, batchnorm=batchnorm,
+                           custom=custom).eval()
+    identity = getattr(model, "identity", None)  # a user's module: spec, source sha, options, init
+    arch = getattr(model, "arch_name", None) or arch  # a folder-safe name for any --arch string
     if engine == "local":  # the Ray engine's workers move their own copies (dev may exist only there)
         model = model.to(dev)
     if dev.type == "cuda" and engine == "local":
@@ -314,7 +324,7 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
                input_seconds=input_seconds, seed=seed, device=dev.type, batch_size=batch_size,
                workers=workers, out=str(out), weights=str(weights) if weights else None, pad=pad,
                batchnorm=batchnorm, folds=folds, fold_seed=fold_seed, cache_dir=str(cache_dir) if cache_dir else None,
-               input=spec.__dict__, dtype="float32", engine=engine, address=address)
+               input=spec.__dict__, dtype="float32", engine=engine, address=address, identity=identity)
     weights_file = weights is not None and Path(weights).is_file()
     key = config_key(cfg, ds.clips, sha1_file(weights) if weights_file else None)
 
@@ -411,7 +421,22 @@ def parse_args(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--arch", nargs="+", default=["sample-level"], metavar="NAME",
                    help=f"front-end(s), or 'all'. Choices: {', '.join(names)}; or hear:MODULE for any "
-                        "installed module with the HEAR API (its model_file_path goes in --weights)")
+                        "installed module with the HEAR API (its model_file_path goes in --weights); or "
+                        "your own nn.Module: pkg.module:Class or path/to/file.py:factory "
+                        "(docs/own-architecture.md)")
+    p.add_argument("--arch-options", nargs="+", default=None, metavar="OPT",
+                   help="your own --arch: keyword options of its class or factory, as JSON "
+                        "('{\"filters\": 64}') or key=value pairs")
+    p.add_argument("--input", default=None, choices=["waveform", "log-mel"],
+                   help="your own --arch, when the module declares no input_kind: 12 kHz waveform "
+                        "(batch, samples) or the study's log-mel (batch, frames, 96)")
+    p.add_argument("--keep-init", action="store_true",
+                   help="your own --arch: keep the weights as the module builds them (under "
+                        "torch.manual_seed(--seed)) instead of the study's init from --seed")
+    p.add_argument("--layer-types", default=None, metavar="TYPES",
+                   help="your own --arch: read these layers by forward hooks, comma-separated: conv, "
+                        "pool, linear or class names (default: the module's extract_features when it "
+                        "has one, else conv,pool)")
     p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS),
                    help="dataset layout to read")
     p.add_argument("--root", default=None, help="dataset folder (synthetic: generated here if absent)")
@@ -450,10 +475,12 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     if a.arch == ["all"]:
         a.arch = names
-    unknown = [x for x in a.arch if x not in names and x != SAMPLECNN and not x.startswith(HEAR_PREFIX)]
+    unknown = [x for x in a.arch if x not in names and x != SAMPLECNN and not x.startswith(HEAR_PREFIX)
+               and not is_custom_spec(x)]
     if unknown:
         p.error(f"unknown architecture {unknown[0]!r}; available: {', '.join(names)}, all "
-                f"({SAMPLECNN} with --weights; hear:MODULE for a HEAR module)")
+                f"({SAMPLECNN} with --weights; hear:MODULE for a HEAR module; pkg.module:Class or "
+                f"path/to/file.py:factory for your own)")
     if SAMPLECNN in a.arch and not a.weights:
         p.error(f"--arch {SAMPLECNN} reads out a trained SampleCNN: give its checkpoint with --weights")
     if a.batch_size < 1:
@@ -465,6 +492,14 @@ def parse_args(argv=None):
     return a
 
 
+def custom_options(a) -> dict | None:
+    """The ``custom`` keywords of :func:`build_frontend` from the CLI's own-architecture flags."""
+    if not any(is_custom_spec(x) for x in a.arch):
+        return None
+    return {"options": a.arch_options, "input": a.input, "init": "keep" if a.keep_init else "study",
+            "layer_types": a.layer_types}
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
     cache = None if a.cache_dir.lower() == "none" else a.cache_dir
@@ -473,7 +508,7 @@ def main(argv=None) -> int:
                      split_dir=a.split_dir, manifest=a.manifest, width=a.width,
                      input_seconds=a.input_seconds, device=a.device, batch_size=a.batch_size,
                      workers=a.workers, out=a.out, pad=a.pad, batchnorm=a.batchnorm, folds=a.folds, fold_seed=a.fold_seed,
-                     cache_dir=cache, engine=a.engine, address=a.address)
+                     cache_dir=cache, engine=a.engine, address=a.address, custom=custom_options(a))
     except (ExtractionError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
