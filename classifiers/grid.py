@@ -22,6 +22,7 @@ from features.provenance import atomic_write_bytes, atomic_write_json, run_recor
 from .featureset import check_compatible, load_feature_set
 from .grids import GRIDS, grid_points, resolve_gamma
 from .kernels import FastELM, FastSVM
+from .layers import per_layer_scores, select_layers
 from .per_fold import evaluate_per_fold, group_runs
 from .protocols import OPTIMISTIC, choose_protocols, evaluate
 from .reference import HpelmELM, NaiveELM, NaiveSVM
@@ -90,7 +91,7 @@ def _parallel(backend, address):
 
 def run_grid(features, classifier="all", protocol="auto", standardize=False, jobs=1, out=None,
              grid="study", elm_engine="fast", svm_engine="fast", progress=True, backend="local",
-             address=None) -> Path:
+             address=None, layers=None, per_layer=False) -> Path:
     """Run the grids on ``features`` (list of feature-set folders) and write the results.
 
     Returns the path of ``results.json``. See ``python -m classifiers.grid --help`` for the arguments.
@@ -106,6 +107,7 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
     t_start = time.perf_counter()
     sets = [load_feature_set(f) for f in features]
     check_compatible(sets)
+    sets, selection = select_layers(sets, layers)  # classifiers/layers.py: --layers
     first = sets[0]
     protocols = choose_protocols(protocol, first.kind)
     runs = group_runs(sets)
@@ -173,9 +175,18 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
                "features": [str(fs.path) for fs in sets],
                "feature_meta": [fs.meta for fs in sets], "entries": entries,
                "timings": {"total_s": time.perf_counter() - t_start}}
+    if selection is not None:  # its own row in the report, never the full feature set's
+        results["arch"] = f"{meta.get('arch')}[{selection['label']}]"
+        results["feature_length"], results["layers"] = selection["n_features"], selection
+    if per_layer:
+        results["per_layer"] = per_layer_scores(sets, lambda fs, o: json.loads(run_grid(
+            fs, classifier=classifier, protocol=protocol, standardize=standardize, jobs=jobs, out=o,
+            grid=grid, elm_engine=elm_engine, svm_engine=svm_engine, progress=False, backend=backend,
+            address=address).read_text()), progress=progress)
+    config.update(layers=layers, per_layer=per_layer)
     results.update(run_record(config))
     out = Path(out) if out else Path("runs/results") / str(meta.get("dataset")) / \
-        f"{meta.get('arch')}_{meta.get('width')}_{meta.get('weights')}"
+        f"{results['arch']}_{meta.get('width')}_{meta.get('weights')}"
     path = atomic_write_json(out / "results.json", results)
     atomic_write_bytes(out / "results.csv", _csv(results).encode("utf-8"))
     return path
@@ -235,6 +246,12 @@ def main(argv=None):
     parser.add_argument("--address", default=None,
                         help="--backend ray: an existing Ray cluster (host:port, ray://host:10001, auto); "
                              "default: a local Ray instance")
+    parser.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
+                        help="score only these layers: names from meta.json, 1-based positions or ranges "
+                             "(pool3 pool4; 3-5; 1,3); default: every layer")
+    parser.add_argument("--per-layer", action="store_true",
+                        help="also score each layer alone and layers 1..k together, per classifier "
+                             "(results' per_layer; the report's accuracy-vs-depth curves)")
     args = parser.parse_args(argv)
     try:
         path = run_grid(**vars(args))
