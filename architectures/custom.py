@@ -316,6 +316,14 @@ class CustomFrontend(nn.Module):
                                   f"{' '.join(s.strip() for s in first[:3])}") from e
         return _sha256_file(path)
 
+    def __deepcopy__(self, memo):
+        # a plain copy of every attribute (``__reduce__`` below is for pickling only)
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            new.__dict__[k] = copy.deepcopy(v, memo)
+        return new
+
     def __reduce__(self):
         # rebuilt from its spec where it is unpickled (Ray workers): a class loaded from a file path
         # cannot be pickled by reference
@@ -359,10 +367,11 @@ class CustomFrontend(nn.Module):
                 return True
         return False
 
-    def _run_hooks(self, x):
+    def _run_hooks(self, x, net=None):
         """``(names, outputs, bytes)``: the hooked layers' outputs (after their followers) and the memory
         they need (see :func:`_held_bytes`)."""
-        names = {m: n for n, m in self.net.named_modules()}
+        net = self.net if net is None else net
+        names = {m: n for n, m in net.named_modules()}
         slots, where, calls = [], {}, {}  # slots: [name, tensor]; where: id(tensor) -> slot index
         largest = [0]
 
@@ -382,24 +391,25 @@ class CustomFrontend(nn.Module):
                     slots[i][1] = out
                     where[id(out)] = i
 
-        handles = [m.register_forward_hook(hook) for m in self.net.modules() if m is not self.net]
+        handles = [m.register_forward_hook(hook) for m in net.modules() if m is not net]
         try:
-            self.net(x)
+            net(x)
         finally:
             for h in handles:
                 h.remove()
         outs = [s[1] for s in slots]
         return [s[0] for s in slots], outs, _held_bytes(outs, largest[0])
 
-    def _outputs(self, x):
+    def _outputs(self, x, net=None):
+        net = self.net if net is None else net
         if self.use_hooks:
-            names, outs, _ = self._run_hooks(x)
+            names, outs, _ = self._run_hooks(x, net)
             return names, outs
-        outs = self.net.extract_features(x)
+        outs = net.extract_features(x)
         if isinstance(outs, torch.Tensor) or not isinstance(outs, (list, tuple)):
             raise CustomArchError(f"--arch {self.spec}: extract_features returned a {type(outs).__name__}; "
                                   "expected a list of tensors, one per layer, each (batch, channels, ...)")
-        declared = getattr(self.net, "layers", None)
+        declared = getattr(net, "layers", None)
         if declared is not None and len(declared) == len(outs):
             names = [str(d[0]) if isinstance(d, (tuple, list)) else str(d) for d in declared]
         else:
@@ -425,14 +435,12 @@ class CustomFrontend(nn.Module):
             return self._probe_cache[shape][:2]
         x_meta = torch.zeros((1, *shape), device="meta")
         try:
-            shadow = copy.copy(self)
-            shadow._modules = dict(self._modules)
-            shadow._modules["net"] = copy.deepcopy(self.net).to("meta")
+            shadow = copy.deepcopy(self.net).to("meta")
             with torch.inference_mode():
                 if self.use_hooks:
-                    names, outs, leaf = shadow._run_hooks(x_meta)
+                    names, outs, leaf = self._run_hooks(x_meta, shadow)
                 else:
-                    names, outs = shadow._outputs(x_meta)
+                    names, outs = self._outputs(x_meta, shadow)
                     leaf = _held_bytes(outs)
         except CustomArchError:
             raise

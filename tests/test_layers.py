@@ -9,6 +9,7 @@ import pytest
 from classifiers.featureset import load_feature_set, synthetic_feature_set, write_feature_set
 from classifiers.grid import main as grid_main
 from classifiers.grid import run_grid
+from classifiers.report import render_report
 from classifiers.layers import LayerSelectionError, parse_layers, select_layers
 
 LAYERS = [{"name": "conv1", "channels": 4, "start": 0, "stop": 4},
@@ -82,6 +83,10 @@ def test_per_layer_curve_ends_at_the_full_accuracy(tmp_path):
     # a single layer scores differently from all three (the curve carries information)
     svm = next(c for c in alone if c["classifier"] == "svm" and c["protocol"] == "nested-cv")
     assert len({p["mean"] for p in svm["points"]}) > 1
+    # the report draws the curves of every results file that has them
+    report = render_report([str(tmp_path / "r")], out=tmp_path / "report", log=lambda m: None)
+    assert "Accuracy vs depth" in (report / "report.md").read_text()
+    assert [p.name for p in report.glob("fig_layers_*.png")] == ["fig_layers_synthetic_toy_large_random.png"]
 
 
 def test_cli_bad_layer_is_one_line(tmp_path, capsys):
