@@ -503,8 +503,16 @@ class CustomFrontend(nn.Module):
                 "--input-seconds")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The last layer's output."""
-        return self.extract_features(x)[-1]
+        """The last read-out layer as ``(batch, channels, time)`` (what a back-end, or the HEAR timestamp
+        embedding, consumes): axes after the first non-channel one are folded into the channels, a
+        ``(batch, channels)`` output gets a time axis of 1."""
+        h = self.extract_features(x)[-1]
+        if h.dim() == 2:
+            return h[:, :, None]
+        if h.dim() > 3:  # (batch, C, T, F...) -> (batch, C * F..., T)
+            h = h.movedim(2, -1)
+            h = h.reshape(h.shape[0], -1, h.shape[-1])
+        return h
 
 
 def _rebuild(spec, options, seed, width, input_kind, layer_types, state, keep):

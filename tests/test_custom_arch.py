@@ -178,3 +178,17 @@ def test_too_big_for_memory_says_how_big(monkeypatch):
     msg = str(e.value)
     assert "too big for memory" in msg and "--batch-size 1" in msg and "--input-seconds" in msg
     assert f"{need * 4 / 2**20:.0f} MiB" in msg  # a batch of 4 clips
+
+
+def test_hear_export_of_an_own_front_end():
+    from hear.common import module_api
+    load_model, scene, timestamps = module_api(WAVE)
+    model = load_model("seed=2,width=small,input_seconds=2")
+    assert model.scene_embedding_size == 112 and model.timestamp_embedding_size == 16
+    audio = torch.from_numpy(np.stack([tone(1.0, sr=16000, freq=f) for f in (300.0, 900.0)]))
+    emb = scene(audio, model)
+    direct = ex.embed(CustomFrontend(WAVE, seed=2, width="small"), [a.numpy() for a in audio], sr=16000,
+                      input_seconds=2, device="cpu")
+    np.testing.assert_allclose(emb.numpy(), direct, rtol=1e-5, atol=1e-7)
+    ts_emb, ts = timestamps(audio, model)
+    assert ts_emb.shape == (2, 40, 16) and ts.shape == (2, 40)
