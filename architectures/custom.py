@@ -1,4 +1,4 @@
-"""Any PyTorch module as a front-end: ``features.extract --arch my_pkg.mod:Net`` or ``--arch path/file.py:make``.
+"""Any PyTorch module as a front-end: ``--arch my_pkg.mod:Net`` or ``--arch path/file.py:make``.
 
 A *spec* names a class or a factory: ``package.module:Attr`` (imported from ``sys.path``, which includes
 the current folder) or ``path/to/file.py:Attr`` (loaded from that file). It is called with the keyword
@@ -303,7 +303,8 @@ class CustomFrontend(nn.Module):
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise CustomArchError(f"--weights {path}: cannot be read as a state dict ({type(e).__name__}: {e})") from e
+            raise CustomArchError(f"--weights {path}: cannot be read as a state dict "
+                                  f"({type(e).__name__}: {e})") from e
         state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
         if not isinstance(state, dict):
             raise CustomArchError(f"--weights {path}: expected a state dict (or a dict with 'state_dict'), "

@@ -3,7 +3,7 @@
     python -m features.extract --arch examples/waveform_cnn.py:WaveformCNN --width small --seed 0 1 2
 
 It declares nothing but ``input_kind``: its layers are found by forward hooks (every conv and pooling
-layer, each read after its ReLU), named by module path (``frontend.0`` for the first ReLU, ``blocks.0.0``, ``blocks.0.2``...).
+layer, each read after its ReLU), named by module path (``frontend.0``, ``blocks.0.0``, ``blocks.0.2``...).
 """
 from __future__ import annotations
 

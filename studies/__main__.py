@@ -43,12 +43,13 @@ def parse_args(argv=None):
     p.add_argument("--folds", type=int, default=10, help="folds for datasets without predefined splits")
     p.add_argument("--fold-seed", type=int, default=0, help="shuffling seed of those folds")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
     p.add_argument("--workers", type=int, default=2, help="decoding threads (local) or Ray workers (ray)")
     p.add_argument("--engine", default="local", choices=list(ENGINES), help="where extraction runs")
     p.add_argument("--address", default=None, help="--engine ray: an existing cluster's address")
-    p.add_argument("--classifier", default="all", choices=["svm", "elm", "all"])
-    p.add_argument("--protocol", default="auto", choices=["auto", "split", "cv-best", "nested-cv"])
+    p.add_argument("--classifier", default="all", choices=["svm", "elm", "all"], help="grids to run")
+    p.add_argument("--protocol", default="auto", choices=["auto", "split", "cv-best", "nested-cv"],
+                   help="auto: split for train/val/test sets, cv-best and nested-cv for folds")
     p.add_argument("--grid", default="study", choices=sorted(GRIDS),
                    help="study: the published grids; small: a few points for smoke tests")
     p.add_argument("--per-layer", action="store_true",
@@ -58,7 +59,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default="runs", help="root of features/, results/ and report/")
     p.add_argument("--cache-dir", default="runs/cache/audio", help="decoded-audio cache ('none' disables)")
     p.add_argument("--estimate-only", action="store_true",
-                   help=f"print the time estimate and stop (above {LONG_S / 60:.0f} min it suggests a GPU or Ray)")
+                   help=f"print the time estimate and stop (above {LONG_S / 60:.0f} min it suggests a GPU "
+                        "or Ray)")
     a = p.parse_args(argv)
     bad = [x for x in a.arch if x not in names and x != "all" and not x.startswith(HEAR_PREFIX)
            and not is_custom_spec(x)]

@@ -214,9 +214,9 @@ def _results_current(path: Path, features: list, st: Study) -> bool:
     cfg = res.get("config") or {}
     same = [Path(f).resolve() for f in res.get("features", [])] == [Path(f).resolve() for f in features]
     same = same and [m.get("config_key") for m in res.get("feature_meta", [])] == keys
-    return same and (cfg.get("classifier"), cfg.get("protocol"), cfg.get("grid"), cfg.get("jobs") is not None,
-                     bool(cfg.get("per_layer")), cfg.get("layers")) == \
-        (st.classifier, st.protocol, st.grid, True, st.per_layer, st.layers)
+    settings = (cfg.get("classifier"), cfg.get("protocol"), cfg.get("grid"), bool(cfg.get("per_layer")),
+                cfg.get("layers"))
+    return same and settings == (st.classifier, st.protocol, st.grid, st.per_layer, st.layers)
 
 
 def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
@@ -305,9 +305,9 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
         log("report current, kept")
 
     ok_sets = sum(len(v) for v in sets.values())
+    written = report.exists() and not any(f.startswith("report") for f in failed)
     log(f"summary: {ok_sets} of {len(jobs)} feature sets, {len(results)} of {len(archs)} results files, "
-        f"report {'written' if report.exists() and not any(f.startswith('report') for f in failed) else 'missing'}"
-        f" ({report}); {time.perf_counter() - t0:.0f} s")
+        f"report {'written' if written else 'missing'} ({report}); {time.perf_counter() - t0:.0f} s")
     for f in failed:
         log(f"  failed: {f}")
     if report.exists():
