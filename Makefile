@@ -15,15 +15,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# The main job on the embedded synthetic dataset: every front-end at the small width with 3 random
-# seeds (the study's 3 runs), the study's SVM/ELM grids per front-end, then the comparison report.
+# The main job on the embedded synthetic dataset, as one study (python -m studies): every front-end
+# of the study plus the two example user front-ends of examples/, at the small width with 3 random
+# seeds (the study's 3 runs), the study's SVM/ELM grids per front-end, then the comparison report
+# (runs/report). Rerunning does only what is missing.
 DEMO_SEEDS ?= 0 1 2
+DEMO_ARCHS ?= all examples/waveform_cnn.py:WaveformCNN examples/spectrogram_cnn.py:SpectrogramCNN
 demo: $(STAMP)
-	$(PY) -m features.extract --arch all --width small --seed $(DEMO_SEEDS)
-	for first in runs/features/synthetic/*_small_random_seed0; do \
-	  $(PY) -m classifiers.grid --features $${first%seed0}seed* || exit 1; \
-	done
-	$(PY) -m classifiers.report runs/results --out runs/report
+	$(PY) -m studies --arch $(DEMO_ARCHS) --width small --seed $(DEMO_SEEDS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -24,6 +24,7 @@ from .featureset import check_compatible, load_feature_set
 from . import integrity
 from .grids import GRIDS, grid_points, resolve_gamma
 from .kernels import FastELM, FastSVM
+from .layers import per_layer_scores, select_layers
 from .per_fold import evaluate_per_fold, group_runs
 from .protocols import CV_WEIGHTINGS, OPTIMISTIC, choose_protocols, evaluate
 from .reference import HpelmELM, NaiveELM, NaiveSVM
@@ -98,10 +99,14 @@ def _parallel(backend, address):
 
 def run_grid(features, classifier="all", protocol="auto", standardize=False, jobs=1, out=None,
              grid="study", elm_engine="fast", svm_engine="fast", progress=True, backend="local",
-             address=None, folds=10, fold_seed=0, log=None, cv_weighting="pooled") -> Path:
+             address=None, folds=10, fold_seed=0, log=None, cv_weighting="pooled", layers=None,
+             per_layer=False, results_root=None, reuse=False) -> Path:
     """Run the grids on ``features`` (list of feature-set folders) and write the results.
 
     Returns the path of ``results.json``. See ``python -m classifiers.grid --help`` for the arguments.
+    Without ``out`` the results go to ``<results_root>/<dataset>/<arch>_<width>_<weights>_<key>``
+    (``runs/results``), the key naming the settings and the feature sets' bytes; with ``reuse`` a
+    results file of the same key already there is returned as it is (the study command's resume).
     """
     if grid not in GRIDS:
         raise ValueError(f"unknown grid {grid!r}; available: {', '.join(GRIDS)}")
@@ -123,12 +128,18 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
     sets = [load_feature_set(f) for f in features]
     sets = integrity.prepare_sets(sets, folds, fold_seed, protocol, log=note)
     check_compatible(sets)
+    sets, selection = select_layers(sets, layers)  # classifiers/layers.py: --layers
     settings = integrity.grid_settings(classifier, protocol, standardize, grid, elm_engine, svm_engine,
                                        folds, fold_seed)
+    # the columns scored and how cv-best pools its folds change numbers too: other settings, other results
+    settings.update(layers=selection, per_layer=bool(per_layer), cv_weighting=cv_weighting)
     records = integrity.feature_set_records(sets)
     key = integrity.results_key(settings, records)
-    out = Path(out) if out else integrity.results_folder(sets[0].meta, key)
+    out = Path(out) if out else integrity.results_folder(sets[0].meta, key, root=results_root or "runs/results")
     integrity.check_out(out, key)  # before the work: a refused --out costs nothing
+    if reuse and (out / "results.json").is_file():  # same key = same settings and feature bytes: current
+        note(f"{out / 'results.json'}: results of these settings and feature sets are current, kept")
+        return out / "results.json"
     first = sets[0]
     protocols = choose_protocols(protocol, first.kind)
     runs = group_runs(sets)
@@ -215,6 +226,15 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
                "feature_meta": [fs.meta for fs in sets], "entries": entries,
                "grid_settings": settings, "results_key": key, "feature_sets": records, "notes": notes,
                "timings": {"total_s": time.perf_counter() - t_start}}
+    if selection is not None:  # its own row in the report, never the full feature set's
+        results["arch"] = f"{meta.get('arch')}[{selection['label']}]"
+        results["feature_length"], results["layers"] = selection["n_features"], selection
+    if per_layer:
+        results["per_layer"] = per_layer_scores(sets, lambda fs, o: json.loads(run_grid(
+            fs, classifier=classifier, protocol=protocol, standardize=standardize, jobs=jobs, out=o,
+            grid=grid, elm_engine=elm_engine, svm_engine=svm_engine, progress=False, backend=backend,
+            address=address).read_text()), progress=progress)
+    config.update(layers=layers, per_layer=per_layer)
     results.update(run_record(config))
     path = atomic_write_json(out / "results.json", results)
     atomic_write_bytes(out / "results.csv", _csv(results).encode("utf-8"))
@@ -290,6 +310,12 @@ def main(argv=None):
     parser.add_argument("--address", default=None,
                         help="--backend ray: an existing Ray cluster (host:port, ray://host:10001, auto); "
                              "default: a local Ray instance")
+    parser.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
+                        help="score only these layers: names from meta.json, 1-based positions or ranges "
+                             "(pool3 pool4; 3-5; 1,3); default: every layer")
+    parser.add_argument("--per-layer", action="store_true",
+                        help="also score each layer alone and layers 1..k together, per classifier "
+                             "(results' per_layer; the report's accuracy-vs-depth curves)")
     args = parser.parse_args(argv)
     if args.folds < 2:
         parser.error(f"--folds must be at least 2, found {args.folds}")

@@ -226,10 +226,15 @@ def _safe(name) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-.") or "unnamed"
 
 
-def results_folder(meta: dict, key: str) -> Path:
-    """``runs/results/<dataset>/<arch>_<width>_<weights>_<key>``."""
-    return Path("runs/results") / _safe(meta.get("dataset")) / \
+def results_folder(meta: dict, key: str, root="runs/results") -> Path:
+    """``<root>/<dataset>/<arch>_<width>_<weights>_<key>`` (root: ``runs/results``)."""
+    return Path(root) / _safe(meta.get("dataset")) / \
         f"{_safe(meta.get('arch'))}_{_safe(meta.get('width'))}_{_safe(meta.get('weights'))}_{key}"
+
+
+def results_key_of(data) -> str | None:
+    """The ``results_key`` a loaded ``results.json`` records (None for anything else)."""
+    return data.get("results_key") if isinstance(data, dict) else None
 
 
 def check_out(out: Path, key: str) -> None:
@@ -246,7 +251,7 @@ def check_out(out: Path, key: str) -> None:
     except (OSError, ValueError) as e:
         raise GridInputError(f"--out {out} holds a results.json that cannot be read ({e}); remove it or "
                              "choose another --out") from None
-    found = data.get("results_key") if isinstance(data, dict) else None
+    found = results_key_of(data)
     if found != key:
         raise GridInputError(f"--out {out} holds results of other grid settings or feature sets (results "
                              f"key {found!r}, these are {key!r}); choose another --out (or leave it out: "

@@ -21,6 +21,7 @@ from classifiers.published import (PUBLISHED, PUBLISHED_PROTOCOLS, STUDY_DATASET
                                    TRAINED_REFERENCES, published_figure)
 from classifiers.report_figures import bar_charts, batchnorm_chart, scatter_random_trained, slug
 from classifiers.report_load import load_results
+from classifiers.report_rank import rank_blocks
 from classifiers.report_stats import (check_orderings, correlations, cost_table, fmt_p,
                                       pairwise_tests, protocol_label, random_vs_trained,
                                       summary_table)
@@ -331,6 +332,8 @@ def render_report(results=("runs",), out="runs/report", log=None) -> Path:
                     cost_table(rows), summary, tests)
     blocks = _insert_before(blocks, ("h2", "Cost"), batchnorm)
     blocks = _insert_before(blocks, ("h2", "Random vs trained"), _hpelm_note(rows))
+    at = blocks.index(("h2", "Sources"))  # a new front-end's rank, accuracy vs depth (report_rank.py)
+    blocks[at:at] = rank_blocks(rows, out_dir)
     (out_dir / "report.md").write_text(_md(blocks), encoding="utf-8")
     (out_dir / "report.html").write_text(_html(blocks, out_dir), encoding="utf-8")
     with open(out_dir / "summary.csv", "w", newline="", encoding="utf-8") as f:

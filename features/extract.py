@@ -33,6 +33,7 @@ from features import audio, datasets, decode
 from features.decode import InputSpec, iter_prepared, model_input
 from features.device import (PRECISIONS, AdaptiveBatch, cast_model, check_precision, compute_dtype,
                              device_record, precision_context, resolve_device)
+from architectures.custom import is_custom_spec
 from features import store
 from features.store import Chunks, ExtractionError
 
@@ -53,12 +54,17 @@ ENGINES = ("local", "ray")
 # ----------------------------------------------------------------------------- building blocks
 
 def build_frontend(arch: str, width: str = "large", seed: int = 0, weights=None,
-                   batchnorm: bool = False) -> torch.nn.Module:
+                   batchnorm: bool = False, custom: dict | None = None) -> torch.nn.Module:
     """A front-end with random weights from ``seed``, or the trained weights of checkpoint ``weights``.
 
     ``arch = "hear:MODULE"`` wraps an installed HEAR module (``features/hear_adapter.py``); ``weights``
-    is then its ``model_file_path``.
+    is then its ``model_file_path``. ``arch = "pkg.mod:Name"`` or ``"path/file.py:Name"`` wraps the
+    user's module (``architectures/custom.py``; ``weights`` is then a state dict); ``custom`` holds its
+    keywords ``options``, ``input``, ``init`` and ``layer_types``.
     """
+    if is_custom_spec(arch):
+        from architectures.custom import CustomFrontend
+        return CustomFrontend(arch, seed=seed, width=width, weights=weights, **(custom or {}))
     if arch.startswith(HEAR_PREFIX):
         from features.hear_adapter import HearFrontend
         return HearFrontend(arch[len(HEAR_PREFIX):], model_file_path=weights or "")
@@ -301,7 +307,8 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
             device: str = "auto", batch_size: int = 8, workers: int = 2, out=DEFAULT_OUT,
             weights=None, pad: str = "repeat", batchnorm: bool = False, cache_dir=DEFAULT_CACHE,
             ds=None, progress: bool = True, engine: str = "local", address: str | None = None,
-            _ray_options=None, folds=None, fold_seed=None, precision: str = "float32") -> Path:
+            _ray_options=None, folds=None, fold_seed=None, precision: str = "float32",
+            custom: dict | None = None) -> Path:
     """Extract one feature set and return its folder. See the module docstring and ``--help``.
 
     ``engine="ray"`` computes the chunks on Ray workers (``features/ray_engine.py``; ``workers`` is then
@@ -335,7 +342,7 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
     run = plan(arch, dataset=dataset, root=root, split_dir=split_dir, manifest=manifest, width=width,
                input_seconds=input_seconds, seed=seed, dev=dev, batch_size=batch_size, workers=workers,
                out=out, weights=weights, pad=pad, batchnorm=batchnorm, cache_dir=cache_dir, ds=ds,
-               engine=engine, address=address, precision=precision)
+               engine=engine, address=address, precision=precision, custom=custom)
     with store.lock(run.folder, progress):
         if store.verified(run.folder, run.key, progress):
             if progress:
@@ -387,7 +394,7 @@ def _code_version() -> str:
 def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, width="large",
          input_seconds=None, seed=0, dev=torch.device("cpu"), batch_size=8, workers=2, out=DEFAULT_OUT,
          weights=None, pad="repeat", batchnorm=False, cache_dir=DEFAULT_CACHE, ds=None,
-         engine="local", address=None, precision="float32") -> Run:
+         engine="local", address=None, precision="float32", custom=None) -> Run:
     """Everything an engine needs (a :class:`Run`): the clips, the model, the keys, the folder.
 
     Chunks are not read here (``extract`` reads them once it holds the folder's lock).
@@ -409,7 +416,9 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
             width = ckpt["width"]
     if ds is None:
         ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest, folds=None)
-    model = build_frontend(arch, width=width, seed=seed, weights=weights, batchnorm=batchnorm).eval()
+    model = build_frontend(arch, width=width, seed=seed, weights=weights, batchnorm=batchnorm,
+                           custom=custom).eval()
+    arch = getattr(model, "arch_name", None) or arch  # a folder-safe name for any --arch string
     cast_model(model, precision)  # bf16: weights in bfloat16 (the Ray workers get the cast copy)
     if engine == "local":  # the Ray engine's workers move their own copies (dev may exist only there)
         model = model.to(dev)
@@ -421,7 +430,7 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
     weights_name = getattr(model, "weights_name", None) or ("trained" if weights is not None else "random")
     weights_file = weights is not None and Path(str(weights)).is_file()
     code = _code_version()
-    identity = getattr(model, "identity", None)
+    identity = getattr(model, "identity", None)  # a user's module: spec, source sha, options, init
     settings = dict(arch=arch, width=width, seed=seed, weights_name=weights_name,
                     weights=None if weights_file or weights is None else str(weights),  # HEAR options
                     weights_sha256=store.sha256_file(weights) if weights_file else None,
@@ -569,7 +578,22 @@ def parse_args(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--arch", nargs="+", default=["sample-level"], metavar="NAME",
                    help=f"front-end(s), or 'all'. Choices: {', '.join(names)}; or hear:MODULE for any "
-                        "installed module with the HEAR API (its model_file_path goes in --weights)")
+                        "installed module with the HEAR API (its model_file_path goes in --weights); or "
+                        "your own nn.Module: pkg.module:Class or path/to/file.py:factory "
+                        "(docs/own-architecture.md)")
+    p.add_argument("--arch-options", nargs="+", default=None, metavar="OPT",
+                   help="your own --arch: keyword options of its class or factory, as JSON "
+                        "('{\"filters\": 64}') or key=value pairs")
+    p.add_argument("--input", default=None, choices=["waveform", "log-mel"],
+                   help="your own --arch, when the module declares no input_kind: 12 kHz waveform "
+                        "(batch, samples) or the study's log-mel (batch, frames, 96)")
+    p.add_argument("--keep-init", action="store_true",
+                   help="your own --arch: keep the weights as the module builds them (under "
+                        "torch.manual_seed(--seed)) instead of the study's init from --seed")
+    p.add_argument("--layer-types", default=None, metavar="TYPES",
+                   help="your own --arch: read these layers by forward hooks, comma-separated: conv, "
+                        "pool, linear or class names (default: the module's extract_features when it "
+                        "has one, else conv,pool)")
     p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS),
                    help="dataset layout to read")
     p.add_argument("--root", default=None, help="dataset folder (synthetic: generated here if absent)")
@@ -614,10 +638,12 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     if a.arch == ["all"]:
         a.arch = names
-    unknown = [x for x in a.arch if x not in names and x != SAMPLECNN and not x.startswith(HEAR_PREFIX)]
+    unknown = [x for x in a.arch if x not in names and x != SAMPLECNN and not x.startswith(HEAR_PREFIX)
+               and not is_custom_spec(x)]
     if unknown:
         p.error(f"unknown architecture {unknown[0]!r}; available: {', '.join(names)}, all "
-                f"({SAMPLECNN} with --weights; hear:MODULE for a HEAR module)")
+                f"({SAMPLECNN} with --weights; hear:MODULE for a HEAR module; pkg.module:Class or "
+                f"path/to/file.py:factory for your own)")
     if SAMPLECNN in a.arch and not a.weights:
         p.error(f"--arch {SAMPLECNN} reads out a trained SampleCNN: give its checkpoint with --weights")
     if a.batch_size < 1:
@@ -629,6 +655,14 @@ def parse_args(argv=None):
     return a
 
 
+def custom_options(a) -> dict | None:
+    """The ``custom`` keywords of :func:`build_frontend` from the CLI's own-architecture flags."""
+    if not any(is_custom_spec(x) for x in a.arch):
+        return None
+    return {"options": a.arch_options, "input": a.input, "init": "keep" if a.keep_init else "study",
+            "layer_types": a.layer_types}
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
     cache = None if a.cache_dir.lower() == "none" else a.cache_dir
@@ -637,7 +671,7 @@ def main(argv=None) -> int:
                      split_dir=a.split_dir, manifest=a.manifest, width=a.width,
                      input_seconds=a.input_seconds, device=a.device, precision=a.precision, batch_size=a.batch_size,
                      workers=a.workers, out=a.out, pad=a.pad, batchnorm=a.batchnorm,
-                     cache_dir=cache, engine=a.engine, address=a.address)
+                     cache_dir=cache, engine=a.engine, address=a.address, custom=custom_options(a))
     except (ExtractionError, ValueError, OSError) as e:
         print(f"error: {_describe(e)}", file=sys.stderr)
         return 1

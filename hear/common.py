@@ -172,7 +172,8 @@ def get_timestamp_embeddings(audio_batch, model: HearModel) -> tuple[torch.Tenso
 
 def module_api(arch: str):
     """``(load_model, get_scene_embeddings, get_timestamp_embeddings)`` for a thin per-arch module."""
-    if arch not in architectures.ARCHITECTURES:
+    from architectures.custom import is_custom_spec  # a user's pkg.mod:Class / file.py:factory works too
+    if arch not in architectures.ARCHITECTURES and not is_custom_spec(arch):
         raise ValueError(f"unknown architecture {arch!r}; available: {', '.join(architectures.ARCHITECTURES)}")
 
     def load(model_file_path: str = "") -> HearModel:

@@ -1,4 +1,5 @@
-"""Studies: orchestration commands that sit above ``features`` and ``classifiers``.
+"""Orchestration commands that sit above ``features`` and ``classifiers``.
 
-``python -m studies.batchnorm`` runs the batch-norm experiment of the study (thesis section 4.4, Fig. 4.5).
+- ``python -m studies`` runs a whole study: decode once, extract, grids, report (``studies/study.py``).
+- ``python -m studies.batchnorm`` runs the study's batch-norm experiment (thesis section 4.4, Fig. 4.5).
 """

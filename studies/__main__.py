@@ -1,0 +1,93 @@
+"""``python -m studies``: a whole study in one command (see ``studies/study.py`` and ``--help``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from studies.study import LONG_S, Study, run_study
+
+
+def parse_args(argv=None):
+    import architectures
+    from classifiers.grids import GRIDS
+    from features import datasets
+    from features.extract import ENGINES, HEAR_PREFIX
+    from architectures.custom import is_custom_spec
+    names = list(architectures.ARCHITECTURES)
+    p = argparse.ArgumentParser(
+        prog="python -m studies",
+        description="A whole study in one command: list the dataset once, print an estimate of the time on "
+                    "this machine, extract every front-end x seed (decoding each file once), run the SVM/ELM "
+                    "grids of each front-end over its seeds, write the report. Rerunning does only what is "
+                    "missing. Exits non-zero, with a summary, if any part failed. Writes "
+                    "OUT/features, OUT/results, OUT/report; the last line printed is the report folder.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS), help="dataset layout")
+    p.add_argument("--root", default=None, help="dataset folder (synthetic: generated here if absent)")
+    p.add_argument("--split-dir", default=None, help="gtzan: the fault-filtered split lists")
+    p.add_argument("--manifest", default=None, help="csv dataset: the manifest file")
+    p.add_argument("--arch", nargs="+", default=["all"], metavar="NAME",
+                   help=f"front-ends: {', '.join(names)}, all, hear:MODULE, or your own pkg.module:Class / "
+                        "path/to/file.py:factory (docs/own-architecture.md)")
+    p.add_argument("--seed", type=int, nargs="+", default=[0, 1, 2], help="random-weight seeds (one run each)")
+    p.add_argument("--width", default="large", choices=["large", "small"], help="the study's widths")
+    p.add_argument("--arch-options", nargs="+", default=None, metavar="OPT",
+                   help="your own --arch: JSON object or key=value options of its class or factory")
+    p.add_argument("--input", default=None, choices=["waveform", "log-mel"],
+                   help="your own --arch, when the module declares no input_kind")
+    p.add_argument("--keep-init", action="store_true",
+                   help="your own --arch: keep its own init (seeded) instead of the study's")
+    p.add_argument("--layer-types", default=None, metavar="TYPES",
+                   help="your own --arch: hook these layer types (conv,pool,linear or class names)")
+    p.add_argument("--input-seconds", type=float, default=None, help="input length; default the study's ~29 s")
+    p.add_argument("--folds", type=int, default=10, help="folds for datasets without predefined splits")
+    p.add_argument("--fold-seed", type=int, default=0, help="shuffling seed of those folds")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads (local) or Ray workers (ray)")
+    p.add_argument("--engine", default="local", choices=list(ENGINES), help="where extraction runs")
+    p.add_argument("--address", default=None, help="--engine ray: an existing cluster's address")
+    p.add_argument("--classifier", default="all", choices=["svm", "elm", "all"], help="grids to run")
+    p.add_argument("--protocol", default="auto", choices=["auto", "split", "cv-best", "nested-cv"],
+                   help="auto: split for train/val/test sets, cv-best and nested-cv for folds")
+    p.add_argument("--grid", default="study", choices=sorted(GRIDS),
+                   help="study: the published grids; small: a few points for smoke tests")
+    p.add_argument("--per-layer", action="store_true",
+                   help="also score each layer alone and layers 1..k (the report's accuracy-vs-depth curves)")
+    p.add_argument("--layers", nargs="+", default=None, help="score only these layers (names or positions)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel SVM fits")
+    p.add_argument("--out", default="runs", help="root of features/, results/ and report/")
+    p.add_argument("--cache-dir", default="runs/cache/audio", help="decoded-audio cache ('none' disables)")
+    p.add_argument("--estimate-only", action="store_true",
+                   help=f"print the time estimate and stop (above {LONG_S / 60:.0f} min it suggests a GPU "
+                        "or Ray)")
+    a = p.parse_args(argv)
+    bad = [x for x in a.arch if x not in names and x != "all" and not x.startswith(HEAR_PREFIX)
+           and not is_custom_spec(x)]
+    if bad:
+        p.error(f"unknown architecture {bad[0]!r}; available: {', '.join(names)}, all, hear:MODULE, "
+                "pkg.module:Class or path/to/file.py:factory")
+    if a.batch_size < 1:
+        p.error(f"--batch-size must be at least 1, got {a.batch_size}")
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    custom = {"options": a.arch_options, "input": a.input, "init": "keep" if a.keep_init else "study",
+              "layer_types": a.layer_types}
+    st = Study(dataset=a.dataset, archs=a.arch, seeds=a.seed, width=a.width, root=a.root,
+               split_dir=a.split_dir, manifest=a.manifest, folds=a.folds, fold_seed=a.fold_seed,
+               input_seconds=a.input_seconds, custom=custom, device=a.device, batch_size=a.batch_size,
+               workers=a.workers, engine=a.engine, address=a.address, classifier=a.classifier,
+               protocol=a.protocol, grid=a.grid, per_layer=a.per_layer, layers=a.layers, jobs=a.jobs,
+               out=a.out, cache_dir=None if a.cache_dir.lower() == "none" else a.cache_dir)
+    try:
+        return run_study(st, estimate_only=a.estimate_only)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # the dataset itself cannot be listed
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

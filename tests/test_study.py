@@ -1,0 +1,83 @@
+"""``python -m studies``: one command for a study, its estimate, resuming and failure summary."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import REPO, write_class_folders
+from studies.__main__ import main as study_main
+from studies.study import Study, estimate, measure_rate, run_study
+
+WAVE = str(REPO / "examples" / "waveform_cnn.py") + ":WaveformCNN"
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_class_folders(tmp_path / "data", per_class=3)
+
+
+def _study(tmp_path, data, archs, **kw):
+    return Study(dataset="folder", root=str(data), folds=3, archs=archs, seeds=[0, 1], width="small",
+                 input_seconds=2.0, workers=0, batch_size=2, classifier="svm", grid="small",
+                 out=str(tmp_path / "runs"), cache_dir=str(tmp_path / "cache"), **kw)
+
+
+def test_estimate_is_gflop_over_rate_plus_decoding():
+    plans = [{"arch": "a", "gflop_per_clip": 2.0, "clips_todo": 10},
+             {"arch": "a", "gflop_per_clip": 2.0, "clips_todo": 5},
+             {"arch": "b", "gflop_per_clip": None, "clips_todo": 10}]
+    est = estimate(plans, rate_gflops=4.0, decode_s_per_clip=3.0)
+    assert est["gflop"] == 30.0 and est["network_s"] == 7.5 and est["total_s"] == 10.5
+    assert est["per_arch"] == {"a": 7.5, "b": 0.0}
+    assert measure_rate(torch.device("cpu"), seconds=0.05) > 0.1  # any CPU does > 0.1 GFLOP/s
+
+
+def test_study_runs_resumes_and_reports(tmp_path, data, capsys):
+    st = _study(tmp_path, data, [WAVE, "mfcc"], protocol="cv-best")
+    assert run_study(st) == 0
+    err = capsys.readouterr().err
+    assert "estimate:" in err and "0 of 4 feature sets already done" in err
+    results = sorted((tmp_path / "runs" / "results" / "folder").glob("*/results.json"))
+    assert [p.parent.name.split("-")[0] for p in results] == ["mfcc_small_random", "waveform_cnn.WaveformCNN"]
+    wave = json.loads(results[1].read_text())
+    assert len(wave["features"]) == 2 and [e["protocol"] for e in wave["entries"]] == ["cv-best"]
+    md = (tmp_path / "runs" / "report" / "report.md").read_text()
+    assert "rank 1 of 2" in md or "rank 2 of 2" in md
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*") if p.suffix in (".npz", ".json")}
+    # rerun: nothing is recomputed
+    assert run_study(st) == 0
+    err = capsys.readouterr().err
+    assert "4 of 4 feature sets already done" in err and err.count("results current, kept") == 2
+    assert "report current, kept" in err
+    assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
+    # another grid setting reruns only the grids
+    st.protocol = "nested-cv"
+    assert run_study(st) == 0
+    err = capsys.readouterr().err
+    assert "results current" not in err and "4 of 4 feature sets already done" in err
+    assert [e["protocol"] for e in json.loads(results[1].read_text())["entries"]] == ["nested-cv"]
+
+
+def test_a_failing_part_is_summarised_and_the_rest_goes_on(tmp_path, data, capsys):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import not_a_module_anywhere\n")
+    code = study_main(["--dataset", "folder", "--root", str(data), "--folds", "3", "--arch", "mfcc",
+                       f"{bad}:Net", "--seed", "0", "1", "--width", "small", "--classifier", "svm", "--grid",
+                       "small", "--out", str(tmp_path / "runs"), "--cache-dir", "none", "--workers", "0"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "summary: 2 of 4 feature sets, 1 of 2 results files, report written" in err
+    assert "failed: extract" in err and "No module named 'not_a_module_anywhere'" in err
+    assert (tmp_path / "runs" / "report" / "report.md").exists()
+
+
+def test_estimate_only_writes_nothing(tmp_path, data, capsys):
+    code = study_main(["--dataset", "folder", "--root", str(data), "--folds", "3", "--arch", "mfcc", WAVE,
+                       "--width", "small", "--out", str(tmp_path / "runs"), "--cache-dir", "none",
+                       "--estimate-only"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "estimate:" in err and "GFLOP" in err
+    assert not (tmp_path / "runs" / "features").exists() or not list((tmp_path / "runs").rglob("*.npz"))
