@@ -187,7 +187,7 @@ def write_feature_set(path, X, y, ids, split=None, fold=None, meta=None) -> Path
             "timings": {"decode_s": 0.0, "compute_s": 0.0, "total_s": 0.0, "clips_per_s": None}}
     full.update(meta or {})
     atomic_save_npz(path / "features.npz", **arrays)
-    full.setdefault("features_sha256", hashlib.sha256((path / "features.npz").read_bytes()).hexdigest())
+    full["features_sha256"] = hashlib.sha256((path / "features.npz").read_bytes()).hexdigest()  # always its own
     atomic_write_json(path / "meta.json", full)
     return path
 

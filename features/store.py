@@ -10,7 +10,7 @@ The identity model of extraction (``docs/formats.md``, "Feature set"):
   label, split, fold, file size and mtime). It names everything that determines ``features.npz``.
 - **One folder, one key**: ``<out>/<dataset>/<arch>_<width>_<weights>_seed<N>[_fold<K>]-<key[:12]>``.
   Another key gets another folder, so no run ever replaces or deletes another configuration's work.
-  Two runs of the same key serialise on ``<folder>.lock`` (``fcntl.flock``); the second waits, then
+  Two runs of the same key serialise on a hidden ``.<folder>.lock`` (``fcntl.flock``); the second waits, then
   finds the work done.
 - **Chunks carry their key** and their clip range; one with a foreign key or another range is never used.
 - **Verified reuse**: a folder is "already extracted" only when ``meta.json`` (written last) has the
@@ -132,8 +132,8 @@ def feature_set_dir(out, dataset: str, readable: str, key: str) -> Path:
 
 @contextlib.contextmanager
 def lock(folder: Path, progress: bool = True):
-    """Hold ``<folder>.lock`` (``fcntl.flock``): a second run of the same key waits for the first."""
-    path = folder.with_name(folder.name + ".lock")
+    """Hold ``.<folder>.lock`` beside it (``fcntl.flock``): a second run of the same key waits for the first."""
+    path = folder.with_name(f".{folder.name}.lock")  # hidden: globs of feature sets never match it
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         f = open(path, "a+")

@@ -17,7 +17,7 @@ from features import extract as ex
 
 WAVE = "examples.waveform_cnn:WaveformCNN"
 SPEC_FILE = str(REPO / "examples" / "spectrogram_cnn.py") + ":SpectrogramCNN"
-KW = {"width": "small", "workers": 0, "batch_size": 2, "progress": False, "input_seconds": 2.0, "folds": 3}
+KW = {"width": "small", "workers": 0, "batch_size": 2, "progress": False, "input_seconds": 2.0}
 
 
 @pytest.fixture
@@ -41,12 +41,12 @@ def test_both_examples_extract_grid_report(tmp_path, data):
             X = z["X"]
         assert X.shape == (6, meta["feature_length"]) and np.isfinite(X).all()
         assert len(meta["layers"]) == n_layers and meta["layers"][-1]["stop"] == X.shape[1]
-        assert meta["config"]["identity"]["spec"] == arch and meta["gflop_per_clip"] > 0
+        assert meta["model_identity"]["spec"] == arch and meta["gflop_per_clip"] > 0
         assert ":" not in sets[0].name and "/" not in sets[0].name
         results.append(run_grid([str(p) for p in sets], classifier="svm", grid="small", progress=False,
-                                out=tmp_path / "res" / sets[0].name))
+                                folds=3, out=tmp_path / "res" / sets[0].name))
     names = [layer["name"] for layer in json.loads((tmp_path / "fs").joinpath(
-        "folder").glob("waveform_cnn*seed0").__next__().joinpath("meta.json").read_text())["layers"]]
+        "folder").glob("waveform_cnn*seed0-*").__next__().joinpath("meta.json").read_text())["layers"]]
     # hooks name layers by module path, in the order they run: the first conv is read after its ReLU
     assert names == ["frontend.0", "blocks.0.0", "blocks.0.2", "blocks.1.0", "blocks.1.2", "blocks.2.0",
                      "blocks.2.2"]
@@ -123,14 +123,14 @@ def _cli_error(capsys, argv) -> str:
     assert ex.main(argv) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    return err.strip().splitlines()[-1]
+    return err.strip()  # the error, then the multi-part summary naming the same failure
 
 
 def test_clear_errors(tmp_path, data, capsys):
-    base = ["--dataset", "folder", "--root", str(data), "--folds", "3", "--out", str(tmp_path / "fs"),
+    base = ["--dataset", "folder", "--root", str(data), "--out", str(tmp_path / "fs"),
             "--cache-dir", "none", "--input-seconds", "2", "--workers", "0"]
     line = _cli_error(capsys, ["--arch", "no_such_pkg.mod:Net", *base])
-    assert line.startswith("error:") and "cannot import module 'no_such_pkg.mod'" in line \
+    assert "error:" in line and "cannot import module 'no_such_pkg.mod'" in line \
         and "No module named 'no_such_pkg'" in line
     broken = _module(tmp_path, "class Net(nn.Module)\n    pass\n", "broken.py")
     line = _cli_error(capsys, ["--arch", broken + ":Net", *base])

@@ -40,7 +40,9 @@ def test_study_runs_resumes_and_reports(tmp_path, data, capsys):
     err = capsys.readouterr().err
     assert "estimate:" in err and "0 of 4 feature sets already done" in err
     results = sorted((tmp_path / "runs" / "results" / "folder").glob("*/results.json"))
-    assert [p.parent.name.split("-")[0] for p in results] == ["mfcc_small_random", "waveform_cnn.WaveformCNN"]
+    # results folders: <arch>_<width>_<weights>_<results key>
+    assert [p.parent.name.rsplit("_", 1)[0].split("-")[0] for p in results] == \
+        ["mfcc_small_random", "waveform_cnn.WaveformCNN"]
     wave = json.loads(results[1].read_text())
     assert len(wave["features"]) == 2 and [e["protocol"] for e in wave["entries"]] == ["cv-best"]
     md = (tmp_path / "runs" / "report" / "report.md").read_text()
@@ -57,7 +59,12 @@ def test_study_runs_resumes_and_reports(tmp_path, data, capsys):
     assert run_study(st) == 0
     err = capsys.readouterr().err
     assert "results current" not in err and "4 of 4 feature sets already done" in err
-    assert [e["protocol"] for e in json.loads(results[1].read_text())["entries"]] == ["nested-cv"]
+    after = sorted((tmp_path / "runs" / "results" / "folder").glob("*/results.json"))
+    new = [p for p in after if p not in results]  # other settings, other key: new folders, old ones kept
+    assert len(new) == 2 and all(p.exists() for p in results)
+    protocols = {p.parent.name.split("_")[0]: [e["protocol"] for e in json.loads(p.read_text())["entries"]]
+                 for p in new}
+    assert sorted(protocols.values()) == [["nested-cv"], ["nested-cv"]]
 
 
 def test_a_failing_part_is_summarised_and_the_rest_goes_on(tmp_path, data, capsys):
