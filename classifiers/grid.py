@@ -13,6 +13,7 @@ import io
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +30,37 @@ from .per_fold import evaluate_per_fold, group_runs
 from .protocols import CV_WEIGHTINGS, OPTIMISTIC, choose_protocols, evaluate
 from .reference import HpelmELM, NaiveELM, NaiveSVM
 
-__all__ = ["run_grid", "main", "ELM_DEFAULTS"]
+__all__ = ["run_grid", "main", "ELM_DEFAULTS", "CLASSIFIERS", "Classifier"]
 
 # The study's ELM (Python-ELM GenELMClassifier + RandomLayer, activation 'reclinear', alpha=1).
 ELM_DEFAULTS = {"activation": "relu", "hidden_init": "standard normal weights and biases",
                 "input_scale": 1.0, "alpha": 0.0, "targets": "-1/+1 per class",
                 "output_weights": "pseudo-inverse, singular values below 1e6*eps*s_max dropped"}
-SVM_ENGINES = {"fast": FastSVM, "sklearn": NaiveSVM}
-ELM_ENGINES = {"fast": FastELM, "estimator": NaiveELM, "hpelm": HpelmELM}
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """One classifier the grid runs: its grid is ``GRIDS[grid][name]``; ``engines`` maps engine names to
+    scorer classes (``classifiers/kernels.py`` has the contract); a ``randomized`` one (a random hidden
+    layer) is also given the number of classes and the run's seed."""
+    engines: dict
+    default_engine: str
+    randomized: bool
+
+    def scorer(self, engine, X, y_index, n_classes, seed, standardize):
+        cls = self.engines[engine]
+        if self.randomized:
+            return cls(X, y_index, n_classes, seed, standardize=standardize)
+        return cls(X, y_index, standardize=standardize)
+
+
+# The one table of classifiers: the CLI's choices, "all", and the results read it (docs/adding.md).
+CLASSIFIERS = {
+    "svm": Classifier({"fast": FastSVM, "sklearn": NaiveSVM}, "fast", randomized=False),
+    "elm": Classifier({"fast": FastELM, "estimator": NaiveELM, "hpelm": HpelmELM}, "fast", randomized=True),
+}
+SVM_ENGINES = CLASSIFIERS["svm"].engines
+ELM_ENGINES = CLASSIFIERS["elm"].engines
 # What each ELM engine's output weights are: "fast" and "estimator" are the study's ELM; "hpelm" is a
 # cross-check only (hpelm solves ridge-regularised normal equations, not the pseudo-inverse).
 ELM_ENGINE_ROLE = {"fast": "study", "estimator": "study",
@@ -110,9 +134,10 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
     """
     if grid not in GRIDS:
         raise ValueError(f"unknown grid {grid!r}; available: {', '.join(GRIDS)}")
-    names = {"all": ["svm", "elm"], "svm": ["svm"], "elm": ["elm"]}.get(classifier)
-    if names is None:
-        raise ValueError(f"unknown classifier {classifier!r}; available: svm, elm, all")
+    if classifier != "all" and classifier not in CLASSIFIERS:
+        raise ValueError(f"unknown classifier {classifier!r}; available: {', '.join(CLASSIFIERS)}, all")
+    names = list(CLASSIFIERS) if classifier == "all" else [classifier]
+    engines = {"svm": svm_engine, "elm": elm_engine}  # the CLI's engine flags; others: their default
     if cv_weighting not in CV_WEIGHTINGS:
         raise ValueError(f"unknown --cv-weighting {cv_weighting!r}; available: {', '.join(CV_WEIGHTINGS)}")
     if elm_engine not in ELM_ENGINES or svm_engine not in SVM_ENGINES:
@@ -155,10 +180,9 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
             made = []
 
             def make_scorer(X, seed=seed):
-                if name == "svm":
-                    s = SVM_ENGINES[svm_engine](X, y_index, standardize=standardize)
-                else:
-                    s = ELM_ENGINES[elm_engine](X, y_index, classes.size, seed, standardize=standardize)
+                clf = CLASSIFIERS[name]
+                s = clf.scorer(engines.get(name, clf.default_engine), X, y_index, classes.size, seed,
+                               standardize)
                 made.append(integrity.OneClassSafe(s, y_index, classes))
                 return made[-1]
 
@@ -271,13 +295,15 @@ def table(results) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m classifiers.grid`` (choices read from the tables)."""
     parser = argparse.ArgumentParser(
         prog="python -m classifiers.grid", description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--features", nargs="+", required=True,
                         help="feature-set folders of one architecture (one per seed = one run each)")
-    parser.add_argument("--classifier", choices=["svm", "elm", "all"], default="all")
+    parser.add_argument("--classifier", choices=[*CLASSIFIERS, "all"], default="all",
+                        help="which classifier's grid to run")
     parser.add_argument("--protocol", choices=["auto", "split", "cv-best", "nested-cv"], default="auto",
                         help="auto: split for train/val/test sets, cv-best and nested-cv for folds")
     parser.add_argument("--standardize", action="store_true",
@@ -316,6 +342,11 @@ def main(argv=None):
     parser.add_argument("--per-layer", action="store_true",
                         help="also score each layer alone and layers 1..k together, per classifier "
                              "(results' per_layer; the report's accuracy-vs-depth curves)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.folds < 2:
         parser.error(f"--folds must be at least 2, found {args.folds}")

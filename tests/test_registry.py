@@ -44,3 +44,20 @@ def test_build_names_the_choices():
         architectures.build("nope")
     with pytest.raises(ValueError, match="unknown width 'huge'"):
         architectures.build("vgg", width="huge")
+
+
+def test_a_classifier_row_is_all_the_grid_needs(tmp_path, monkeypatch):
+    """A new CLASSIFIERS row (here: the SVM scorer under another name) runs with --classifier and 'all'."""
+    import json
+
+    from classifiers import grid
+    from classifiers.featureset import synthetic_feature_set, write_feature_set
+    from classifiers.grids import GRIDS
+    monkeypatch.setitem(grid.CLASSIFIERS, "svm2", grid.CLASSIFIERS["svm"])
+    monkeypatch.setitem(GRIDS["small"], "svm2", GRIDS["small"]["svm"])
+    fs = write_feature_set(tmp_path / "fs", **synthetic_feature_set(n_clips=60, n_features=6, separation=3.0))
+    res = json.loads(grid.run_grid([fs], classifier="all", grid="small", out=tmp_path / "r",
+                                   progress=False).read_text())
+    by = {e["classifier"]: e["mean"] for e in res["entries"]}
+    assert set(by) == {"svm", "elm", "svm2"} and by["svm2"] == by["svm"]
+    assert "svm2" in grid.build_parser()._option_string_actions["--classifier"].choices
