@@ -21,7 +21,7 @@ from features.provenance import atomic_write_bytes, atomic_write_json, run_recor
 
 from .featureset import check_compatible, load_feature_set
 from .grids import GRIDS, grid_points, resolve_gamma
-from .kernels import FastELM, FastSVM
+from .kernels import FastELM, FastSVM, available_cpus
 from .per_fold import evaluate_per_fold, group_runs
 from .protocols import OPTIMISTIC, choose_protocols, evaluate
 from .reference import HpelmELM, NaiveELM, NaiveSVM
@@ -220,7 +220,8 @@ def main(argv=None):
                         help="auto: split for train/val/test sets, cv-best and nested-cv for folds")
     parser.add_argument("--standardize", action="store_true",
                         help="z-score features on each training set (off in the study)")
-    parser.add_argument("--jobs", type=int, default=1, help="parallel SVM fits (threads)")
+    parser.add_argument("--jobs", type=int, default=available_cpus(),
+                        help="parallel SVM fits (threads); defaults to the CPUs this process may use")
     parser.add_argument("--out", default=None,
                         help="output folder (default runs/results/<dataset>/<arch>_<width>_<weights>)")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="study",
