@@ -52,84 +52,141 @@ from classifiers.protocols import evaluate  # noqa: E402
 
 PROTOCOLS = ["cv-best", "nested-cv"]
 COLUMNS = ["clips", "features", "classes", "folds", "jobs", "classifier", "points", "fast_s",
-           "straightforward_s", "ratio", "straightforward_cv_best_s", "ratio_vs_cv_best_only",
-           "measured_s", "measured_fits", "total_fits", "baseline", "same_picks", "solvers",
+           "straightforward_s", "ratio", "fast_cpu_s", "straightforward_cpu_s", "cpu_ratio",
+           "straightforward_cv_best_s", "ratio_vs_cv_best_only", "measured_s", "measured_fits",
+           "total_fits", "baseline", "fast", "same_picks", "solvers",
            "load_before", "load_after", "cpus", "machine"]
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process (all threads) and of its live descendants (joblib's loky workers),
+    from ``/proc``; on machines shared with other work this is steadier than wall time."""
+    own = time.process_time()
+    try:
+        tick, me = os.sysconf("SC_CLK_TCK"), os.getpid()
+        parent, cpu = {}, {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:  # gone meanwhile
+                    continue
+                parent[int(entry)] = int(fields[1])
+                cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    except (OSError, ValueError, AttributeError):  # no /proc: own CPU only
+        return own
+
+    def descends(pid):
+        while pid > 1:
+            pid = parent.get(pid, 0)
+            if pid == me:
+                return True
+        return False
+    return own + sum(c for pid, c in cpu.items() if pid != me and descends(pid))
+
+
+class _Clock:
+    """Wall and CPU seconds of a ``with`` block (CPU includes worker processes that are still alive)."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), _cpu_seconds()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.wall, _cpu_seconds() - self.cpu
+
+
 def _search(est, points, X, y, cv, jobs):
-    """GridSearchCV over ``points`` (grid order kept); per-point, per-split accuracies and seconds."""
+    """GridSearchCV over ``points`` (grid order kept); per-point, per-split accuracies and its _Clock."""
     grid = [{k: [v] for k, v in p.items()} for p in points]
-    t0 = time.perf_counter()
-    s = GridSearchCV(est, grid, cv=cv, scoring="accuracy", n_jobs=jobs, refit=False,
-                     error_score=np.nan).fit(X, y)
-    seconds = time.perf_counter() - t0
-    return np.stack([s.cv_results_[f"split{i}_test_score"] for i in range(len(cv))], axis=1), seconds
+    with _Clock() as clock:
+        s = GridSearchCV(est, grid, cv=cv, scoring="accuracy", n_jobs=jobs, refit=False,
+                         error_score=np.nan).fit(X, y)
+    return np.stack([s.cv_results_[f"split{i}_test_score"] for i in range(len(cv))], axis=1), clock
 
 
 def _spaced(n_points, n):
     return sorted({int(round(i)) for i in np.linspace(0, n_points - 1, min(n, n_points))})
 
 
-def compare(name, scorer, est, points, X, y, fold, jobs, n_points, n_outer, n_inner):
+def _accuracies(pred, y, tasks):
+    return np.array([[np.nan if pp[t] is None else np.mean(pp[t] == y[tasks[t][1]])
+                      for t in range(len(tasks))] for pp in pred])
+
+
+def compare(name, scorer, est, points, X, y, fold, jobs, n_points, n_outer, n_inner, fast_tasks=None):
     """Fast and straightforward timings for one classifier, with the pick checks. Returns a CSV row."""
     folds = np.unique(fold)
     K, P = folds.size, len(points)
-    t0 = time.perf_counter()
-    res = evaluate(scorer, points, y, PROTOCOLS, fold=fold, jobs=jobs, desc=name, progress=False)
-    fast_s = time.perf_counter() - t0
-    if res["failed"]:
-        raise SystemExit(f"error: fast {name} grid points failed: {res['failed']}")
+    n_tasks = K + K * (K - 1) // 2  # what evaluate fits for cv-best + nested-cv: folds and fold pairs
+    outer_tasks = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in folds]
+    res = None
+    with _Clock() as fast:
+        if fast_tasks is None:
+            res = evaluate(scorer, points, y, PROTOCOLS, fold=fold, jobs=jobs, desc=name, progress=False)
+            failed = res["failed"]
+        else:  # the first fast_tasks cv-best tasks only, scaled to all tasks below
+            pred, failed = scorer.run(points, outer_tasks[:fast_tasks], jobs=jobs)
+    if failed:
+        raise SystemExit(f"error: fast {name} grid points failed: {failed}")
+    scale = 1.0 if fast_tasks is None else n_tasks / fast_tasks
+    fast_s, fast_cpu = fast.wall * scale, fast.cpu * scale
+    fold_scores = res["cv-best"]["fold_scores"] if res else _accuracies(pred, y, outer_tasks[:fast_tasks])
 
     sub = _spaced(P, n_points)
     sub_points = [points[i] for i in sub]
-    n_outer, n_inner = min(n_outer, K), min(n_inner, K - 1)
-    outer = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in folds[:n_outer]]
-    outer_acc, a_s = _search(est, sub_points, X, y, outer, jobs if name == "svm" else 1)
+    n_outer, n_inner = min(n_outer, K, fold_scores.shape[1]), min(n_inner, K - 1)
+    sf_jobs = jobs if name == "svm" else 1
+    outer_acc, a = _search(est, sub_points, X, y, outer_tasks[:n_outer], sf_jobs)
     rest = np.flatnonzero(fold != folds[0])
-    inner_folds = folds[1:1 + n_inner]
-    inner = [(np.flatnonzero(fold[rest] != j), np.flatnonzero(fold[rest] == j)) for j in inner_folds]
-    inner_acc, b_s = _search(est, sub_points, X[rest], y[rest], inner, jobs if name == "svm" else 1)
+    inner = [(np.flatnonzero(fold[rest] != j), np.flatnonzero(fold[rest] == j)) for j in folds[1:1 + n_inner]]
+    inner_acc, b = _search(est, sub_points, X[rest], y[rest], inner, sf_jobs)
 
     # picks: the same accuracies on every fit both ways ran
-    same = np.array_equal(res["cv-best"]["fold_scores"][sub][:, :n_outer], outer_acc)
+    same = np.array_equal(fold_scores[sub][:, :n_outer], outer_acc)
     tasks = [(rest[tr], rest[te]) for tr, te in inner]
-    pred, _ = scorer.run(sub_points, tasks, jobs=jobs)
-    fast_inner = np.array([[np.mean(pred[p][t] == y[tasks[t][1]]) for t in range(len(tasks))]
-                           for p in range(len(sub))])
-    same &= np.array_equal(fast_inner, inner_acc)
+    same &= np.array_equal(_accuracies(scorer.run(sub_points, tasks, jobs=jobs)[0], y, tasks), inner_acc)
     full = len(sub) == P
-    if full and n_outer == K:
+    if res and full and n_outer == K:
         same &= int(np.argmax(outer_acc.mean(axis=1))) == res["cv-best"]["selected"]
-    if full and n_inner == K - 1:
+    if res and full and n_inner == K - 1:
         same &= int(np.argmax(inner_acc.mean(axis=1))) == res["nested-cv"]["selected_per_fold"][0]
 
-    a, b = a_s / (len(sub) * n_outer), b_s / (len(sub) * n_inner)
+    n_a, n_b = len(sub) * n_outer, len(sub) * n_inner
     exact_cv = full and n_outer == K
-    cv_best_s = a_s if exact_cv else a * P * K
-    nested_s = b * P * K * (K - 1) + a * K
-    slow_s = cv_best_s + nested_s
+
+    def total(measure):  # straightforward seconds for the whole grid from the measured fits
+        per_a, per_b = getattr(a, measure) / n_a, getattr(b, measure) / n_b
+        cv_best = getattr(a, measure) if exact_cv else per_a * P * K
+        return cv_best, cv_best + per_b * P * K * (K - 1) + per_a * K
+    cv_best_s, slow_s = total("wall")
+    cv_best_cpu, slow_cpu = total("cpu")
     counts = getattr(scorer, "solver_counts", None)
-    print(f"{name}: fast {fast_s:.1f} s (cv-best + nested-cv, {P} points; picks cv-best "
-          f"{points[res['cv-best']['selected']]}, {100 * res['cv-best']['accuracy']:.2f} %"
-          f"{'; solvers ' + str(counts) if counts else ''})")
-    print(f"  straightforward: measured {a_s + b_s:.1f} s on {len(sub)} point(s) x ({n_outer} cv-best + "
-          f"{n_inner} inner) fit(s) -> {slow_s:.1f} s for the grid (cv-best {cv_best_s:.1f} s"
-          f"{'' if exact_cv else ' extrapolated'}, nested {nested_s:.1f} s extrapolated)")
-    print(f"  ratio {slow_s / fast_s:.1f}x (vs straightforward cv-best only: {cv_best_s / fast_s:.1f}x); "
-          f"same accuracies and picks: {bool(same)}")
+    picks = (f"cv-best pick {points[res['cv-best']['selected']]}, {100 * res['cv-best']['accuracy']:.2f} %"
+             if res else f"measured on {fast_tasks} of {n_tasks} tasks, scaled by task count")
+    print(f"{name}: fast {fast_s:.1f} s wall, {fast_cpu:.1f} s CPU (cv-best + nested-cv, {P} points; "
+          f"{picks}{'; solvers ' + str(counts) if counts else ''})")
+    print(f"  straightforward: measured {a.wall + b.wall:.1f} s wall on {len(sub)} point(s) x ({n_outer} "
+          f"cv-best + {n_inner} inner) fit(s) -> {slow_s:.1f} s wall, {slow_cpu:.1f} s CPU for the grid "
+          f"(cv-best {cv_best_s:.1f} s{'' if exact_cv else ' extrapolated'}, nested extrapolated)")
+    print(f"  ratio {slow_s / fast_s:.1f}x wall, {slow_cpu / fast_cpu:.1f}x CPU (vs straightforward "
+          f"cv-best only: {cv_best_s / fast_s:.1f}x wall, {cv_best_cpu / fast_cpu:.1f}x CPU); "
+          f"same accuracies{' and picks' if res and full else ''}: {bool(same)}")
     assert same, f"{name}: the fast path disagrees with the straightforward one"
     return {"classifier": name, "points": P, "fast_s": fast_s, "straightforward_s": slow_s,
-            "ratio": slow_s / fast_s, "straightforward_cv_best_s": cv_best_s,
-            "ratio_vs_cv_best_only": cv_best_s / fast_s, "measured_s": a_s + b_s,
-            "measured_fits": len(sub) * (n_outer + n_inner), "total_fits": P * K * K + K,
+            "ratio": slow_s / fast_s, "fast_cpu_s": fast_cpu, "straightforward_cpu_s": slow_cpu,
+            "cpu_ratio": slow_cpu / fast_cpu, "straightforward_cv_best_s": cv_best_s,
+            "ratio_vs_cv_best_only": cv_best_s / fast_s, "measured_s": a.wall + b.wall,
+            "measured_fits": n_a + n_b, "total_fits": P * K * K + K,
             "baseline": f"{len(sub)}/{P} points; cv-best {n_outer}/{K} folds; nested outer fold 1 with "
                         f"{n_inner}/{K - 1} inner folds; scaled by fit counts",
+            "fast": "all tasks" if fast_tasks is None else f"{fast_tasks}/{n_tasks} tasks, scaled",
             "same_picks": bool(same), "solvers": counts}
 
 
 def bench(clips=1500, features=1024, classes=8, folds=5, jobs=None, seed=0, separation=2.0,
-          points=None, outer=None, inner=None, classifiers=("svm", "elm")):
+          points=None, outer=None, inner=None, classifiers=("svm", "elm"), fast_tasks=None):
     jobs = jobs or default_jobs()
     d = synthetic_feature_set(n_clips=clips, n_features=features, n_classes=classes, n_folds=folds,
                               separation=separation, seed=seed)
@@ -145,12 +202,16 @@ def bench(clips=1500, features=1024, classes=8, folds=5, jobs=None, seed=0, sepa
         scorer = FastSVM(X, y) if name == "svm" else FastELM(X, y, classes, seed)
         est = SVC() if name == "svm" else ELMClassifier(random_state=seed)
         rows.append(compare(name, scorer, est, pts, X, y, fold, jobs, points or len(pts),
-                            outer or folds, inner or folds - 1))
+                            outer or folds, inner or folds - 1, fast_tasks))
     fast_s = sum(r["fast_s"] for r in rows)
     slow_s = sum(r["straightforward_s"] for r in rows)
     cv_s = sum(r["straightforward_cv_best_s"] for r in rows)
+    fast_cpu = sum(r["fast_cpu_s"] for r in rows)
+    slow_cpu = sum(r["straightforward_cpu_s"] for r in rows)
     rows.append({"classifier": "+".join(classifiers), "points": sum(r["points"] for r in rows),
                  "fast_s": fast_s, "straightforward_s": slow_s, "ratio": slow_s / fast_s,
+                 "fast_cpu_s": fast_cpu, "straightforward_cpu_s": slow_cpu, "cpu_ratio": slow_cpu / fast_cpu,
+                 "fast": "; ".join(r["fast"] for r in rows),
                  "straightforward_cv_best_s": cv_s, "ratio_vs_cv_best_only": cv_s / fast_s,
                  "measured_s": sum(r["measured_s"] for r in rows),
                  "measured_fits": sum(r["measured_fits"] for r in rows),
@@ -159,7 +220,7 @@ def bench(clips=1500, features=1024, classes=8, folds=5, jobs=None, seed=0, sepa
                  "same_picks": all(r["same_picks"] for r in rows), "solvers": None})
     load1 = os.getloadavg()[0]
     print(f"whole grid: fast {fast_s:.1f} s, straightforward {slow_s:.1f} s: ratio {slow_s / fast_s:.1f}x "
-          f"(vs straightforward cv-best only {cv_s / fast_s:.1f}x); load average {load0:.2f} -> {load1:.2f}")
+          f"wall, {slow_cpu / fast_cpu:.1f}x CPU (vs straightforward cv-best only {cv_s / fast_s:.1f}x); load average {load0:.2f} -> {load1:.2f}")
     for r in rows:
         r.update(clips=clips, features=features, classes=classes, folds=folds, jobs=jobs,
                  load_before=round(load0, 2), load_after=round(load1, 2), cpus=default_jobs(),
@@ -194,6 +255,9 @@ def main(argv=None):
     parser.add_argument("--straightforward-inner", type=int, default=None,
                         help="inner folds of outer fold 1 the straightforward nested search runs "
                              "(default all: folds - 1)")
+    parser.add_argument("--fast-tasks", type=int, default=None,
+                        help="time the fast way on the first N cv-best tasks only and scale by task count "
+                             "(default: every task of both protocols)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="parallel SVM fits, both ways (default: the CPUs this process may use)")
     parser.add_argument("--seed", type=int, default=0, help="data and ELM seed (default 0)")
@@ -207,7 +271,7 @@ def main(argv=None):
             parser.exit(2, f"error: --{name} must be at least 2, found {getattr(args, name)}\n")
     rows = bench(args.clips, args.features, args.classes, args.folds, args.jobs, args.seed, args.separation,
                  args.straightforward_points, args.straightforward_folds, args.straightforward_inner,
-                 tuple(args.classifier))
+                 tuple(args.classifier), args.fast_tasks)
     out = Path(args.output)
     if out.exists():
         with open(out, newline="") as f:

@@ -104,6 +104,11 @@ def test_benchmark_asserts_the_same_picks_as_gridsearchcv(tmp_path):
     assert whole["ratio"] == pytest.approx(whole["straightforward_s"] / whole["fast_s"])
     # straightforward fits: cv-best P K, nested P K (K - 1) inner + K refits, per classifier
     assert whole["total_fits"] == (32 + 6) * 3 * 3 + 2 * 3
+    assert whole["cpu_ratio"] == pytest.approx(whole["straightforward_cpu_s"] / whole["fast_cpu_s"])
+    # the partial modes for big problems: fast on one task, straightforward on 2 points x 2 fits
+    part = bench(clips=60, features=12, classes=3, folds=3, jobs=1, seed=0, separation=1.5, points=2,
+                 outer=1, inner=1, classifiers=("elm",), fast_tasks=1)
+    assert part[0]["fast"] == "1/6 tasks, scaled" and part[0]["measured_fits"] == 4 and part[0]["same_picks"]
     path = write_csv(rows, tmp_path / "grid.csv")
     assert path.read_text().splitlines()[0].startswith("clips,features,classes,folds,jobs,classifier")
 
