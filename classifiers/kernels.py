@@ -7,11 +7,12 @@ and task of a protocol at once, so work shared between points and tasks is done 
   formula libsvm itself uses) are computed once; each rbf kernel is ``exp(-gamma D)``, the linear kernel
   is the Gram matrix, and ``SVC(kernel="precomputed")`` is fitted on its blocks for every C and task.
 - ``FastELM``: one hidden layer of ``max(n_hidden)`` units per seed over all clips; an ELM of ``k`` units
-  uses the first ``k`` (``elm.draw_hidden`` makes that the same layer a ``k``-unit ELM draws). The
-  training Gram ``H'H`` of a task is the all-clips Gram minus the held-out clips' part, its leading
-  ``k x k`` block gives the ``k``-unit ELM. One Cholesky (or QR) factorization per task serves every
-  ``k`` (leading blocks); it is used where the layer is well conditioned, so that it equals the
-  pseudo-inverse solution, and the pseudo-inverse itself is computed otherwise.
+  uses the first ``k`` (``elm.draw_hidden`` makes that the same layer a ``k``-unit ELM draws). With
+  fewer units than training clips (*primal*) a task's Gram ``H'H`` is a sum of per-block Grams computed
+  once, and one Cholesky (or QR) factorization per task serves every ``k`` (leading blocks); with at
+  least as many units as clips (*dual*) the ``n x n`` kernel ``H H'`` is solved instead. Either is used
+  where the layer is well conditioned, so that it equals the pseudo-inverse solution, and the
+  pseudo-inverse itself is computed otherwise.
 
 Each scorer's ``run(points, tasks, jobs, progress)`` returns ``(pred, errors)``: ``pred[p][t]`` the class
 indices predicted for task ``t``'s test clips by point ``p`` (None if it failed), and ``errors`` mapping a
@@ -294,6 +295,8 @@ class FastELM:
                 hts = [H[m, :kp].T @ T[m] for m in members]
                 G_all = HT_all = None
                 for j, t in enumerate(ids):
+                    if not any(k < sizes[j] for k in ks):
+                        continue
                     train, test = tasks[t]
                     in_train = np.zeros(n, dtype=bool)
                     in_train[train] = True
@@ -313,7 +316,7 @@ class FastELM:
                             record(p, t, lambda k=k: H_test[:, :k] @ solve(k))
             # dual part: the clip kernel over the first k units, grown size by size
             dual = sorted({k for k in ks if any(k >= s for s in sizes)})
-            K, done = np.zeros((n, n), order="F"), 0
+            K, done = (np.zeros((n, n), order="F") if dual else None), 0
             for k in dual:
                 K = blas.dsyrk(1.0, H[:, done:k], trans=0, lower=0, beta=1.0, c=K, overwrite_c=1)
                 done = k
