@@ -58,9 +58,9 @@ COLUMNS = ["clips", "features", "classes", "folds", "jobs", "classifier", "point
            "load_before", "load_after", "cpus", "machine"]
 
 
-def _cpu_seconds() -> float:
-    """CPU seconds of this process (all threads) and of its live descendants (joblib's loky workers),
-    from ``/proc``; on machines shared with other work this is steadier than wall time."""
+def _cpu_snapshot() -> tuple[float, dict]:
+    """CPU seconds of this process (all threads), and of each live descendant (joblib's loky workers)
+    from ``/proc``; on machines shared with other work CPU time is steadier than wall time."""
     own = time.process_time()
     try:
         tick, me = os.sysconf("SC_CLK_TCK"), os.getpid()
@@ -75,7 +75,7 @@ def _cpu_seconds() -> float:
                 parent[int(entry)] = int(fields[1])
                 cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
     except (OSError, ValueError, AttributeError):  # no /proc: own CPU only
-        return own
+        return own, {}
 
     def descends(pid):
         while pid > 1:
@@ -83,18 +83,21 @@ def _cpu_seconds() -> float:
             if pid == me:
                 return True
         return False
-    return own + sum(c for pid, c in cpu.items() if pid != me and descends(pid))
+    return own, {pid: c for pid, c in cpu.items() if pid != me and descends(pid)}
 
 
 class _Clock:
-    """Wall and CPU seconds of a ``with`` block (CPU includes worker processes that are still alive)."""
+    """Wall and CPU seconds of a ``with`` block. CPU counts this process and the descendants alive at
+    its end (what they used inside the block); a worker that exits inside the block is not counted."""
 
     def __enter__(self):
-        self.wall, self.cpu = time.perf_counter(), _cpu_seconds()
+        self.wall, self._cpu = time.perf_counter(), _cpu_snapshot()
         return self
 
     def __exit__(self, *exc):
-        self.wall, self.cpu = time.perf_counter() - self.wall, _cpu_seconds() - self.cpu
+        own, kids = _cpu_snapshot()
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = own - self._cpu[0] + sum(c - self._cpu[1].get(pid, 0.0) for pid, c in kids.items())
 
 
 def _search(est, points, X, y, cv, jobs):
