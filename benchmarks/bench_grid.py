@@ -235,7 +235,8 @@ def bench(clips=1500, features=1024, classes=8, folds=5, jobs=None, seed=0, sepa
                  "same_picks": all(r["same_picks"] for r in rows), "solvers": None})
     load1 = os.getloadavg()[0]
     print(f"whole grid: fast {fast_s:.1f} s, straightforward {slow_s:.1f} s: ratio {slow_s / fast_s:.1f}x "
-          f"wall, {slow_cpu / fast_cpu:.1f}x CPU (vs straightforward cv-best only {cv_s / fast_s:.1f}x); load average {load0:.2f} -> {load1:.2f}")
+          f"wall, {slow_cpu / fast_cpu:.1f}x CPU (vs straightforward cv-best only {cv_s / fast_s:.1f}x); "
+          f"load average {load0:.2f} -> {load1:.2f}")
     for r in rows:
         r.update(clips=clips, features=features, classes=classes, folds=folds, jobs=jobs,
                  load_before=round(load0, 2), load_after=round(load1, 2), cpus=default_jobs(),
@@ -281,7 +282,7 @@ def main(argv=None):
     parser.add_argument("--separation", type=float, default=2.0,
                         help="class separation of the generated features (default 2.0)")
     parser.add_argument("--output", default="runs/benchmarks/grid.csv",
-                        help="CSV written (rows appended to it if it exists; default runs/benchmarks/grid.csv)")
+                        help="CSV written, rows appended if it exists (default runs/benchmarks/grid.csv)")
     args = parser.parse_args(argv)
     for name in ("clips", "features", "classes", "folds"):
         if getattr(args, name) < 2:
