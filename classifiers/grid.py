@@ -24,7 +24,7 @@ from features.provenance import atomic_write_bytes, atomic_write_json, run_recor
 from .featureset import check_compatible, load_feature_set
 from . import integrity
 from .grids import GRIDS, grid_points, resolve_gamma
-from .kernels import FastELM, FastSVM
+from .kernels import FastELM, FastSVM, available_cpus
 from .layers import per_layer_scores, select_layers
 from .per_fold import evaluate_per_fold, group_runs
 from .protocols import CV_WEIGHTINGS, OPTIMISTIC, choose_protocols, evaluate
@@ -308,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto: split for train/val/test sets, cv-best and nested-cv for folds")
     parser.add_argument("--standardize", action="store_true",
                         help="z-score features on each training set (off in the study)")
-    parser.add_argument("--jobs", type=int, default=1, help="parallel SVM fits (threads)")
+    parser.add_argument("--jobs", type=int, default=available_cpus(),
+                        help="parallel SVM fits (threads); default: the CPUs this process may use")
     parser.add_argument("--out", default=argparse.SUPPRESS,
                         help="output folder (default runs/results/<dataset>/<arch>_<width>_<weights>_<key>, "
                              "key: a short hash of the grid settings and the feature sets' bytes)")
