@@ -120,4 +120,4 @@ def test_jobs_defaults_to_the_cpus_available(capsys):
     with pytest.raises(SystemExit):
         grid_main(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert f"defaults to the CPUs this process may use (default: {available_cpus()})" in help_text
+    assert f"default: the CPUs this process may use (default: {available_cpus()})" in help_text
