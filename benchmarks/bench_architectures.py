@@ -118,6 +118,7 @@ def bench_architectures(archs: list[str] | None = None, width: str = "large", cl
             fast = feature_means(model, x[:2])
             row["features_max_rel_diff"] = float((fast - slow).abs().max() / slow.abs().max().clamp_min(1e-30))
         rows.append(row)
+        tqdm.write(", ".join(f"{k} {v}" for k, v in row.items()), file=sys.stderr)  # as it comes: runs are long
     load_after = os.getloadavg()[0]
     print(f"1-min load average after: {load_after:.1f} (below {torch.get_num_threads()} = a quiet machine)")
     columns = list(dict.fromkeys(k for row in rows for k in row))
