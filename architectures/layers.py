@@ -190,9 +190,10 @@ TILED_MIN_FILTERS = 64
 
 def use_tiled(model: nn.Module, x: torch.Tensor) -> bool:
     """Whether a heavy front-end runs its tiled inference path: ``fast`` on, no batchnorm, no autograd,
-    at least ``TILED_MIN_FILTERS`` filters."""
+    at least ``TILED_MIN_FILTERS`` filters, a CPU tensor (on a GPU, cuDNN's convs beat thousands of
+    small GEMM launches)."""
     return (model.fast and not model.batchnorm and model.filters >= TILED_MIN_FILTERS
-            and not needs_grad(x, [model]))
+            and x.device.type == "cpu" and not needs_grad(x, [model]))
 
 
 def tile_rows(channels: int, multiple: int = 1, row_width: int = 1) -> int:
