@@ -120,7 +120,9 @@ def bench_architectures(archs: list[str] | None = None, width: str = "large", cl
         rows.append(row)
         tqdm.write(", ".join(f"{k} {v}" for k, v in row.items()), file=sys.stderr)  # as it comes: runs are long
     load_after = os.getloadavg()[0]
-    print(f"1-min load average after: {load_after:.1f} (below {torch.get_num_threads()} = a quiet machine)")
+    quiet = max(load_before, load_after) < torch.get_num_threads()
+    print(f"1-min load average after: {load_after:.1f}: "
+          + ("a quiet machine" if quiet else "a LOADED machine, the figures are lower bounds"))
     columns = list(dict.fromkeys(k for row in rows for k in row))
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
     print("  ".join(c.rjust(widths[c]) for c in columns))
@@ -140,15 +142,16 @@ def bench_architectures(archs: list[str] | None = None, width: str = "large", cl
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--archs", nargs="+", choices=list(ARCHITECTURES), default=None,
-                        help="architectures to time (default: all)")
-    parser.add_argument("--width", choices=["large", "small"], default="large", help="filter-count setting")
-    parser.add_argument("--clips", type=int, default=8, help="random clips per architecture")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--archs", nargs="+", choices=list(ARCHITECTURES), default=None, metavar="NAME",
+                        help=f"architectures to time: {', '.join(ARCHITECTURES)} (default: all)")
+    parser.add_argument("--width", choices=["large", "small"], default="large",
+                        help="filter-count setting (default: large)")
+    parser.add_argument("--clips", type=int, default=8, help="random clips per architecture (default: 8)")
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=8,
-                        help="clips per forward pass (features.extract's default)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the clips (best is kept)")
+                        help="clips per forward pass, features.extract's default (default: 8)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed passes over the clips, the best is kept (default: 3)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="clip length in seconds (default: the study's 350000 samples / 1376 frames)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
