@@ -254,7 +254,8 @@ def tap_conv(src: torch.Tensor, taps: torch.Tensor, offsets, bias: torch.Tensor 
 
 
 def padded_map(reference: torch.Tensor, shape: tuple[int, ...], pads: tuple[tuple[int, int], ...]) -> torch.Tensor:
-    """An uninitialised ``(batch, *shape)`` map plus zero borders ``pads`` (one ``(before, after)`` per axis of ``shape``).
+    """An uninitialised ``(batch, *shape)`` map plus zero borders ``pads`` (one ``(before, after)`` per axis
+    of ``shape``).
 
     Only the borders are zeroed: the interior is written by the caller, so no full-size fill is paid.
     Returns the padded tensor; its interior is ``t[(slice(None),) + tuple(slice(a, a + n) ...)]``.
