@@ -1,4 +1,10 @@
-"""Frame-level many-shapes front-end (Zhu et al. 2016): five parallel strided convs, then the deepening stack."""
+"""Frame-level many-shapes front-end (Zhu et al. 2016): five parallel strided convs, then the deepening stack.
+
+Fast path, measured by ``benchmarks/bench_architectures.py --seconds 3 --compare-plain`` (large width,
+batch 8) on a 2-core EPYC shared with six other jobs (load 9-15): fast over plain 0.33; fast 0.30, plain 0.92
+of the matmul rate measured beside it. Under that load these figures are not the quiet machine's; see
+docs/performance.md.
+"""
 from __future__ import annotations
 
 import torch
@@ -7,7 +13,7 @@ from torch import nn
 
 from .deepening import DeepeningStack
 from .init import init_weights, keeps_global_rng
-from .layers import check_input, needs_grad, norm_layer, pad_time, same_pad, unfold_matmul
+from .layers import check_input, norm_layer, pad_time, same_pad, tile_rows, use_tiled
 
 KERNELS, STRIDE = (512, 256, 128, 64, 32), 32
 
@@ -30,7 +36,10 @@ class FrameLevelMany(nn.Module):
         BatchNorm with batch statistics after each conv (the leak experiment); "running": trained
         batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
-        Compute the five 1-channel convs as one matmul over shared 512-sample frames (same result).
+        At inference (no autograd, no batchnorm, ``filters >= layers.TILED_MIN_FILTERS``) run channels-last:
+        per tile, one copy of the shared 512-sample frames and five GEMMs on its column windows into one
+        ``(time, 5F)`` map, then ``DeepeningStack.tiled`` (same features). Training and ``fast=False`` run the
+        plain layers.
     """
 
     input_kind = "waveform"
@@ -60,28 +69,43 @@ class FrameLevelMany(nn.Module):
             outs.append(F.relu(norm(conv(pad_time(x, left, right)[:, None, :]))))
         return outs
 
-    def _front_fast(self, x: torch.Tensor) -> list[torch.Tensor]:
-        # Every kernel's 'same' window is centred at the same place (TF pads (k - 16) / 2 a side for
-        # these lengths), so each shorter kernel is the middle of the 512-sample window: embed all five
-        # weights in one (5F, 512) matrix, zero outside their span, and do a single matmul.
-        # That wastes the zeros (5 x 512 vs 992 taps per filter group) but replaces five tiny-channel
-        # convs with one large GEMM; the FLOPs are small next to the stack's either way.
-        n = x.shape[1]
+    def _front_tiled(self, x: torch.Tensor) -> torch.Tensor:
+        """The five convs + ReLU, channels-last ``(batch, time, 5F)``.
+
+        Every kernel's 'same' window is centred where the 512-sample one is (TF pads ``(k - 16) / 2``
+        a side for these lengths, give or take one), so kernel k's window is a column block of the
+        512-sample frame. Per tile of frames: one copy of the ``(rows, 512)`` frames, then per kernel one
+        GEMM on its ``k`` columns (exact taps, no zero-padded weights) that adds the bias and writes its
+        ``F`` columns of the shared map.
+        """
+        batch, n = x.shape
         big_left, big_right = same_pad(n, KERNELS[0], STRIDE)
-        weight = x.new_zeros(len(KERNELS) * self.filters, KERNELS[0])
+        frames = pad_time(x, big_left, big_right).unfold(1, KERNELS[0], STRIDE)  # (batch, time, 512), a view
+        length, f = frames.shape[1], self.filters
+        out = x.new_empty(batch, length, len(KERNELS) * f)
+        blocks = []
         for i, (k, conv) in enumerate(zip(KERNELS, self.convs)):
             offset = big_left - same_pad(n, k, STRIDE)[0]
-            weight[i * self.filters:(i + 1) * self.filters, offset:offset + k] = conv.weight[:, 0, :]
-        bias = torch.cat([conv.bias for conv in self.convs])
-        out = unfold_matmul(pad_time(x, big_left, big_right), weight[:, None], bias, STRIDE)  # (batch, 5F, time)
-        return F.relu(out, inplace=not needs_grad(x, [self]))
+            assert 0 <= offset <= KERNELS[0] - k, (n, k, offset)
+            blocks.append((offset, k, i * f, conv.weight.detach().reshape(f, k).t(), conv.bias.detach()))
+        rows = tile_rows(len(KERNELS) * f)
+        cols = x.new_empty(rows, KERNELS[0])
+        for b in range(batch):
+            for s in range(0, length, rows):
+                e = min(s + rows, length)
+                block = cols[:e - s]
+                block.copy_(frames[b, s:e])
+                for offset, k, c, weight, bias in blocks:
+                    torch.addmm(bias, block[:, offset:offset + k], weight, out=out[b, s:e, c:c + f])
+                out[b, s:e].relu_()
+        return out
 
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``[conv512, conv256, conv128, conv64, conv32, c1, r2, r3]``, each ``(batch, filters, time)``."""
         check_input(x, self.input_kind, "frame-level-many", min_length=8 * STRIDE)
-        if self.fast and not self.batchnorm:
-            stacked = self._front_fast(x)  # (batch, 5F, time): the five fronts already concatenated
-            return list(stacked.split(self.filters, dim=1)) + self.stack(stacked)
+        if use_tiled(self, x):
+            stacked = self._front_tiled(x)  # (batch, time, 5F): the five fronts side by side
+            return list(stacked.transpose(1, 2).split(self.filters, dim=1)) + self.stack.tiled(stacked)
         fronts = self._front_plain(x)
         return fronts + self.stack(torch.cat(fronts, dim=1))
 

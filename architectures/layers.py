@@ -88,45 +88,6 @@ def norm_layer(channels: int, dims: int, batchnorm) -> nn.Module:
                      f"or 'running' (trained batch norm, running statistics), found {batchnorm!r}")
 
 
-def unfold_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1) -> torch.Tensor:
-    """A single-input-channel Conv1d as one matmul (MKL-DNN starves on 1-channel convs).
-
-    The GEMM is ``(out, kernel) x (kernel, frames)`` per clip, so its result is already the
-    ``(out, frames)`` map: no ``(frames, out)`` result to transpose (for sample-level's conv0 that
-    copy of a 240 MB map cost as much as a conv). Without autograd the GEMM adds the bias and writes
-    into the preallocated output.
-
-    Parameters
-    ----------
-    x : Tensor
-        ``(batch, length)``, already padded.
-    weight : Tensor
-        ``(out, 1, kernel)`` Conv1d weight.
-    bias : Tensor or None
-        ``(out,)``.
-    stride : int
-
-    Returns
-    -------
-    Tensor
-        ``(batch, out, frames)``, contiguous, equal to ``F.conv1d(x[:, None], weight, bias, stride)``.
-    """
-    kernel = weight.shape[-1]
-    patches = x.unfold(1, kernel, stride).transpose(1, 2)  # (batch, kernel, frames), a view
-    w = weight.reshape(weight.shape[0], kernel)
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
-        out = torch.matmul(w, patches)
-        return out if bias is None else out + bias[:, None]
-    out = x.new_empty(x.shape[0], w.shape[0], patches.shape[2])
-    for b in range(x.shape[0]):
-        if bias is None:
-            torch.mm(w, patches[b], out=out[b])
-        else:
-            torch.addmm(bias[:, None], w, patches[b], out=out[b])
-    return out
-
-
 def layer_names(prefix: str, count: int) -> list[str]:
     """``["prefix1", ..., "prefixN"]``."""
     return [f"{prefix}{i}" for i in range(1, count + 1)]
@@ -226,3 +187,100 @@ def _band_conv_max_autograd(x: torch.Tensor, convs: list[nn.Conv2d], relu: bool,
         results.append(y + conv.bias if conv.bias is not None else y)
     out = torch.cat(results, dim=2)
     return (F.relu(out) if relu else out).transpose(1, 2)
+
+
+# ---- channels-last time tiles: the inference fast path of the heavy front-ends ----------------------
+# A conv over a channels-last map ``(time, C)`` is a sum of shifted GEMMs, one per kernel tap:
+# ``out[t] = bias + sum_j src[t + offset_j] @ W_j``; each shifted ``src`` slice is a contiguous block of
+# rows, so no im2col copy is made. Outputs are computed a tile of rows at a time, so a tile stays in the
+# L2 cache while the taps accumulate into it and while the non-linearity / pool / residual is applied.
+# One tile of conv output, 4 MiB: split between the GEMM's threads and held in L2 + the shared L3 (on a
+# loaded 2-core EPYC, 1 thread: 4 MiB tiles ran sample-level 1.4x faster than 512 KiB ones; fewer, larger
+# GEMMs also mean fewer thread barriers)
+TILE_BYTES = 1 << 22
+# Fewest filters for which the heavy front-ends take the tiled path: at the small widths (15-30 filters)
+# the GEMMs are too thin and the plain MKL-DNN convs were 2-5x faster; at the large ones (448-896)
+# the tiled path wins (docs/performance.md)
+TILED_MIN_FILTERS = 64
+
+
+def use_tiled(model: nn.Module, x: torch.Tensor) -> bool:
+    """Whether a heavy front-end runs its tiled inference path: ``fast`` on, no batchnorm, no autograd,
+    at least ``TILED_MIN_FILTERS`` filters, a CPU tensor (on a GPU, cuDNN's convs beat thousands of
+    small GEMM launches)."""
+    return (model.fast and not model.batchnorm and model.filters >= TILED_MIN_FILTERS
+            and x.device.type == "cpu" and not needs_grad(x, [model]))
+
+
+def tile_rows(channels: int, multiple: int = 1, row_width: int = 1) -> int:
+    """Rows of output per tile: about ``TILE_BYTES`` of float32, a multiple of ``multiple`` (>= 1 of it).
+
+    ``row_width`` counts map positions per row (a 2-D map's padded width), so the tile holds
+    ``rows * row_width`` positions of ``channels`` values.
+    """
+    rows = TILE_BYTES // (4 * channels * row_width)
+    return max(multiple, rows - rows % multiple)
+
+
+def conv_taps(weight: torch.Tensor, c_in: int | None = None, c_out: int | None = None) -> torch.Tensor:
+    """``(C_out, C_in, *kernel)`` conv weight -> ``(taps, c_in, c_out)``, contiguous, taps in row-major
+    kernel order; ``c_in`` / ``c_out`` (default: the weight's) zero-pad the channel axes."""
+    w_out, w_in = weight.shape[:2]
+    taps = weight.detach().reshape(w_out, w_in, -1).permute(2, 1, 0)
+    if (c_in or w_in) == w_in and (c_out or w_out) == w_out:
+        return taps.contiguous()
+    out = taps.new_zeros(taps.shape[0], c_in or w_in, c_out or w_out)
+    out[:, :w_in, :w_out] = taps
+    return out
+
+
+def padded_channels(channels: int) -> int:
+    """``channels`` rounded up to a multiple of 16: MKL's GEMMs on 717 columns ran at 0.55-0.7 of its rate
+    on 720 (same run, 1 thread, 1400 x 717 x 717); the zero channels stay zero through bias 0,
+    max-pool and ELU / ReLU and are sliced off."""
+    return -(-channels // 16) * 16
+
+
+def tap_conv(src: torch.Tensor, taps: torch.Tensor, offsets, bias: torch.Tensor | None,
+             out: torch.Tensor) -> torch.Tensor:
+    """``out = bias + sum_j src[offsets[j] : offsets[j] + len(out)] @ taps[j]``, written in place.
+
+    Parameters
+    ----------
+    src : Tensor
+        ``(rows, C_in)``, contiguous rows (a channels-last map, zero-padded where the conv pads).
+    taps : Tensor
+        ``(len(offsets), C_in, C_out)`` from ``conv_taps``.
+    offsets : sequence of int
+        First ``src`` row of each tap's slice.
+    bias : Tensor or None
+        ``(C_out,)``.
+    out : Tensor
+        ``(M, C_out)`` with unit column stride (may be a column block of a wider map).
+    """
+    m = out.shape[0]
+    first = offsets[0]
+    if bias is None:
+        torch.mm(src[first:first + m], taps[0], out=out)
+    else:
+        torch.addmm(bias, src[first:first + m], taps[0], out=out)
+    for j in range(1, len(offsets)):
+        out.addmm_(src[offsets[j]:offsets[j] + m], taps[j])
+    return out
+
+
+def padded_map(reference: torch.Tensor, shape: tuple[int, ...], pads: tuple[tuple[int, int], ...]) -> torch.Tensor:
+    """An uninitialised ``(batch, *shape)`` map plus zero borders ``pads`` (one ``(before, after)`` per axis
+    of ``shape``).
+
+    Only the borders are zeroed: the interior is written by the caller, so no full-size fill is paid.
+    Returns the padded tensor; its interior is ``t[(slice(None),) + tuple(slice(a, a + n) ...)]``.
+    """
+    full = [n + a + b for n, (a, b) in zip(shape, pads)]
+    t = reference.new_empty(reference.shape[0], *full)
+    for axis, ((before, after), n) in enumerate(zip(pads, shape), start=1):
+        if before:
+            t.narrow(axis, 0, before).zero_()
+        if after:
+            t.narrow(axis, before + n, after).zero_()
+    return t

@@ -1,4 +1,10 @@
-"""VGG-like front-end (Choi et al. 2016): five blocks of 3x3 conv + ELU + max-pool on the spectrogram."""
+"""VGG-like front-end (Choi et al. 2016): five blocks of 3x3 conv + ELU + max-pool on the spectrogram.
+
+Fast path, measured by ``benchmarks/bench_architectures.py --seconds 3 --compare-plain`` (large width,
+batch 8) on a 2-core EPYC shared with six other jobs (load 9-15): fast over plain 0.72; fast 0.58, plain 0.81
+of the matmul rate measured beside it. Under that load these figures are not the quiet machine's; see
+docs/performance.md.
+"""
 from __future__ import annotations
 
 import math
@@ -8,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .init import init_weights, keeps_global_rng
-from .layers import check_input, layer_names, needs_grad, norm_layer
+from .layers import (check_input, conv_taps, layer_names, norm_layer, padded_channels, padded_map,
+                     tap_conv, tile_rows, use_tiled)
 
 POOLS = ((4, 2), (4, 3), (5, 2), (4, 2), (4, 4))  # (time, freq); the freq pools take 96 bands to 1
 MIN_FRAMES = math.prod(t for t, _ in POOLS)  # 1280: shorter inputs vanish before the last pool
@@ -30,8 +37,10 @@ class VGG(nn.Module):
         BatchNorm with batch statistics after each conv (the leak experiment); "running": trained
         batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
-        Run the convs in channels-last memory format (MKL-DNN's preferred layout) and apply ELU after
-        the max-pool instead of before (ELU is increasing, so the result is the same).
+        At inference (no autograd, no batchnorm, ``filters >= layers.TILED_MIN_FILTERS``) run
+        ``_tiled_features``: channels-last maps, each conv as shifted GEMMs over tiles of rows, max-pooled in
+        cache, ELU after the pool (ELU is increasing, so it commutes with max: same features). Training and
+        ``fast=False`` run the plain ``nn.Conv2d`` layers.
     """
 
     input_kind = "spectrogram"
@@ -56,20 +65,69 @@ class VGG(nn.Module):
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Five pooled maps, each ``(batch, filters, time, freq)``, from ``x`` ``(batch, frames, 96)``."""
         check_input(x, self.input_kind, "vgg", min_length=MIN_FRAMES)
+        if use_tiled(self, x):
+            return self._tiled_features(x)
         h = x[:, None]
-        if self.fast:
-            h = h.contiguous(memory_format=torch.channels_last)
         outputs = []
         for conv, norm, pool in zip(self.convs, self.norms, POOLS):
-            if self.fast:
-                # ELU is increasing, so it commutes with max exactly: pool first and apply it to 8-48x
-                # fewer values (in place where autograd is off: no second ~380 MB map to allocate)
-                h = F.max_pool2d(norm(conv(h)), pool)
-                h = F.elu(h, inplace=not needs_grad(h, [conv]))
-            else:
-                h = F.max_pool2d(F.elu(norm(conv(h))), pool)
+            h = F.max_pool2d(F.elu(norm(conv(h))), pool)
             outputs.append(h)
-        return [o.contiguous() for o in outputs] if self.fast else outputs
+        return outputs
+
+    def _tiled_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The fast path: maps channels-last ``(time, freq, F)`` with a zero border (the next conv's
+        'same' padding, plus one spare row), returned as ``(batch, F, time, freq)`` permuted views.
+
+        A 3 x 3 conv on a padded map of width ``w + 2``, flattened to rows of positions, is nine GEMMs
+        on row-shifted slices (offset ``dy * (w + 2) + dx``; ``layers.tap_conv``); computing all
+        ``w + 2`` columns of each output row (2 of them discarded) keeps every slice contiguous. The
+        first conv (one input channel) copies its nine shifted slices into a ``(rows, 9)`` block and
+        does one GEMM. Tiles are whole pooling rows; each is max-pooled in cache into the next map,
+        whose interior then gets ELU. Channels are zero-padded to a multiple of 16
+        (``layers.padded_channels``: zero weights and bias give zero maps, sliced off).
+        """
+        batch, height, width = x.shape
+        src = padded_map(x, (height, width), ((1, 2), (1, 1)))  # one spare row: the last tile's overrun
+        src[:, 1:1 + height, 1:1 + width] = x
+        src = src.reshape(batch, -1, 1)
+        outputs = []
+        c_in = 1
+        for i, (conv, (pt, pf)) in enumerate(zip(self.convs, POOLS)):
+            f = padded_channels(conv.out_channels)
+            stride = width + 2  # positions per padded row
+            offsets = [dy * stride + dx for dy in range(3) for dx in range(3)]
+            out_h, out_w = height // pt, width // pf
+            nxt = padded_map(x, (out_h, out_w, f), ((1, 2), (1, 1), (0, 0)))
+            bias = x.new_zeros(f)
+            bias[:conv.out_channels] = conv.bias.detach()
+            rows = tile_rows(f, multiple=pt, row_width=stride)
+            scratch = x.new_empty(rows * stride, f)
+            taps = conv_taps(conv.weight, c_in, f)  # (9, c_in, f), taps in offsets' order
+            if i == 0:
+                weight = taps[:, 0]  # (9, f)
+                cols = x.new_empty(rows * stride, 9)
+            for b in range(batch):
+                flat = src[b]
+                for r in range(0, out_h * pt, rows):
+                    rr = min(rows, out_h * pt - r)
+                    y = scratch[:rr * stride]
+                    first = r * stride
+                    if i == 0:
+                        block = cols[:rr * stride]
+                        for j, o in enumerate(offsets):
+                            block[:, j] = flat[first + o:first + o + rr * stride, 0]
+                        torch.addmm(bias, block, weight, out=y)
+                    else:
+                        tap_conv(flat, taps, [first + o for o in offsets], bias, y)
+                    grid = y.view(rr // pt, pt, stride, f)[:, :, :out_w * pf]
+                    rows_max = grid.amax(dim=1)  # (rr / pt, out_w * pf, F)
+                    torch.amax(rows_max.view(rr // pt, out_w, pf, f), dim=2,
+                               out=nxt[b, 1 + r // pt:1 + (r + rr) // pt, 1:1 + out_w])
+            inner = nxt[:, 1:1 + out_h, 1:1 + out_w]
+            F.elu(inner, inplace=True)
+            outputs.append(inner[..., :conv.out_channels].permute(0, 3, 1, 2))
+            src, height, width, c_in = nxt.reshape(batch, -1, f), out_h, out_w, f
+        return outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, filters * freq, time)``: the last pooled map with its frequency axis folded into channels."""

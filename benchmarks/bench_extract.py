@@ -10,11 +10,21 @@ Prints, for each architecture:
 
 The audio is generated: ``--clips`` files of 30 s at 22.05 kHz (GTZAN-like: the pipeline must resample).
 
+``--memory-clips 20 200`` instead measures the peak resident memory of ``python -m features.extract`` (a
+child process per count, its own peak from ``wait4``) over each number of generated clips, for each
+``--arch``, and prints the peaks and their ratio to the first: flat in the number of clips means ~1.0.
+
     python benchmarks/bench_extract.py --arch sample-level vgg --width large --clips 16
+    python benchmarks/bench_extract.py --arch temporal --memory-clips 20 200
+
+Writes a CSV (``runs/benchmarks/extract*.csv``); its path is printed last.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import os
+import subprocess
 import shutil
 import sys
 import tempfile
@@ -69,6 +79,55 @@ def compute_only(model, inputs: np.ndarray, batch_size: int) -> float:
     return time.perf_counter() - t0
 
 
+def peak_rss_mib(argv: list[str]) -> float:
+    """Run ``argv`` as a child process and return its peak resident memory in MiB (Linux ``ru_maxrss``)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=Path(__file__).resolve().parent.parent)  # this checkout's packages
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(argv)} failed: {proc.stderr.read().decode()[-2000:]}")
+    return usage.ru_maxrss / 1024
+
+
+def memory_flatness(archs: list[str], width: str, counts: list[int], batch_size: int, workers: int,
+                    data: Path) -> list[dict]:
+    """Peak RSS of one extraction run per (arch, clip count), on the first ``count`` generated clips."""
+    rows = []
+    make_clips(data, max(counts))
+    paths = sorted(data.rglob("*.wav"))
+    for arch in archs:
+        for n in counts:
+            with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
+                root = Path(tmp) / "audio"
+                for p in paths[:n]:  # symlinks: the first n clips, no copies
+                    (root / p.parent.name).mkdir(parents=True, exist_ok=True)
+                    (root / p.parent.name / p.name).symlink_to(p.resolve())
+                argv = [sys.executable, "-m", "features.extract", "--arch", arch, "--width", width,
+                        "--dataset", "folder", "--root", str(root), "--batch-size", str(batch_size),
+                        "--workers", str(workers), "--folds", "2", "--out", str(Path(tmp) / "out"),
+                        "--cache-dir", str(Path(tmp) / "cache"), "--device", "cpu"]
+                t0 = time.perf_counter()
+                peak = peak_rss_mib(argv)
+                rows.append({"arch": arch, "width": width, "clips": n, "peak_rss_mib": round(peak, 1),
+                             "seconds": round(time.perf_counter() - t0, 1)})
+            base = next(r for r in rows if r["arch"] == arch and r["clips"] == counts[0])
+            rows[-1]["ratio_to_first"] = round(rows[-1]["peak_rss_mib"] / base["peak_rss_mib"], 3)
+            print(f"{arch:<18}{width:>7}{n:>7} clips  peak RSS {peak:8.1f} MiB  "
+                  f"x{rows[-1]['ratio_to_first']:.3f} of {counts[0]} clips  ({rows[-1]['seconds']} s)", flush=True)
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", nargs="+", default=["sample-level", "vgg"])
@@ -78,7 +137,16 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--skip-straightforward", action="store_true")
     p.add_argument("--data", default="runs/bench/audio", help="where the generated clips are kept")
+    p.add_argument("--memory-clips", type=int, nargs="+", default=None, metavar="N",
+                   help="measure extraction's peak resident memory at each number of clips instead")
+    p.add_argument("--output", default=None, help="CSV path (default: runs/benchmarks/extract[_memory].csv)")
     a = p.parse_args(argv)
+    if a.memory_clips:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {a.batch_size}, "
+              f"1-min load average {os.getloadavg()[0]:.1f}")
+        rows = memory_flatness(a.arch, a.width, a.memory_clips, a.batch_size, a.workers, Path(a.data))
+        print(write_csv(rows, Path(a.output or "runs/benchmarks/extract_memory.csv")))
+        return rows
 
     data = make_clips(Path(a.data), a.clips)
     paths = sorted(str(q) for q in Path(data).rglob("*.wav"))
@@ -129,6 +197,9 @@ def main(argv=None):
         r = rows[-1]
         print(f"{r[0]:<18}{r[1]:>16.2f}{r[2]:>12.2f}{r[3]:>11.2f}x{r[4]:>13.2f}{r[5]:>16.2f}{r[6]:>9.2f}x",
               flush=True)
+    keys = ("arch", "compute_clips_per_s", "end_to_end_clips_per_s", "e2e_over_compute", "warm_clips_per_s",
+            "straightforward_clips_per_s", "speedup_over_straightforward")
+    print(write_csv([dict(zip(keys, r)) for r in rows], Path(a.output or "runs/benchmarks/extract.csv")))
     return rows
 
 

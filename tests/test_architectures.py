@@ -232,17 +232,81 @@ def test_mfcc_delta_keeps_the_former_baseline():
     assert MFCCDelta.input_kind == "waveform" and build("mfcc").input_kind == "clip"
 
 
+# the front-ends with a tiled fast path; the tests lower layers.TILED_MIN_FILTERS (a speed threshold,
+# not a correctness one) so the small widths take it; vgg's 24 filters also run its padding to 32 channels
+TILED = ("sample-level", "frame-level", "frame-level-many", "vgg")
+
+
+def trained_like(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Weights as training leaves them: each weight scaled per output channel and perturbed, every bias
+    random and non-zero (the init's zero biases would hide a fast path that drops or misplaces them)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+            else:
+                scale = torch.exp(0.3 * torch.randn(p.shape[0], *[1] * (p.dim() - 1), generator=gen))
+                p.mul_(scale).add_(0.3 * p.std() * torch.randn(p.shape, generator=gen))
+    return model
+
+
+def fast_model(name: str, seed: int = 1) -> torch.nn.Module:
+    return trained_like(build(name, "small", seed=seed), seed)
+
+
+def layer_means(outs) -> torch.Tensor:
+    return torch.cat([o.mean(dim=tuple(range(2, o.dim()))) for o in outs], dim=1)
+
+
+@pytest.mark.parametrize("tile_bytes", [None, 20000])
 @pytest.mark.parametrize("name", CONV_ARCHS)
-def test_fast_equals_plain(name):
-    model = build(name, "small", seed=1)
-    x = clip(model, batch=2, samples=9000, frames=80)
+def test_fast_equals_plain_with_biases(name, tile_bytes, monkeypatch):
+    # every kept fast path against the plain nn.Conv layers, with trained-like weights and non-zero
+    # biases; tile_bytes=20000 forces many tiles (and a short last one) through the tiled paths
+    from architectures import layers
+    monkeypatch.setattr(layers, "TILED_MIN_FILTERS", 1)
+    if tile_bytes:
+        monkeypatch.setattr(layers, "TILE_BYTES", tile_bytes)
+        monkeypatch.setattr(layers, "MIN_ROWS", 1)  # band_conv_max: several chunks per clip too
+    model = fast_model(name)
+    x = clip(model, batch=2, samples=4001, frames=83)
     with torch.inference_mode():
+        if name in TILED:
+            assert layers.use_tiled(model, x)
         fast = model.extract_features(x)
         model.fast = False
         plain = model.extract_features(x)
+        for conv in (m for m in model.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d))):
+            conv.bias.zero_()
+        no_bias = layer_means(model.extract_features(x))
+    assert [f.shape for f in fast] == [p.shape for p in plain]
     for f, p in zip(fast, plain):
-        assert f.shape == p.shape
-        assert torch.allclose(f, p, rtol=1e-4, atol=1e-5 * p.abs().max().item())
+        torch.testing.assert_close(f, p, rtol=1e-4, atol=1e-5 * p.abs().max().item())
+    # the features (per-layer means) to 1e-5 of their largest value
+    got, want = layer_means(fast), layer_means(plain)
+    scale = want.abs().amax(dim=1, keepdim=True)
+    assert ((got - want).abs() / scale).max().item() < 1e-5
+    # and the biases matter: without them the features move by far more than the tolerance
+    assert ((no_bias - want).abs() / scale).max().item() > 1e-3
+
+
+@pytest.mark.parametrize("name", TILED)
+def test_tiled_path_only_at_inference_and_large_widths(name):
+    from architectures.layers import TILED_MIN_FILTERS, use_tiled
+    assert all(WIDTHS[name]["large"]["filters"] >= TILED_MIN_FILTERS > WIDTHS[name]["small"]["filters"]
+               for name in TILED)
+    model = build(name, filters=TILED_MIN_FILTERS)
+    x = clip(model, batch=1, samples=4001)
+    with torch.inference_mode():
+        assert use_tiled(model, x)
+        assert not use_tiled(build(name, "small"), x)  # 15-30 filters: the plain layers are faster
+        assert not use_tiled(build(name, filters=TILED_MIN_FILTERS, batchnorm=True), x)
+        assert not use_tiled(model, x.to("meta"))  # CPU only: on a GPU the plain convs are faster
+        model.fast = False
+        assert not use_tiled(model, x)
+    model.fast = True
+    assert not use_tiled(model, x)  # autograd on: the plain layers, which training differentiates
 
 
 def test_plain_paths_match_explicit_reference_ops():
@@ -308,7 +372,8 @@ def test_band_conv_max_chunks_equal_plain_conv(name, monkeypatch):
 @pytest.mark.parametrize("name", CONV_ARCHS)
 def test_fast_path_trains_like_plain(name):
     # trained/ trains front-ends with fast=True: outputs and weight gradients must match the plain path
-    model = build(name, "small", seed=1)
+    # (band_conv_max's differentiable form; the tiled paths step aside under autograd), biases non-zero
+    model = trained_like(build(name, "small", seed=1), seed=1)
     x = clip(model, batch=2, samples=9000, frames=80)
     grads = []
     for fast in (True, False):
