@@ -23,7 +23,7 @@ demo: $(STAMP)
 	for first in runs/features/synthetic/*_small_random_seed0; do \
 	  $(PY) -m classifiers.grid --features $${first%seed0}seed* || exit 1; \
 	done
-	$(PY) -m classifiers.report runs/results --out runs/report
+	$(PY) -m report runs/results --out runs/report
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from architectures import ARCHITECTURES, build  # noqa: E402
 from architectures.cost import count_params, flops_per_clip  # noqa: E402
 
-N_SAMPLES, N_FRAMES, N_MELS = 350000, 1376, 96  # the study's input sizes (features/audio.py)
+N_SAMPLES, N_FRAMES, N_MELS = 350000, 1376, 96  # the study's input sizes (audiodata/audio.py)
 
 
 def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
