@@ -219,7 +219,7 @@ def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, f
 def prepare(index: int, path, spec: InputSpec, cache_dir) -> Prepared:
     """Decode (cached) and make the model input of one clip. Never raises for a bad clip.
 
-    ``spec`` may carry a sample rate ``sr`` (``features.hear_adapter.RateSpec``) for models that take
+    ``spec`` may carry a sample rate ``sr`` (``RateSpec``) for models that take
     waveforms at a rate other than 12 kHz. Silent and over-full-scale clips are valid audio; they are noted in ``Prepared.warnings`` (checked
     here on the decoded samples, so a clip read back from the cache is noted too).
     """

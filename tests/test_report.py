@@ -1,4 +1,4 @@
-"""Tests of the results comparison report (classifiers/report*.py, report/published.py).
+"""Tests of the results comparison report (report/*.py).
 
 Every test writes its own results files in the format of docs/formats.md ("Results").
 """
