@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.provenance import sha256_file
+
 __all__ = ["GridInputError", "prepare_sets", "check_no_leak", "OneClassSafe", "grid_settings",
            "results_key", "results_folder", "check_out", "feature_set_records", "sha256_file"]
 
@@ -27,14 +29,6 @@ KEY_LENGTH = 10  # hex digits of the results key in folder names
 
 class GridInputError(ValueError):
     """Feature sets the grid refuses to score; the message names the folder and the reason."""
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _counts(y) -> dict:

@@ -48,8 +48,7 @@ __all__ = ["Chunks", "ExtractionError", "settings_key", "config_key", "code_vers
 
 KEY_CHARS = 12  # hex digits of the config key in a folder name (48 bits: no collision among a study's sets)
 # the source files whose contents determine feature bytes (with extract's per-layer means, see extract)
-CODE_FILES = ("architectures/*.py", "audiodata/audio.py", "audiodata/decode.py", "features/hear_adapter.py",
-              "architectures/samplecnn.py")
+CODE_FILES = ("architectures/*.py", "audiodata/audio.py", "audiodata/decode.py", "features/hear_adapter.py")
 _REPO = Path(__file__).resolve().parent.parent
 
 
