@@ -339,7 +339,7 @@ class CustomFrontend(nn.Module):
     def _length(self, input_seconds):
         seconds = input_seconds if input_seconds is not None else self.default_seconds
         if self.input_kind == "spectrogram":
-            from features import audio
+            from audiodata import audio
             return audio.input_lengths(seconds)[1]
         if seconds is None:
             seconds = 350000 / SAMPLE_RATE
@@ -350,8 +350,8 @@ class CustomFrontend(nn.Module):
 
     def input_spec(self, input_seconds=None, pad="repeat"):
         """What ``features.extract`` feeds this front-end (``InputSpec``, or ``RateSpec`` at a custom rate)."""
-        from features.decode import InputSpec
-        from features.hear_adapter import RateSpec
+        from audiodata.decode import InputSpec
+        from audiodata.decode import RateSpec
         length = self._length(input_seconds)
         if self.input_kind == "waveform" and self.sample_rate != SAMPLE_RATE:
             return RateSpec("waveform", length, pad, self.sample_rate)

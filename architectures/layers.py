@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-N_MELS = 96  # mel bands of the study's spectrogram (frontends.md, common settings)
+from audiodata.audio import N_MELS  # the spectrogram's mel bands: every spectrogram front-end's height
+
 # Fewest GEMM rows per chunk of band_conv_max: each GEMM re-packs the (k * h, C) weight, so fewer rows
 # than this spend a visible share of the time packing (7x86: 2.2 M weights)
 MIN_ROWS = 2048

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from audiodata.audio import SAMPLE_RATE
+
 from .layers import check_input
 
-SAMPLE_RATE = 12000  # the study's rate (features/audio.py owns the constant; no runtime import needed)
 N_MFCC = 20
 N_FFT = 2048  # librosa.feature.mfcc's default window: clips shorter than this are repeat-padded to it
 DELTA_WIDTH = 9  # librosa.feature.delta's default Savitzky-Golay window (frames), MFCCDelta only

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from architectures import ARCHITECTURES, build  # noqa: E402
 from architectures.cost import count_params, flops_per_clip  # noqa: E402
 
-N_SAMPLES, N_FRAMES, N_MELS, SAMPLE_RATE = 350000, 1376, 96, 12000  # the study's inputs (features/audio.py)
+N_SAMPLES, N_FRAMES, N_MELS, SAMPLE_RATE = 350000, 1376, 96, 12000  # the study's inputs (audiodata/audio.py)
 HOP = 256  # spectrogram hop: 1376 frames ~ 350000 samples
 
 

@@ -39,7 +39,8 @@ import librosa  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
-from features import audio, extract as ex  # noqa: E402
+from audiodata import audio
+from features import extract as ex  # noqa: E402
 
 
 def make_clips(folder: Path, n: int, seconds: float = 30.0, sr: int = 22050) -> Path:

@@ -245,7 +245,7 @@ def bench(clips=1500, features=1024, classes=8, folds=5, jobs=None, seed=0, sepa
 
 
 def write_csv(rows, path) -> Path:
-    from features.provenance import atomic_write_bytes
+    from toolkit.provenance import atomic_write_bytes
     import io
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS)

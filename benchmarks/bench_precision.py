@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import architectures  # noqa: E402
 from features import extract as ex  # noqa: E402
-from features.device import cast_model, device_record, resolve_device  # noqa: E402
+from toolkit.device import cast_model, device_record, resolve_device  # noqa: E402
 
 
 def _time_batch(model, batch, dev, precision, repeats):

@@ -30,6 +30,7 @@ import soundfile as sf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from features import extract as ex, ray_engine  # noqa: E402
+from toolkit.ray import connect  # noqa: E402
 
 
 def make_clips(folder: Path, n: int, seconds: float = 30.0, sr: int = 22050) -> Path:
@@ -84,7 +85,7 @@ def main(argv=None):
                     cache_dir=cache, device=a.device)
         ex.extract(a.arch[0], out=tmp / "warm", workers=a.workers, progress=False, **base)  # fill the cache
         t0 = time.perf_counter()
-        ray_engine.connect(a.address)
+        connect(a.address)
         print(f"ray start-up (local instance): {time.perf_counter() - t0:.1f} s")
         rows = []
         for arch in a.arch:

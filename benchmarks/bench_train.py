@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trained.samplecnn import SEGMENT_SAMPLES, SMALL_CHANNELS, CHANNELS, SampleCNN
-from trained.train import build_model, resolve_device
+from architectures.samplecnn import SEGMENT_SAMPLES, SMALL_CHANNELS, CHANNELS, SampleCNN
+from trained.train import build_model
+from toolkit.device import resolve_device
 
 PAPER = {"se": (1.09, 1.08), "res2": (2.20, 1.92), "rese2": (2.29, 2.10)}
 
@@ -76,7 +77,7 @@ def bench(device: str = "cpu", width: str = "small", batch_size: int = 4, repeat
     for arch in archs:
         model, _, _ = build_model(arch, 10, width=width, input_seconds=input_seconds)
         kind = model.input_kind
-        from features import audio
+        from audiodata import audio
         n_samples, n_frames = audio.input_lengths(input_seconds)
         xb = torch.randn(batch_size, n_samples) if kind == "waveform" else \
             torch.randn(batch_size, n_frames, audio.N_MELS)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from features.provenance import atomic_save_npz, atomic_write_json
+from toolkit.provenance import atomic_save_npz, atomic_write_json
 
 __all__ = ["FeatureSet", "load_feature_set", "check_compatible", "write_feature_set",
            "synthetic_feature_set"]

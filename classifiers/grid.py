@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
-from features.provenance import atomic_write_bytes, atomic_write_json, run_record
+from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
+from toolkit.ray import RayUnavailable, connect, joblib_backend
 
 from .featureset import check_compatible, load_feature_set
 from . import integrity
@@ -108,12 +109,11 @@ def _run_entry(fs, y_index, classes, res, points, scorer_name, seconds):
 
 
 def _parallel(backend, address):
-    """joblib's Ray backend for ``backend="ray"`` (``features/ray_engine.py``), else joblib's own."""
+    """joblib's Ray backend for ``backend="ray"`` (``toolkit/ray.py``), else joblib's own."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
     if backend == "local":
         return contextlib.nullcontext()
-    from features.ray_engine import RayUnavailable, connect, joblib_backend
     try:
         connect(address, what="--backend ray")  # here, so a missing Ray or a bad address is a ValueError
     except RayUnavailable as e:
@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "key: a short hash of the grid settings and the feature sets' bytes)")
     parser.add_argument("--folds", type=int, default=10,
                         help="stratified folds made for feature sets whose dataset defines neither a "
-                             "split nor folds (features.datasets.stratified_folds)")
+                             "split nor folds (audiodata.datasets.stratified_folds)")
     parser.add_argument("--fold-seed", type=int, default=0,
                         help="seed of those folds (trained models: the one trained.train used)")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="study",

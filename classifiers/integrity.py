@@ -2,7 +2,7 @@
 
 - ``prepare_sets``: feature sets given twice (same folder, same ``features.npz`` bytes or the same
   ``config_key``) count once; feature sets without a split or folds of their own get stratified folds
-  (``features.datasets.stratified_folds``, the one generator shared with extraction and training);
+  (``audiodata.datasets.stratified_folds``, the one generator shared with extraction and training);
   and no clip is ever scored through a model that trained or validated on it (``check_no_leak``).
 - ``OneClassSafe``: a training set that holds a single class (an inner nested-CV split of a small
   dataset) cannot be fitted by an SVM; its test clips are predicted as that class and the split is
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.provenance import sha256_file
+
 __all__ = ["GridInputError", "prepare_sets", "check_no_leak", "OneClassSafe", "grid_settings",
            "results_key", "results_folder", "check_out", "feature_set_records", "sha256_file"]
 
@@ -27,14 +29,6 @@ KEY_LENGTH = 10  # hex digits of the results key in folder names
 
 class GridInputError(ValueError):
     """Feature sets the grid refuses to score; the message names the folder and the reason."""
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _counts(y) -> dict:
@@ -63,7 +57,7 @@ def _dedupe(sets, log) -> list:
 
 def _generated_folds(fs, folds: int, fold_seed: int, protocol: str, log) -> None:
     """Give a feature set without split or fold the stratified folds the grid evaluates it on."""
-    from features.datasets import stratified_folds
+    from audiodata.datasets import stratified_folds
     if protocol == "split":
         raise GridInputError(f"feature set {fs.path}: protocol 'split' needs a train/val/test split, but "
                              "its dataset defines neither a split nor folds; use --protocol auto, "

@@ -29,21 +29,22 @@ import torch
 from tqdm import tqdm
 
 import architectures
-from features import audio, datasets, decode
-from features.decode import InputSpec, iter_prepared, model_input
-from features.device import (PRECISIONS, AdaptiveBatch, cast_model, check_precision, compute_dtype,
-                             device_record, precision_context, resolve_device)
+from architectures.checkpoint import SAMPLECNN, load_frontend
 from architectures.custom import is_custom_spec
-from features import store
+from audiodata import audio, datasets, decode
+from audiodata.decode import DEFAULT_CACHE, InputSpec, model_input
+from features import ray_engine, store
+from features.compute import (_batch, _features_of_batch, compute_chunk, iter_inputs, layer_means,  # noqa: F401
+                              merge_warnings)
 from features.store import Chunks, ExtractionError
+from toolkit.device import PRECISIONS, AdaptiveBatch, cast_model, check_precision, device_record, resolve_device
+from toolkit.ray import RayUnavailable, connect
 
-SAMPLECNN = "samplecnn"  # trained.train's end-to-end model; its blocks read out like a front-end's
 
 __all__ = ["extract", "extract_many", "build_frontend", "embed", "layer_means", "input_spec",
            "plan", "compute_chunk", "iter_inputs", "Run", "ExtractionError"]
 
 DEFAULT_OUT = Path("runs/features")
-DEFAULT_CACHE = Path("runs/cache/audio")
 CHUNK_BATCHES = 4  # batches per resumable chunk: small enough to lose little, large enough to be cheap
 HEAR_PREFIX = "hear:"  # --arch hear:MODULE runs an installed HEAR-API module as a front-end
 ENGINES = ("local", "ray")
@@ -69,30 +70,12 @@ def build_frontend(arch: str, width: str = "large", seed: int = 0, weights=None,
         from features.hear_adapter import HearFrontend
         return HearFrontend(arch[len(HEAR_PREFIX):], model_file_path=weights or "")
     if weights is not None:
-        from trained.checkpoint import load_frontend  # only needed for trained weights
         return load_frontend(weights, expected_arch=arch)
     if arch == SAMPLECNN:
         raise ExtractionError("samplecnn has no random-weight version here: pass --weights with a "
                               "checkpoint of `python -m trained.train --arch samplecnn`")
     kwargs = {"batchnorm": True} if batchnorm else {}
     return architectures.build(arch, width=width, seed=seed, **kwargs)
-
-
-def layer_means(outputs) -> torch.Tensor:
-    """Mean of each feature map over all its non-channel axes, concatenated: ``(batch, sum(C))``.
-
-    float32: PyTorch's CPU reductions sum in cascades, so even a 116 666-step map's mean is within a
-    few 1e-7 of the float64 one (``tests/test_extract.py`` checks it), while a float64 reduction
-    (an up-cast of every element) cost more than the temporal network itself and ~0.4 s per
-    sample-level clip.
-    """
-    means = []
-    for out in outputs:
-        if out.dim() == 2:
-            means.append(out.float())
-        else:
-            means.append(out.float().mean(dim=tuple(range(2, out.dim()))))
-    return torch.cat(means, dim=1)
 
 
 def input_spec(model, input_seconds: float | None = None, pad: str = "repeat") -> InputSpec:
@@ -107,23 +90,6 @@ def input_spec(model, input_seconds: float | None = None, pad: str = "repeat") -
     if model.input_kind == "clip":  # the whole decoded clip, never padded (the mfcc baseline)
         return InputSpec("clip", 0 if input_seconds is None else n_samples, pad)
     raise ValueError(f"front-end {type(model).__name__} has unknown input_kind {model.input_kind!r}")
-
-
-def _batch(xs: list) -> np.ndarray | list:
-    """Inputs stacked into one array, or kept as a list when their shapes differ (input kind "clip")."""
-    return np.stack(xs) if len({x.shape for x in xs}) == 1 else list(xs)
-
-
-@torch.inference_mode()
-def _features_of_batch(model, batch, device: torch.device, precision: str = "float32") -> np.ndarray:
-    dtype = compute_dtype(model)
-    if isinstance(batch, list):  # whole clips of unequal length: the front-end takes a list of 1-D tensors
-        x = [torch.from_numpy(b).to(device, dtype=dtype) for b in batch]
-    else:
-        x = torch.from_numpy(batch).to(device, dtype=dtype, non_blocking=True)
-    with precision_context(device, precision):
-        outputs = model.extract_features(x)
-    return layer_means(outputs).cpu().numpy()  # means accumulated in float32 whatever the precision
 
 
 def embed(model, waves, sr: int = audio.SAMPLE_RATE, input_seconds: float | None = None,
@@ -240,74 +206,12 @@ class Run:
         return c * self.chunk_size, min(len(self.ds.clips), (c + 1) * self.chunk_size)
 
 
-def iter_inputs(paths, spec, cache_dir, workers: int = 2):
-    """Prepared model inputs of ``paths`` in order (``features.decode.iter_prepared``; a ``spec`` with
-    an ``sr`` decodes at that rate, for HEAR modules and SampleCNN)."""
-    return iter_prepared(paths, spec, cache_dir, workers=workers)
-
-
-def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared, on_batch=None,
-                  precision: str = "float32", adaptive: AdaptiveBatch | None = None):
-    """Features of the clips ``lo..hi`` (one chunk), in batches of ``batch_size`` from ``lo``.
-
-    A batch that does not fit in the device's memory is computed in halves (``adaptive``, shared by the
-    chunks of a run so the smaller size sticks; ``features.device.AdaptiveBatch``).
-
-    Parameters
-    ----------
-    model : nn.Module on ``dev``
-    clips : sequence of objects with ``path`` and ``id`` (indexable by the global clip index)
-    prepared : iterator of ``features.decode.Prepared`` for exactly the clips ``lo..hi``, in order
-    on_batch : callable(n_clips), optional, called after every batch (progress bars)
-
-    Returns
-    -------
-    indices : list of int, the clips that gave features, in order
-    X : ndarray (len(indices), feature_length) float32
-    skipped : list of {path, id, reason}
-    timing : (decode_s, compute_s, wall_s)
-    warned : dict message -> list of clip ids
-    """
-    idx_ok, feats, skipped, warned = [], [], [], {}
-    adaptive = adaptive if adaptive is not None else AdaptiveBatch(batch_size)
-    decode_s = compute_s = 0.0
-    t_chunk = time.perf_counter()
-    for b in range(lo, hi, batch_size):
-        # a batch always holds the same clips (those of [b, b + batch_size) that decoded), so an
-        # interrupted run resumed later, or another engine, computes exactly the same numbers
-        xs, ok = [], []
-        for i in range(b, min(hi, b + batch_size)):
-            p = next(prepared)
-            decode_s += p.decode_s
-            for w in p.warnings:
-                warned.setdefault(w, []).append(clips[i].id)
-            if p.error is not None:
-                skipped.append({"path": str(clips[i].path), "id": clips[i].id, "reason": p.error})
-            else:
-                xs.append(p.x)
-                ok.append(i)
-        if xs:
-            t0 = time.perf_counter()
-            f = adaptive(lambda a: _features_of_batch(model, a, dev, precision), _batch(xs))
-            compute_s += time.perf_counter() - t0
-            finite = np.isfinite(f).all(axis=1)
-            for j in np.flatnonzero(~finite):
-                skipped.append({"path": str(clips[ok[j]].path), "id": clips[ok[j]].id,
-                                "reason": "the network produced NaN or inf features"})
-            idx_ok += [ok[j] for j in np.flatnonzero(finite)]
-            feats.append(f[finite].astype(np.float32))
-        if on_batch is not None:
-            on_batch(min(hi, b + batch_size) - b)
-    X = np.concatenate(feats) if feats else np.zeros((0, model.feature_length), np.float32)
-    return idx_ok, X, skipped, (decode_s, compute_s, time.perf_counter() - t_chunk), warned
-
-
 def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, split_dir=None,
             manifest=None, width: str = "large", input_seconds: float | None = None, seed: int = 0,
             device: str = "auto", batch_size: int = 8, workers: int = 2, out=DEFAULT_OUT,
             weights=None, pad: str = "repeat", batchnorm: bool = False, cache_dir=DEFAULT_CACHE,
             ds=None, progress: bool = True, engine: str = "local", address: str | None = None,
-            _ray_options=None, folds=None, fold_seed=None, precision: str = "float32",
+            folds=None, fold_seed=None, precision: str = "float32",
             custom: dict | None = None) -> Path:
     """Extract one feature set and return its folder. See the module docstring and ``--help``.
 
@@ -331,12 +235,11 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
     if engine not in ENGINES:
         raise ExtractionError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if engine == "ray":
-        from features import ray_engine
         try:  # before anything else: a missing Ray or a bad address fails fast
-            ray_engine.connect(address)
-        except ray_engine.RayUnavailable as e:
+            connect(address)
+        except RayUnavailable as e:
             raise ExtractionError(str(e)) from e
-        dev = ray_engine.resolve_device(device)
+        dev = ray_engine.resolve_cluster_device(device)
     else:
         dev = resolve_device(device)
     run = plan(arch, dataset=dataset, root=root, split_dir=split_dir, manifest=manifest, width=width,
@@ -353,7 +256,7 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
         _load_chunks(run, progress)
         if engine == "ray":
             warned = ray_engine.run_chunks(run, dev, workers=workers, cache_dir=cache_dir,
-                                           progress=progress, **(_ray_options or {}))
+                                           progress=progress)
         else:
             warned = _run_local(run, dev, workers, cache_dir, progress)
         return store.write_feature_set(run, time.perf_counter() - run.t_start, warned, progress, run.meta)
@@ -425,7 +328,7 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
     if dev.type == "cuda" and engine == "local":
         torch.backends.cudnn.benchmark = False  # same seed, same features: fixed algorithms
         torch.backends.cudnn.deterministic = True
-        # TF32 is set per batch by features.device.precision_context: off unless --precision tf32
+        # TF32 is set per batch by toolkit.device.precision_context: off unless --precision tf32
     spec = input_spec(model, input_seconds, pad)
     weights_name = getattr(model, "weights_name", None) or ("trained" if weights is not None else "random")
     weights_file = weights is not None and Path(str(weights)).is_file()
@@ -506,12 +409,6 @@ def _run_local(run: Run, dev, workers, cache_dir, progress) -> dict:
         if hasattr(prepared, "close"):
             prepared.close()
     return warned
-
-
-def merge_warnings(into: dict, new: dict) -> dict:
-    for message, ids in new.items():
-        into.setdefault(message, []).extend(ids)
-    return into
 
 
 class SomeFailed(ExtractionError):

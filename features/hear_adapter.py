@@ -15,13 +15,13 @@ embeddings). Its cost is not counted (``gflop_per_clip`` is null): the module is
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from features import audio
+from audiodata import audio
+from audiodata.decode import RateSpec
 
 __all__ = ["REQUIRED_FUNCTIONS", "REQUIRED_ATTRIBUTES", "HearError", "RateSpec", "load_module",
            "HearFrontend"]
@@ -32,15 +32,6 @@ REQUIRED_ATTRIBUTES = ("sample_rate", "scene_embedding_size", "timestamp_embeddi
 
 class HearError(ValueError):
     """A module that does not follow the HEAR API (the message names what is missing or wrong)."""
-
-
-@dataclass(frozen=True)
-class RateSpec:
-    """A waveform input of ``length`` samples at ``sr`` Hz (``features.decode.InputSpec`` plus a rate)."""
-    kind: str
-    length: int
-    pad: str
-    sr: int
 
 
 def load_module(name: str):

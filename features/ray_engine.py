@@ -18,113 +18,38 @@ ids, and the chunks that finished are kept for the next run.
 Audio paths and the decode cache must be readable by every worker: on one machine they are; on a
 cluster put the dataset (and ``--cache-dir``) on storage the nodes share.
 
-``python -m classifiers.grid --backend ray`` uses :func:`joblib_backend`. The connection helpers at the
-top import neither torch nor the extraction code (``classifiers`` never imports torch); the engine
-below imports them when it runs.
+The connection helpers (``connect``, ``RayUnavailable``; also used by ``python -m classifiers.grid
+--backend ray``) live in ``toolkit/ray.py``.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import sys
 from collections import deque
 from pathlib import Path
 
-__all__ = ["INSTALL_HINT", "RayUnavailable", "import_ray", "connect", "joblib_backend", "resolve_device",
-           "run_chunks", "RETRIES"]
+from features.compute import compute_chunk, iter_inputs, merge_warnings
+from features.store import ExtractionError
+from toolkit.ray import import_ray
 
-INSTALL_HINT = ("needs Ray, an optional extra of this project: pip install '.[ray]' "
-                "(or pip install 'ray[data]>=2.9' into the same environment)")
+__all__ = ["resolve_cluster_device", "run_chunks", "RETRIES"]
+
 RETRIES = 3          # restarts of a dead worker and retries of its chunk before the chunk counts as failed
 IN_FLIGHT = 2        # chunks queued per worker, so its next chunk's arguments are there when one ends
-REPO = Path(__file__).resolve().parent.parent
-_CONNECT_TIMEOUT_S = 5.0
 
 
-class RayUnavailable(RuntimeError):
-    """Ray is not installed, or the cluster cannot be reached or started (the message says which)."""
-
-
-def import_ray(what: str = "--engine ray"):
-    """The ``ray`` module, or :class:`RayUnavailable` saying how to install it."""
-    try:
-        import ray
-    except ImportError as e:
-        raise RayUnavailable(f"{what} {INSTALL_HINT}") from e
-    return ray
-
-
-def _check_reachable(address: str) -> None:
-    """Fail in seconds, with the address in the message, where ``ray.init`` would wait a minute."""
-    if address == "auto":
-        return  # "the cluster started on this machine by `ray start`": ray.init says if there is none
-    hostport = address.split("://", 1)[-1]
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise RayUnavailable(f"--address {address!r}: expected host:port (e.g. 10.0.0.5:6379), "
-                                 "ray://host:10001 or auto")
-    try:
-        socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT_S).close()
-    except OSError as e:
-        raise RayUnavailable(f"cannot reach a Ray cluster at --address {address!r} ({e}); start one "
-                                 "with `ray start --head` on the head node, or leave --address out to "
-                                 "start a local instance") from e
-
-
-def connect(address: str | None = None, num_cpus: int | None = None, what: str = "--engine ray"):
-    """Join the Ray cluster at ``address``, or start a local instance; reuse one already joined.
-
-    Workers import this project's code: a local instance finds it through ``PYTHONPATH``; a cluster gets
-    it uploaded as the job's ``working_dir`` (without ``runs/`` and the virtual environment).
-    """
-    ray = import_ray(what)
-    if ray.is_initialized():
-        return ray
-    if address:
-        _check_reachable(address)
-        runtime_env = {"working_dir": str(REPO),
-                       "excludes": ["runs/", ".venv/", ".git/", "*.npz", "*.npy", "*.pt"]}
-    else:
-        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-        runtime_env = {"env_vars": {"PYTHONPATH": path}}
-    try:
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-                 runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-        raise RayUnavailable(f"could not start or join {where}: {e}") from e
-    return ray
-
-
-@contextlib.contextmanager
-def joblib_backend(address: str | None = None):
-    """Run the ``joblib.Parallel`` calls inside on Ray workers (joblib's Ray backend).
-
-    ``n_jobs`` then counts Ray workers (-1: every CPU of the cluster).
-    """
-    ray = connect(address, what="--backend ray")
-    import joblib
-    from ray.util.joblib import register_ray
-    register_ray()
-    with joblib.parallel_backend("ray"):
-        yield ray
-
-
-def resolve_device(device: str = "auto"):
+def resolve_cluster_device(device: str = "auto"):
     """``auto`` -> CUDA when the cluster has GPUs, else CPU (the driver itself may have none)."""
     import torch
-    from features import extract as ex
     ray = import_ray()
     gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
     if device == "auto":
         return torch.device("cuda" if gpus > 0 else "cpu")
     if device.startswith("cuda") and gpus == 0:
-        raise ex.ExtractionError("--device cuda was asked for but the Ray cluster has no GPU; use "
+        raise ExtractionError("--device cuda was asked for but the Ray cluster has no GPU; use "
                                  "--device cpu or auto")
     if device != "cpu" and not device.startswith("cuda"):
-        raise ex.ExtractionError(f"unknown device {device!r}; expected auto, cpu or cuda[:N]")
+        raise ExtractionError(f"unknown device {device!r}; expected auto, cpu or cuda[:N]")
     return torch.device("cuda" if device.startswith("cuda") else "cpu")
 
 
@@ -139,7 +64,7 @@ class _ClipRef:
 class Embedder:
     """A Ray actor: one model, decoding and embedding whole chunks with ``extract.compute_chunk``."""
 
-    def __init__(self, model, device: str, threads: int, spec, cache_dir, fault=None):
+    def __init__(self, model, device: str, threads: int, spec, cache_dir):
         import torch
         torch.set_num_threads(max(1, threads))
         self.dev = torch.device(device)
@@ -147,31 +72,18 @@ class Embedder:
             torch.backends.cudnn.benchmark = False  # as the local engine: fixed algorithms, no TF32
             torch.backends.cudnn.deterministic = True  # TF32: per batch, from the run's precision
         self.model = model.to(self.dev).eval()
-        self.spec, self.cache_dir, self.fault = spec, cache_dir, fault
+        self.spec, self.cache_dir = spec, cache_dir
 
     def pid(self) -> int:
         return os.getpid()
 
     def run(self, c: int, lo: int, clips: list, batch_size: int, precision: str = "float32"):
         """Chunk ``c`` = clips ``lo .. lo + len(clips)``; returns ``(c, compute_chunk's five results)``."""
-        from features import extract as ex
-        self._maybe_die(c)
         paths = [clip.path for clip in clips]
-        prepared = ex.iter_inputs(paths, self.spec, self.cache_dir, workers=0)
+        prepared = iter_inputs(paths, self.spec, self.cache_dir, workers=0)
         shifted = _Shifted(clips, lo)
-        return c, ex.compute_chunk(self.model, self.dev, shifted, lo, lo + len(clips), batch_size, prepared,
+        return c, compute_chunk(self.model, self.dev, shifted, lo, lo + len(clips), batch_size, prepared,
                                    precision=precision)
-
-    def _maybe_die(self, c: int) -> None:
-        """Test hook: ``fault = {"chunk", "times", "dir"}`` kills this worker (SIGKILL, as the OOM killer
-        would) the first ``times`` times it starts chunk ``chunk``; the marker files count the deaths."""
-        if not self.fault or c != self.fault["chunk"]:
-            return
-        marks = Path(self.fault["dir"])
-        marks.mkdir(parents=True, exist_ok=True)
-        if len(list(marks.glob("death_*"))) < self.fault["times"]:
-            (marks / f"death_{len(list(marks.glob('death_*')))}_{os.getpid()}").touch()
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 class _Shifted:
@@ -185,7 +97,7 @@ class _Shifted:
 
 
 def run_chunks(run, dev, workers: int = 2, cache_dir=None, progress: bool = True,
-               retries: int = RETRIES, gpus_per_worker: float = 1.0, fault=None) -> dict:
+               retries: int = RETRIES, gpus_per_worker: float = 1.0) -> dict:
     """Compute ``run.todo`` (a :class:`features.extract.Run`) on ``workers`` Ray actors.
 
     Every finished chunk is saved to ``run.chunks`` at once. Returns the warnings (message -> clip ids).
@@ -194,10 +106,9 @@ def run_chunks(run, dev, workers: int = 2, cache_dir=None, progress: bool = True
     """
     from tqdm import tqdm
 
-    from features import extract as ex
     ray = import_ray()
     if workers < 1:
-        raise ex.ExtractionError(f"--engine ray needs at least one worker, got --workers {workers}")
+        raise ExtractionError(f"--engine ray needs at least one worker, got --workers {workers}")
     if not run.todo:
         return {}
     clips = run.ds.clips
@@ -207,7 +118,7 @@ def run_chunks(run, dev, workers: int = 2, cache_dir=None, progress: bool = True
     actor_cls = ray.remote(Embedder).options(num_cpus=cpus, num_gpus=gpus, max_restarts=retries,
                                              max_task_retries=retries)
     model_ref = ray.put(run.model.cpu())  # one copy in the object store, whatever the number of workers
-    actors = [actor_cls.remote(model_ref, dev.type, cpus, run.spec, cache, fault) for _ in range(workers)]
+    actors = [actor_cls.remote(model_ref, dev.type, cpus, run.spec, cache) for _ in range(workers)]
     queue, pending, failed, warned = deque(run.todo), {}, {}, {}
     n = len(clips)
     done_clips = n - sum(hi - lo for lo, hi in map(run.chunk_range, run.todo))
@@ -252,7 +163,7 @@ def run_chunks(run, dev, workers: int = 2, cache_dir=None, progress: bool = True
             else:
                 assigned[id(actor)].remove(c)
                 run.chunks.save(c, idx_ok, X, skipped, timing)
-                ex.merge_warnings(warned, w)
+                merge_warnings(warned, w)
                 bar.update(len(idx_ok) + len(skipped))
             fill()
         for c in queue:  # every worker died for good
@@ -262,7 +173,7 @@ def run_chunks(run, dev, workers: int = 2, cache_dir=None, progress: bool = True
         for actor in actors:
             ray.kill(actor, no_restart=True)
     if failed:
-        raise ex.ExtractionError(_failure_message(run, failed))
+        raise ExtractionError(_failure_message(run, failed))
     return warned
 
 
@@ -293,8 +204,3 @@ def _failure_message(run, failed: dict) -> str:
             f"{', '.join(ids[:10])}{', ...' if len(ids) > 10 else ''}); {reasons}. The "
             f"{len(run.chunks.done)} finished chunks are kept in {run.chunks.folder}: run the same "
             "command again to compute only the missing ones")
-
-
-if __name__ == "__main__":  # pragma: no cover - a convenience: same CLI as features.extract
-    from features import extract as ex
-    sys.exit(ex.main([*sys.argv[1:], "--engine", "ray"]))

@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from features import audio
-from features.provenance import atomic_save_npz, atomic_write_json, run_record, sha256_file
+from audiodata import audio
+from toolkit.provenance import atomic_save_npz, atomic_write_json, run_record, sha256_file
 
 __all__ = ["Chunks", "ExtractionError", "settings_key", "config_key", "code_version", "sha256_file",
            "safe_name", "readable_name", "feature_set_dir", "lock", "verified", "clip_stamps",
@@ -48,8 +48,7 @@ __all__ = ["Chunks", "ExtractionError", "settings_key", "config_key", "code_vers
 
 KEY_CHARS = 12  # hex digits of the config key in a folder name (48 bits: no collision among a study's sets)
 # the source files whose contents determine feature bytes (with extract's per-layer means, see extract)
-CODE_FILES = ("architectures/*.py", "features/audio.py", "features/decode.py", "features/hear_adapter.py",
-              "trained/samplecnn.py")
+CODE_FILES = ("architectures/*.py", "audiodata/audio.py", "audiodata/decode.py", "features/hear_adapter.py")
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -193,7 +192,7 @@ def checkpoint_info(weights) -> dict:
     """What a trained checkpoint says about the model: seed, width, fold, folds, fold seed, the clips
     it trained and validated on, and its SHA-256. Old checkpoints lack some keys: they come back
     ``None`` (``config`` is searched for seed and width)."""
-    from trained.checkpoint import CheckpointError, read_checkpoint
+    from architectures.checkpoint import CheckpointError, read_checkpoint
     try:
         ckpt = read_checkpoint(weights)
     except CheckpointError as e:

@@ -12,7 +12,7 @@ HEAR 2021 common API (hearbenchmark.com; checked by ``hear-validator``):
 Choices made here:
 
 - ``sample_rate = 16000``: our front-ends run at 12 kHz, which HEAR does not accept; 16 kHz is the
-  smallest accepted rate above it. Audio is resampled to 12 kHz with ``features.audio.resample``, the
+  smallest accepted rate above it. Audio is resampled to 12 kHz with ``audiodata.audio.resample``, the
   same resampler ``features.extract`` decodes files with.
 - Scene embedding = the per-layer feature-map means exactly as ``features.extract`` computes them
   (``features.extract.embed``: the study's crop / repeat-pad to ~29 s, then ``layer_means``).
@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 import architectures
-from features import audio
+from audiodata import audio
 from features import extract as ex
 
 __all__ = ["SAMPLE_RATE", "TIMESTAMP_HOP_MS", "ENV_OPTIONS", "HearModel", "parse_options", "load_model",

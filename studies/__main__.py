@@ -10,7 +10,7 @@ from studies.study import LONG_S, Study, run_study
 def parse_args(argv=None):
     import architectures
     from classifiers.grids import GRIDS
-    from features import datasets
+    from audiodata import datasets
     from features.extract import ENGINES, HEAR_PREFIX
     from architectures.custom import is_custom_spec
     names = list(architectures.ARCHITECTURES)

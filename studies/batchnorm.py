@@ -20,7 +20,7 @@ This command repeats it for one dataset and architecture:
    whether the mean accuracy depends on the batch size (and, for comparison, with batch norm).
 
 It writes ``batchnorm.csv`` (one row per run), ``batchnorm.json`` (the cells, the ANOVAs, the settings)
-and ``batchnorm.png`` (the figure) into ``--out``; ``python -m classifiers.report`` shows them. The
+and ``batchnorm.png`` (the figure) into ``--out``; ``python -m report`` shows them. The
 feature sets and each cell's grid results (``grid.json``) stay under ``--out`` as provenance.
 """
 from __future__ import annotations
@@ -38,9 +38,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from features import datasets
-from features.extract import DEFAULT_CACHE, ExtractionError, extract
-from features.provenance import atomic_write_bytes, atomic_write_json, run_record
+from audiodata import datasets
+from audiodata.decode import DEFAULT_CACHE
+from features.extract import ExtractionError, extract
+from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
 
 __all__ = ["KIND", "STUDY_ANOVA_P", "DEFAULT_BATCH_SIZES", "sorted_by_label", "anova", "run", "main"]
 
@@ -62,13 +63,13 @@ def sorted_by_label(ds, folds: int = 10, fold_seed: int = 0):
 
     Parameters
     ----------
-    ds : features.datasets.Dataset
+    ds : audiodata.datasets.Dataset
     folds, fold_seed : int
         Stratified folds (``datasets.stratified_folds``) for a dataset that does not define folds itself.
 
     Returns
     -------
-    features.datasets.Dataset
+    audiodata.datasets.Dataset
         ``protocol_hint == "folds"``; every clip has a fold and no split.
     """
     clips = sorted(ds.clips, key=lambda c: (c.label, c.id))
@@ -159,7 +160,7 @@ def run(dataset: str = "synthetic", root=None, split_dir=None, manifest=None, ar
         Stratified folds for datasets that do not define folds.
     grid : {"study", "small"}
         The SVM grid (``classifiers.grids``).
-    ds : features.datasets.Dataset, optional
+    ds : audiodata.datasets.Dataset, optional
         An already loaded dataset.
 
     Returns
@@ -225,7 +226,7 @@ def run(dataset: str = "synthetic", root=None, split_dir=None, manifest=None, ar
     writer.writeheader()
     writer.writerows(csv_rows)
     atomic_write_bytes(out / "batchnorm.csv", buf.getvalue().encode("utf-8"))
-    from classifiers.report_figures import batchnorm_chart
+    from report.figures import batchnorm_chart
     atomic_write_bytes(out / "batchnorm.png", batchnorm_chart(result))
     return atomic_write_json(out / "batchnorm.json", result)
 

@@ -10,7 +10,7 @@
    the Ray engine;
 3. extracts every (front-end, seed) feature set (``features.extract.extract``), then runs the grids of
    each front-end over its seeds (``classifiers.grid.run_grid``), then writes the report
-   (``classifiers.report.render_report``).
+   (``report.build.render_report``).
 
 Every step is resumable: a finished feature set with the same configuration is kept (an interrupted one
 resumes from its chunks), a results file whose feature sets and grid settings are unchanged is kept,
@@ -146,7 +146,7 @@ def _extract_kwargs(st: Study) -> dict:
 def _plan_all(st: Study, ds, jobs, log):
     """``features.extract.plan`` of every job: the clips still to do and the model's GFLOP per clip."""
     from architectures import cost
-    from features import audio
+    from audiodata import audio
     from features import store
     from features.extract import ExtractionError, plan, resolve_device
     if st.engine == "ray":  # the device type the Ray workers will use (part of the configuration key)
@@ -181,7 +181,7 @@ def _plan_all(st: Study, ds, jobs, log):
 
 def _decode_rate(ds, st: Study, n: int = 3) -> tuple[float, int]:
     """Seconds per clip to decode (measured on up to ``n`` clips not yet cached) and the clips not cached."""
-    from features import decode
+    from audiodata import decode
     if st.cache_dir is None:
         return 0.05, len(ds.clips)
     todo = [c for c in ds.clips if not (Path(st.cache_dir) / (k := decode.cache_key(c.path))[:2] /
@@ -208,8 +208,8 @@ def _decode_rate(ds, st: Study, n: int = 3) -> tuple[float, int]:
 def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
     """Run (or resume) a study; returns the exit status (0: every part succeeded)."""
     from classifiers.grid import run_grid
-    from classifiers.report import render_report
-    from features import datasets
+    from report.build import render_report
+    from audiodata import datasets
     from features.extract import extract
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     t0 = time.perf_counter()

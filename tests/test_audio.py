@@ -1,4 +1,4 @@
-"""features/audio.py: decoding, bad input, length fitting, log-mel against librosa, LogMel in torch."""
+"""audiodata/audio.py: decoding, bad input, length fitting, log-mel against librosa, LogMel in torch."""
 import struct
 import warnings
 
@@ -8,13 +8,12 @@ import pytest
 import torch
 
 from conftest import audio_bytes, tone, write_audio, write_wav
-from features.audio import (AMIN, HOP_LENGTH, N_FRAMES, N_SAMPLES, AudioError, LogMel, fit_length,
-                            input_lengths, load_audio, log_mel, resample, spectrogram_input,
-                            waveform_input)
+from audiodata.audio import (AMIN, HOP_LENGTH, N_FRAMES, N_SAMPLES, AudioError, LogMel, fit_length,
+                             input_lengths, load_audio, log_mel, resample, spectrogram_input, waveform_input)
 
 
 def _librosa_log_mel(y):
-    """The spec's log-mel written out with librosa, independently of features.audio."""
+    """The spec's log-mel written out with librosa, independently of audiodata.audio."""
     mel = librosa.feature.melspectrogram(y=y, sr=12000, n_fft=512, hop_length=256, n_mels=96, fmin=0.0,
                                          fmax=6000.0, power=2.0)
     return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0).T

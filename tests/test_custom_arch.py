@@ -11,7 +11,7 @@ import torch
 from architectures import custom
 from architectures.custom import CustomArchError, CustomFrontend, parse_options
 from classifiers.grid import run_grid
-from classifiers.report import render_report
+from report.build import render_report
 from conftest import REPO, tone, write_class_folders
 from features import extract as ex
 

@@ -1,4 +1,4 @@
-"""features/datasets.py and features/synthetic.py on tiny generated trees with the real layouts."""
+"""audiodata/datasets.py and audiodata/synthetic.py on tiny generated trees with the real layouts."""
 import collections
 import hashlib
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import write_tree
-from features.audio import load_audio
-from features.datasets import (BALLROOM_FOLDERS, DATASETS, EXTENDED_BALLROOM_CLASSES, GTZAN_GENRES,
-                               load_dataset)
-from features.synthetic import CLASSES, make_synthetic
+from audiodata.audio import load_audio
+from audiodata.datasets import (BALLROOM_FOLDERS, DATASETS, EXTENDED_BALLROOM_CLASSES, GTZAN_GENRES,
+                                load_dataset)
+from audiodata.synthetic import CLASSES, make_synthetic
 
 
 def _gtzan_names(per_genre, ext=".au"):
@@ -247,8 +247,8 @@ def test_synthetic_is_deterministic_and_generated_once(tmp_path):
 
 
 def test_synthetic_default_root_generated_on_first_use(tmp_path, monkeypatch):
-    import features.datasets as datasets
-    import features.synthetic as synthetic
+    import audiodata.datasets as datasets
+    import audiodata.synthetic as synthetic
     calls = []
     real = synthetic.make_synthetic
     monkeypatch.setattr(synthetic, "make_synthetic",

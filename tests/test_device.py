@@ -1,11 +1,11 @@
-"""features/device.py: device choice, precision, and halving the batch on out-of-memory."""
+"""toolkit/device.py: device choice, precision, and halving the batch on out-of-memory."""
 import numpy as np
 import pytest
 import torch
 
 import architectures
-from features.device import (AdaptiveBatch, DeviceError, cast_model, check_precision, compute_dtype,
-                             is_out_of_memory, precision_context, resolve_device)
+from toolkit.device import (AdaptiveBatch, DeviceError, cast_model, check_precision, compute_dtype,
+                            is_out_of_memory, precision_context, resolve_device)
 from features.extract import layer_means
 
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from conftest import REPO, interrupt_after_chunks, tone, write_audio, write_class_folders
-from features import audio, datasets, decode, extract as ex
+from audiodata import audio, datasets, decode
+from features import compute, extract as ex
 
 SMALL = {"width": "small", "workers": 0, "batch_size": 2, "progress": False}
 
@@ -118,8 +119,8 @@ def test_resume_gives_identical_bytes_and_recomputes_nothing(tmp_path, monkeypat
     partial = tmp_path / "resumed" / "folder" / (whole.name + ".partial")
     assert len(list(partial.glob("chunk_*.npz"))) == 2
     seen = []
-    real = ex._features_of_batch
-    monkeypatch.setattr(ex, "_features_of_batch", lambda m, b, d, *p: seen.append(len(b)) or real(m, b, d, *p))
+    real = compute._features_of_batch
+    monkeypatch.setattr(compute, "_features_of_batch", lambda m, b, d, *p: seen.append(len(b)) or real(m, b, d, *p))
     resumed = ex.extract("sample-level", out=tmp_path / "resumed", **kw)
     assert sum(seen) == 8  # only the 4 unfinished chunks (8 clips) were computed again
     assert not partial.exists()
@@ -235,8 +236,9 @@ def test_layer_means_match_float64():
 
 
 def test_samplecnn_checkpoint_reads_out_like_a_front_end(tmp_path, data):
-    from trained.checkpoint import KEYS, save_checkpoint
-    from trained.samplecnn import SampleCNN
+    from architectures.checkpoint import KEYS
+    from trained.checkpoint import save_checkpoint
+    from architectures.samplecnn import SampleCNN
     torch.manual_seed(0)
     channels = [4, 4, 4, 4, 4, 4, 4, 4, 4, 8]
     model = SampleCNN(2, "se", channels=channels).eval()

@@ -7,6 +7,7 @@ import torch
 
 import architectures
 import features.extract as ex
+from features import compute
 from conftest import tone, write_class_folders
 
 
@@ -70,14 +71,14 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_clip(tmp_path, monkeypat
               workers=0, device="cpu")
     reference = ex.extract("temporal", batch_size=2, out=tmp_path / "ref", progress=False, **kw)
 
-    real = ex._features_of_batch
+    real = compute._features_of_batch
 
     def small_device(model, batch, dev, precision="float32"):
         if len(batch) > 2:  # a device that holds two clips at a time
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
         return real(model, batch, dev, precision)
 
-    monkeypatch.setattr(ex, "_features_of_batch", small_device)
+    monkeypatch.setattr(compute, "_features_of_batch", small_device)
     folder = ex.extract("temporal", batch_size=8, out=tmp_path / "oom", progress=True, **kw)
     assert "out of device memory at batch size 8: went on with batches of 2" in capsys.readouterr().err
     meta = json.loads((folder / "meta.json").read_text())

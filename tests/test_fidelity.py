@@ -15,8 +15,9 @@ from sklearn.metrics import accuracy_score
 from threadpoolctl import threadpool_limits
 
 from conftest import SHARED, write_audio
-from features import audio, decode, store, extract as ex
-from features.decode import InputSpec
+from audiodata import audio, decode
+from features import store, extract as ex
+from audiodata.decode import InputSpec
 
 
 def _music_like(n: int, seed: int = 0, sr: int = 12000) -> np.ndarray:
@@ -200,7 +201,7 @@ def _published_rows() -> list[dict]:
     path = SHARED / "reference" / "published_results.md"
     if not path.is_file():
         pytest.skip(f"{path} is absent")
-    from classifiers.published import PUBLISHED_PROTOCOLS
+    from report.published import PUBLISHED_PROTOCOLS
     names = {"frame-level many-shapes": "frame-level-many", "MFCC baseline": "mfcc"}
     rows = []
     for line in path.read_text().splitlines():
@@ -221,8 +222,8 @@ def _published_rows() -> list[dict]:
 
 
 def test_orderings_hold_on_the_published_numbers_and_fail_when_one_is_reversed():
-    from classifiers.published import ORDERINGS
-    from classifiers.report_stats import check_orderings
+    from report.published import ORDERINGS
+    from report.stats import check_orderings
     rows = _published_rows()
     checks = check_orderings(rows)
     assert {c["holds"] for c in checks} <= {"yes", "not run"}
@@ -294,7 +295,7 @@ def test_batchnorm_experiment_sorted_batches_leak_and_no_bn_does_not_depend_on_b
     assert (tmp_path / "out" / "batchnorm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "out").rglob("results.json"))   # the cells stay out of the main report's rows
     # the report shows it: a section and a figure
-    from classifiers.report import render_report
+    from report.build import render_report
     report = render_report(results=[tmp_path / "out"], out=tmp_path / "report", log=lambda m: None)
     md = (report / "report.md").read_text()
     assert "Batch norm and batch size" in md and "fig_batchnorm_folder_7x96_small_0.png" in md

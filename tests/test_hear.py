@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from conftest import tone, write_audio
-from features import audio, datasets, extract as ex
+from audiodata import audio, datasets
+from features import extract as ex
 from features.hear_adapter import HearError, HearFrontend
 from hear import MODULES, common
 

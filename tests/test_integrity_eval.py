@@ -16,8 +16,8 @@ from threadpoolctl import threadpool_limits
 from classifiers.featureset import load_feature_set, synthetic_feature_set, write_feature_set
 from classifiers.grid import main, run_grid
 from classifiers.grids import resolve_gamma
-from classifiers.report_load import load_results
-from features.datasets import stratified_folds
+from report.load import load_results
+from audiodata.datasets import stratified_folds
 
 
 @pytest.fixture(autouse=True)
@@ -284,7 +284,7 @@ def test_report_reads_a_file_whose_seeds_mix_int_and_str(tmp_path):
     out.write_text(json.dumps(data))  # was: TypeError '<' not supported between 'int' and 'str'
     rows, read, messages = load_results([out], log=lambda m: None)
     assert len(rows) == 1 and rows[0]["seeds"] == [0, "2", None] and rows[0]["n_runs"] == 3
-    from classifiers.report import render_report
+    from report.build import render_report
     report = render_report([out], out=tmp_path / "report", log=lambda m: None)
     assert report.exists()
 
@@ -299,8 +299,8 @@ def test_training_holds_out_the_fold_seed_folds_whatever_the_seed(tmp_path):
     """Before, trained.train made its folds with --seed: for seed 5 fold 1's model trained on clips
     of the grid's fold 1 (folds of --fold-seed 0)."""
     from conftest import write_class_folders
-    from features.datasets import dataset_key, load_dataset
-    from trained.checkpoint import IDENTITY_KEYS, read_checkpoint
+    from audiodata.datasets import dataset_key, load_dataset
+    from architectures.checkpoint import IDENTITY_KEYS, read_checkpoint
     from trained.train import train
     root = write_class_folders(tmp_path / "data", per_class=6)
     run = train(dataset="folder", root=root, folds=3, fold=1, seed=5, fold_seed=0,

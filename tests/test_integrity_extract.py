@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO, interrupt_after_chunks, tone, write_audio, write_class_folders, write_tree
-from features import datasets, provenance, store
-from features import extract as ex
+from audiodata import datasets
+from toolkit import provenance
+from features import store
+from features import compute, extract as ex
 
 # 1 s inputs (not the study's 29 s): the same code paths, a fraction of the time
 SMALL = {"width": "small", "workers": 0, "batch_size": 2, "progress": False, "input_seconds": 1.0}
@@ -50,8 +52,8 @@ def _sets(out, dataset="folder"):
 
 def _count_batches(monkeypatch):
     seen = []
-    real = ex._features_of_batch
-    monkeypatch.setattr(ex, "_features_of_batch", lambda m, b, d, *p: seen.append(len(b)) or real(m, b, d, *p))
+    real = compute._features_of_batch
+    monkeypatch.setattr(compute, "_features_of_batch", lambda m, b, d, *p: seen.append(len(b)) or real(m, b, d, *p))
     return seen
 
 
@@ -183,7 +185,7 @@ def test_3_features_that_do_not_match_their_meta_are_recomputed(tmp_path, data, 
     if damage == "truncated":
         (folder / "features.npz").write_bytes(good[: len(good) // 2])
     elif damage == "other features":
-        # the baseline reads whole clips (never padded): a shorter crop gives other features of one shape
+        # the MFCC baseline never pads its clip, so --pad changes nothing; a shorter crop does
         other = ex.extract("mfcc", out=tmp_path / "other", **_kw(tmp_path, data, input_seconds=0.25))
         assert _npz(other) != good
         shutil.copy(other / "features.npz", folder / "features.npz")
@@ -290,7 +292,7 @@ def test_8_damaged_cache_entries_are_recomputed_not_skipped(tmp_path, data, arch
 
 
 def test_8_a_damaged_error_record_is_decoded_again(tmp_path, data):
-    from features import decode
+    from audiodata import decode
     p = data / "low" / "low0.wav"
     key = decode.cache_key(p)
     err = tmp_path / "cache" / key[:2] / f"{key}.err.json"
@@ -471,7 +473,7 @@ def test_14_disk_full_leaves_nothing_trusted_and_resumes(tmp_path, data, monkeyp
 
 
 def test_14_cache_that_cannot_be_written_costs_no_clip(tmp_path, data, monkeypatch):
-    from features import decode
+    from audiodata import decode
     real = decode.atomic_write_bytes
 
     def full(path, data_):

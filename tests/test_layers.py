@@ -9,7 +9,7 @@ import pytest
 from classifiers.featureset import load_feature_set, synthetic_feature_set, write_feature_set
 from classifiers.grid import main as grid_main
 from classifiers.grid import run_grid
-from classifiers.report import render_report
+from report.build import render_report
 from classifiers.layers import LayerSelectionError, parse_layers, select_layers
 
 LAYERS = [{"name": "conv1", "channels": 4, "start": 0, "stop": 4},

@@ -62,9 +62,9 @@ def test_address_needs_the_ray_engine():
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray")
-    from features import ray_engine
+    from toolkit import ray as ray_helpers
     started = not ray.is_initialized()
-    ray_engine.connect(None, num_cpus=2)
+    ray_helpers.connect(None, num_cpus=2)
     yield ray
     if started:
         ray.shutdown()
@@ -108,23 +108,54 @@ def test_ray_resumes_a_local_run(ray_local, data, local_set, tmp_path, monkeypat
     assert (resumed / "features.npz").read_bytes() == (local_set / "features.npz").read_bytes()
 
 
+def _dying_embedder(monkeypatch, chunk: int, times: int, marks):
+    """Replace the Ray actor class by one that kills its own process (SIGKILL, as the OOM killer would)
+    the first ``times`` times it starts chunk ``chunk``; marker files under ``marks`` count the deaths.
+    The class is pickled by value, so the Ray workers run it without importing this test module."""
+    import os
+    import signal
+    from pathlib import Path
+
+    import cloudpickle
+
+    from features import ray_engine
+
+    class Dying(ray_engine.Embedder):
+        def run(self, c, *args, **kwargs):
+            if c == chunk:
+                Path(marks).mkdir(parents=True, exist_ok=True)
+                n = len(list(Path(marks).glob("death_*")))
+                if n < times:
+                    (Path(marks) / f"death_{n}_{os.getpid()}").touch()
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return super().run(c, *args, **kwargs)
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    monkeypatch.setattr(ray_engine, "Embedder", Dying)
+    return ray_engine
+
+
 @pytest.mark.slow
-def test_a_killed_worker_is_restarted_and_its_chunk_retried(ray_local, data, local_set, tmp_path):
+def test_a_killed_worker_is_restarted_and_its_chunk_retried(ray_local, data, local_set, tmp_path,
+                                                            monkeypatch):
     marks = tmp_path / "deaths"
+    _dying_embedder(monkeypatch, chunk=1, times=1, marks=str(marks))
     out = ex.extract("sample-level", dataset="folder", root=data, out=tmp_path, engine="ray", workers=2,
-                     cache_dir=tmp_path / "cache",
-                     _ray_options={"fault": {"chunk": 1, "times": 1, "dir": str(marks)}}, **SMALL)
+                     cache_dir=tmp_path / "cache", **SMALL)
     assert len(list(marks.glob("death_*"))) == 1  # one worker really died (SIGKILL) mid-run
     assert (out / "features.npz").read_bytes() == (local_set / "features.npz").read_bytes()
 
 
 @pytest.mark.slow
-def test_a_chunk_that_keeps_failing_is_named_and_the_rest_is_kept(ray_local, data, local_set, tmp_path):
+def test_a_chunk_that_keeps_failing_is_named_and_the_rest_is_kept(ray_local, data, local_set, tmp_path,
+                                                                  monkeypatch):
+    import functools
     kw = dict(dataset="folder", root=data, out=tmp_path, cache_dir=tmp_path / "cache", **SMALL)
-    fault = {"chunk": 0, "times": 100, "dir": str(tmp_path / "deaths")}
+    ray_engine = _dying_embedder(monkeypatch, chunk=0, times=100, marks=str(tmp_path / "deaths"))
+    monkeypatch.setattr(ray_engine, "run_chunks", functools.partial(ray_engine.run_chunks, retries=1))
     with pytest.raises(ex.ExtractionError) as err:
-        ex.extract("sample-level", engine="ray", workers=2, _ray_options={"fault": fault, "retries": 1},
-                   **kw)
+        ex.extract("sample-level", engine="ray", workers=2, **kw)
+    monkeypatch.undo()
     msg = str(err.value)
     # chunk 0 = the first 8 clips in id order (batch 2 x 4 batches): the first of them is named
     assert "1 chunk(s) failed" in msg and "high/high0.wav" in msg and "run the same command again" in msg

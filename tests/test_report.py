@@ -1,4 +1,4 @@
-"""Tests of the results comparison report (classifiers/report*.py, classifiers/published.py).
+"""Tests of the results comparison report (report/*.py).
 
 Every test writes its own results files in the format of docs/formats.md ("Results").
 """
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from classifiers import report_stats
-from classifiers.published import PUBLISHED, published_figure
-from classifiers.report import main, render_report
-from classifiers.report_load import load_results
+from report import stats as report_stats
+from report.published import PUBLISHED, published_figure
+from report.build import main, render_report
+from report.load import load_results
 
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = ["a", "b", "c"]
@@ -258,7 +258,7 @@ def test_cli_prints_path_last_and_handles_no_results(tmp_path, capsys):
 
 
 def test_report_does_not_import_torch():
-    code = "import sys, classifiers.report; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, report.build; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
 
 

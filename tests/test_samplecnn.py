@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from trained.samplecnn import (BLOCKS, SEGMENT_SAMPLES, SMALL_CHANNELS, SampleCNN, SqueezeExcitation,
-                               default_weight_decay, plateau_patience)
+from architectures.samplecnn import (BLOCKS, SEGMENT_SAMPLES, SMALL_CHANNELS, SampleCNN, SqueezeExcitation,
+                                     default_weight_decay, plateau_patience)
 from trained.summary import format_summary, summarize
 
 # Table 1 of Lee et al. 2017 (3^9 model, 50 tags): weights + bias of every conv / dense layer.
@@ -144,7 +144,7 @@ def test_schedule_patience_and_weight_decay_follow_the_papers():
 
 
 def test_published_block_scores_never_mix_alphas():
-    from classifiers.published import SAMPLECNN_PAPERS, SAMPLECNN_PUBLISHED, samplecnn_published
+    from report.published import SAMPLECNN_PAPERS, SAMPLECNN_PUBLISHED, samplecnn_published
     icassp = samplecnn_published("se", 16, False)
     journal = samplecnn_published("se", 0.125, False)
     assert [(s.paper, s.alpha, s.roc_auc) for s in icassp] == [("kim2018", 16.0, 0.9083)]

@@ -7,10 +7,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from features.datasets import Clip, Dataset
+from audiodata.datasets import Clip, Dataset
 from trained import data
-from trained.backend import PonsBackend
-from trained.checkpoint import CheckpointError, load_frontend, read_checkpoint
+from architectures.backend import PonsBackend
+from architectures.checkpoint import CheckpointError, load_frontend, read_checkpoint
 from trained.train import build_model, dry_run, main, train
 
 SR = 12000

@@ -9,7 +9,7 @@ from torch import nn
 import architectures
 from architectures.layers import norm_layer
 from trained import data
-from trained.checkpoint import load_frontend, load_model, read_checkpoint
+from architectures.checkpoint import load_frontend, load_model, read_checkpoint
 from trained.evaluate import predict_test
 from trained.loop import StagedLR, Trainer, fit, patch_lengths, window_starts, windows
 from trained.train import _param_groups, build_model, main, train
@@ -60,7 +60,7 @@ def test_training_runs_on_patches(patch_run):
 
 def test_prediction_is_the_mean_over_windows(patch_run, tmp_path):
     import soundfile as sf
-    from features.datasets import Clip, Dataset
+    from audiodata.datasets import Clip, Dataset
     ds, run, _ = patch_run
     # test clips whose halves differ (hum, then whistle), so that every window predicts differently
     t = np.arange(SR) / SR

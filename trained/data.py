@@ -7,7 +7,7 @@
 - ``label_space`` / ``encode_labels``: single-label datasets give class indices; a manifest whose
   ``label`` column holds several labels separated by ``;`` (``rock;guitar;loud``, as MagnaTagATune's
   top-50 tags) is multi-label and gives a 0/1 matrix ``(n_clips, n_tags)``.
-- ``load_inputs`` decodes clips once (through the audio cache of ``features.decode``) into one float32
+- ``load_inputs`` decodes clips once (through the audio cache of ``audiodata.decode``) into one float32
   array: fixed-length waveforms or log-mel spectrograms for the front-ends (12 kHz), or, for SampleCNN,
   every 59 049-sample segment of the clip at 22 050 Hz (``clip`` maps each row back to its clip).
 """
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from features import audio
-from features.decode import InputSpec, decode_cached, iter_prepared
+from audiodata import audio
+from audiodata.decode import InputSpec, decode_cached, iter_prepared
 
 __all__ = ["DataError", "Inputs", "portions", "label_space", "encode_labels", "load_inputs",
            "LABEL_SEP"]
@@ -55,7 +55,7 @@ def portions(ds, fold: int | None = None) -> dict[str, list[int]]:
 
     Parameters
     ----------
-    ds : features.datasets.Dataset
+    ds : audiodata.datasets.Dataset
         With ``clips`` (``split`` or ``fold`` set) and ``protocol_hint`` ``"split"`` or ``"folds"``.
     fold : int, optional
         The held-out fold (1..K) of a cross-validated dataset; must be ``None`` for a split one.

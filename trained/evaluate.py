@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from features.provenance import atomic_write_bytes, atomic_write_json, run_record
+from toolkit.device import resolve_device
+from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
 from trained import data
-from trained.checkpoint import SAMPLECNN, load_model, read_checkpoint
+from architectures.checkpoint import SAMPLECNN, load_model, read_checkpoint
 from trained.loop import clip_scores, patch_lengths, predict_scores, windows
-from trained.samplecnn import SAMPLE_RATE, SEGMENT_SAMPLES
+from architectures.samplecnn import SAMPLE_RATE, SEGMENT_SAMPLES
 
 __all__ = ["evaluate", "predict_test", "DEFAULT_OUT"]
 
@@ -57,7 +58,7 @@ def predict_test(run_dir, ds, device: torch.device, progress: bool = True) -> di
                                segments=True, sample_rate=SAMPLE_RATE, desc="test",
                                progress=progress)
     else:
-        from features import audio
+        from audiodata import audio
         n_samples, n_frames = audio.input_lengths(cfg["input_seconds"])
         kind = cfg["input_kind"]
         inp = data.load_inputs(clips, kind, n_samples if kind == "waveform" else n_frames,
@@ -143,7 +144,6 @@ def evaluate(run_roots, out=DEFAULT_OUT, ds=None, device: str = "auto", progress
     ds : Dataset, optional
         The dataset; loaded from the first checkpoint's config when omitted.
     """
-    from trained.train import resolve_device
     t0 = time.perf_counter()
     dev = resolve_device(device)
     runs, first = [], None
@@ -155,7 +155,7 @@ def evaluate(run_roots, out=DEFAULT_OUT, ds=None, device: str = "auto", progress
         ckpt0 = read_checkpoint(dirs[0] / "best.pt")
         first = first or ckpt0
         if ds is None:
-            from features import datasets
+            from audiodata import datasets
             c = ckpt0["config"]
             ds = datasets.load_dataset(c["dataset"], root=c["root"], split_dir=c["split_dir"],
                                        manifest=c["manifest"], folds=c["folds"],
@@ -174,7 +174,7 @@ def evaluate(run_roots, out=DEFAULT_OUT, ds=None, device: str = "auto", progress
     if cfg.get("multilabel"):
         entry["metric"] = metric
     if first["arch"] == SAMPLECNN:  # the papers' MagnaTagATune scores of this very setting, with source
-        from classifiers.published import SAMPLECNN_PAPERS, samplecnn_published
+        from report.published import SAMPLECNN_PAPERS, samplecnn_published
         entry["published_samplecnn"] = [
             dict(s._asdict(), source=SAMPLECNN_PAPERS[s.paper], dataset="MagnaTagATune top-50",
                  metric="roc_auc")

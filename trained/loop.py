@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from architectures.checkpoint import read_checkpoint
 from trained.checkpoint import save_checkpoint
 
 __all__ = ["Trainer", "StagedLR", "fit", "predict_scores", "clip_scores", "val_metric",
@@ -152,7 +153,7 @@ def patch_lengths(input_kind: str, input_seconds: float | None, patch_seconds: f
     ``hop_seconds`` defaults to the patch length: consecutive patches, as Pons et al. 2018 predicted a
     song ("a moving window of 15 s", "consecutive patches of 15 s").
     """
-    from features import audio
+    from audiodata import audio
     if not patch_seconds:
         return None
     full = audio.input_lengths(input_seconds)
@@ -362,7 +363,6 @@ def fit(t: Trainer, train: tuple, val: tuple, epochs: int, batch_size: int, seed
 
 
 def _restore_best(t: Trainer, run_dir) -> None:
-    from trained.checkpoint import read_checkpoint
     best = read_checkpoint(run_dir / "best.pt")
     t.frontend.load_state_dict(best["state_dict"])
     if t.backend is not None:

@@ -7,7 +7,7 @@ training portion, stops early on validation, and writes under
 one model per fold (``--fold k`` for one). Then the best models predict their test clips and
 ``trained.evaluate`` writes a results file in the classifier grid's format.
 
-Generated folds are ``features.datasets.stratified_folds`` with ``--fold-seed`` (default 0, as
+Generated folds are ``audiodata.datasets.stratified_folds`` with ``--fold-seed`` (default 0, as
 extraction and the grid), never with ``--seed``: fold k's model holds out exactly the fold k the grid
 scores. Each checkpoint records the clips it trained and validated on (``train_ids``, ``val_ids``) and
 the dataset's key; resuming refuses a checkpoint made on another dataset state or fold layout. The front-end of a
@@ -33,21 +33,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from features import audio
-from features.provenance import atomic_write_json, run_record
+import architectures
+from audiodata import audio
+from audiodata.decode import DEFAULT_CACHE
+from toolkit.provenance import atomic_write_json, run_record
 from trained import data
-from trained.backend import FrontEndClassifier, PonsBackend, init_weights
-from trained.checkpoint import SAMPLECNN, read_checkpoint
+from architectures.backend import FrontEndClassifier, PonsBackend, init_he_normal
+from architectures.checkpoint import SAMPLECNN, read_checkpoint
 from trained.loop import StagedLR, Trainer, fit, patch_lengths, windows
-from trained.samplecnn import (BLOCKS, CHANNELS, LR_DECREASES, LR_FACTOR, SAMPLE_RATE, SEGMENT_SAMPLES,
-                               SMALL_CHANNELS, SampleCNN, default_weight_decay)
-from trained.samplecnn import plateau_patience as block_patience
+from architectures.samplecnn import (BLOCKS, CHANNELS, LR_DECREASES, LR_FACTOR, SAMPLE_RATE, SEGMENT_SAMPLES,
+                                     SMALL_CHANNELS, SampleCNN, default_weight_decay)
+from architectures.samplecnn import plateau_patience as block_patience
+from toolkit.device import resolve_device
+from trained.evaluate import evaluate as run_eval
 from trained.summary import format_summary, summarize
 
-__all__ = ["train", "build_model", "dry_run", "resolve_device", "DEFAULT_OUT"]
+__all__ = ["train", "build_model", "dry_run", "DEFAULT_OUT"]
 
 DEFAULT_OUT = Path("runs/trained")
-DEFAULT_CACHE = Path("runs/cache/audio")
 DEFAULT_RESULTS = Path("runs/results")
 # Settings that must agree between a run and the checkpoint it resumes from.
 _RESUME_KEYS = ("arch", "width", "seed", "block", "se_ratio", "multi_level", "batchnorm", "lr",
@@ -58,18 +61,6 @@ _RESUME_KEYS += ("frontend_bn", "patch_seconds", "window_hop_seconds", "weight_d
 FRONTEND_BN = ("running", "none")  # trained front-end batch norm; "batch" (the leak) is extraction's
 PATCH_SECONDS = 15.0  # Pons et al. 2018: 15 s training patches
 SAMPLECNN_MAX_EPOCHS = 500  # only a bound: SampleCNN's learning-rate schedule ends its training
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device} was asked for but torch {torch.__version__} sees no "
-                         "CUDA device; use --device cpu or auto")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"unknown device {device!r}; expected auto, cpu or cuda[:N]")
-    return torch.device(device)
 
 
 def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
@@ -88,9 +79,8 @@ def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
         channels = CHANNELS if width == "large" else SMALL_CHANNELS
         model = SampleCNN(n_classes, block=block, se_ratio=se_ratio, multi_level=multi_level,
                           channels=channels)
-        init_weights(model, seed)
+        init_he_normal(model, seed)
         return model, model, None
-    import architectures
     if frontend_bn not in FRONTEND_BN:
         raise ValueError(f"--frontend-bn must be one of {', '.join(FRONTEND_BN)}, found {frontend_bn!r} "
                          "(batch-statistics batch norm is extraction's leak experiment, not a training mode)")
@@ -101,7 +91,7 @@ def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
                          f"choose a CNN front-end or samplecnn")
     with torch.no_grad():  # the back-end's input channels: one probe at the run's input length
         channels = frontend(_example_input(frontend, input_seconds)).shape[1]
-    backend = init_weights(PonsBackend(channels, n_classes, batchnorm=batchnorm), seed)
+    backend = init_he_normal(PonsBackend(channels, n_classes, batchnorm=batchnorm), seed)
     return FrontEndClassifier(frontend, backend), frontend, backend
 
 
@@ -193,7 +183,7 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
     recipe = _recipe(arch, block, patience, frontend_bn, patch_seconds, window_hop_seconds,
                      weight_decay, plateau_patience, lr_decreases)
     if ds is None:
-        from features import datasets
+        from audiodata import datasets
         ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest,
                                    folds=folds, seed=fold_seed)
     dev = resolve_device(device)
@@ -208,7 +198,7 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
     for k in todo:
         data.portions(ds, k)  # every requested fold checked before any training starts
     classes, multilabel = data.label_space(ds)
-    from features.datasets import dataset_key
+    from audiodata.datasets import dataset_key
     ds_key = dataset_key(ds)
     if ds.protocol_hint == "split":
         n_folds, used_fold_seed = None, None
@@ -231,7 +221,6 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
                    amp=dev.type == "cuda", **recipe)
         _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
     if evaluate:
-        from trained.evaluate import evaluate as run_eval
         return run_eval([run_root], out=results_out, ds=ds, device=dev.type, progress=progress)
     return run_root
 
@@ -324,7 +313,6 @@ def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
 
 
 def main(argv=None) -> None:
-    import architectures
     archs = list(architectures.ARCHITECTURES) + [SAMPLECNN]
     p = argparse.ArgumentParser(
         prog="python -m trained.train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -334,7 +322,7 @@ def main(argv=None) -> None:
                     "write checkpoints that `python -m features.extract --weights` reads, and "
                     "the end-to-end results. The last line printed is the results (or run) path.")
     p.add_argument("--arch", required=True, choices=archs, help="front-end, or samplecnn")
-    p.add_argument("--dataset", default="synthetic", help="dataset name (see features.datasets)")
+    p.add_argument("--dataset", default="synthetic", help="dataset name (see audiodata.datasets)")
     p.add_argument("--root", default=None, help="dataset root folder")
     p.add_argument("--split-dir", default=None, help="folder of train/valid/test lists (GTZAN)")
     p.add_argument("--manifest", default=None,

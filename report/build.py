@@ -1,4 +1,4 @@
-"""The results comparison report: ``python -m classifiers.report [RESULTS ...] [--out DIR]``.
+"""The results comparison report: ``python -m report [RESULTS ...] [--out DIR]``.
 
 Reads every ``results.json`` under ``runs/`` (or the files and folders given) and writes a folder
 with ``report.md``, ``report.html`` (self-contained: the same PNGs inlined as base64, simple CSS,
@@ -17,14 +17,13 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from classifiers.published import (PUBLISHED, PUBLISHED_PROTOCOLS, STUDY_DATASETS,
-                                   TRAINED_REFERENCES, published_figure)
-from classifiers.report_figures import bar_charts, batchnorm_chart, scatter_random_trained, slug
-from classifiers.report_load import load_results
-from classifiers.report_rank import rank_blocks
-from classifiers.report_stats import (check_orderings, correlations, cost_table, fmt_p,
-                                      pairwise_tests, protocol_label, random_vs_trained,
-                                      summary_table)
+from report.published import (PUBLISHED, PUBLISHED_PROTOCOLS, STUDY_DATASETS, TRAINED_REFERENCES,
+                              published_figure)
+from report.figures import bar_charts, batchnorm_chart, scatter_random_trained, slug
+from report.load import load_results
+from report.rank import rank_blocks
+from report.stats import (check_orderings, correlations, cost_table, fmt_p, pairwise_tests, protocol_label,
+                          random_vs_trained, summary_table)
 
 __all__ = ["render_report", "main"]
 
@@ -345,7 +344,7 @@ def render_report(results=("runs",), out="runs/report", log=None) -> Path:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m classifiers.report",
+        prog="python -m report",
         description="Compare results files: tables per dataset with the published figures, bar "
                     "charts, significance tests, random vs trained correlations, the study's "
                     "orderings and cost, as report.md / report.html / summary.csv with PNGs. "

@@ -1,7 +1,7 @@
 """Report sections for a new front-end: its rank among the study's, and accuracy vs depth per front-end.
 
 - **Rank.** In every comparison group (same dataset, weights, width, classifier and protocol:
-  :func:`classifiers.report_stats.group_rows`) that holds a front-end the study did not ship (a user's
+  :func:`report.stats.group_rows`) that holds a front-end the study did not ship (a user's
   module, or a ``--layers`` selection), that front-end's rank by mean accuracy (1 = best; ties share
   the better rank), and the study's t-test against each other member (``report_stats.ttest``, Holm
   over the pairs of the new front-end, ``report_stats.holm``). Where trained results exist for some
@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from classifiers.report_figures import plt, slug
-from classifiers.report_stats import (ARCH_ORDER, correlations, fmt_p, group_rows, holm, protocol_label,
-                                      random_vs_trained, ttest)
+from report.figures import plt, slug
+from report.stats import (ARCH_ORDER, correlations, fmt_p, group_rows, holm, protocol_label,
+                          random_vs_trained, ttest)
 
 __all__ = ["is_new", "rank_new", "per_layer_curves", "per_layer_figures", "rank_blocks"]
 
@@ -123,7 +123,7 @@ def _trust(t) -> str:
 
 
 def rank_blocks(rows: list[dict], out_dir: Path) -> list:
-    """The report's blocks (``classifiers/report.py`` format) for both sections; empty when neither applies."""
+    """The report's blocks (``report/build.py`` format) for both sections; empty when neither applies."""
     blocks = []
     ranks = rank_new(rows)
     if ranks:

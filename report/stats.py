@@ -1,6 +1,6 @@
 """Statistics of the report: summary table, pairwise tests, random vs trained, orderings, cost.
 
-Everything works on the flat rows of :mod:`classifiers.report_load` and returns plain lists of
+Everything works on the flat rows of :mod:`report.load` and returns plain lists of
 dicts, so the markdown, HTML, CSV and figures all show the same numbers.
 
 Tests used (the study's and the paired one the issue asks for):
@@ -23,7 +23,7 @@ from itertools import combinations
 import numpy as np
 from scipy import stats
 
-from classifiers.published import ORDERINGS, STUDY_DATASETS, published_figure
+from report.published import ORDERINGS, STUDY_DATASETS, published_figure
 
 __all__ = ["ALPHA", "ARCH_ORDER", "ttest", "mcnemar", "holm", "summary_table", "group_rows",
            "pairwise_tests", "random_vs_trained", "correlations", "check_orderings", "cost_table",
@@ -340,7 +340,7 @@ def _in_scope(o: dict, width: str, classifier: str) -> bool:
 def check_orderings(rows: list[dict], orderings=ORDERINGS) -> list[dict]:
     """Whether the study's orderings hold on random-weight means, each within its published scope.
 
-    Each ordering of :data:`classifiers.published.ORDERINGS` names its dataset, the classifiers and
+    Each ordering of :data:`report.published.ORDERINGS` names its dataset, the classifiers and
     widths it covers ("7x86 > 7x96" on GTZAN: SVMs only), its field ("the two best spectrogram
     models": spectrogram front-ends only) and its t-test level; groups outside that scope are not checked.
 

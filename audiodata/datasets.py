@@ -1,6 +1,6 @@
 """Dataset layouts as distributed: which clips, their labels, and their split or fold.
 
-Nothing here decodes audio (``features/audio.py`` does, and a clip that fails there is skipped by the
+Nothing here decodes audio (``audiodata/audio.py`` does, and a clip that fails there is skipped by the
 extractor); this module only reads folder trees, split lists and metadata, so listing even the
 8732 UrbanSound8K clips takes well under a second. Clips are sorted by ``id`` (the path relative to
 ``Dataset.root``, with ``/``), so every architecture sees the same order.
@@ -56,7 +56,7 @@ LAYOUTS = {
     "folder": "<root>/<class>/**/<audio file>: the class is each file's parent folder",
     "csv": "a manifest CSV with a header and columns path, label and optionally split "
            "(train/val/test) or fold (1..K); paths relative to the manifest's folder",
-    "synthetic": f"generated on first use under {DEFAULT_SYNTHETIC_ROOT} (features/synthetic.py)",
+    "synthetic": f"generated on first use under {DEFAULT_SYNTHETIC_ROOT} (audiodata/synthetic.py)",
 }
 
 
@@ -421,7 +421,7 @@ def _load_csv(root, split_dir, manifest, folds, seed, name: str = "csv") -> Data
 
 
 def _load_synthetic(root, split_dir, manifest, folds, seed) -> Dataset:
-    from features.synthetic import make_synthetic   # generation is only needed on first use
+    from audiodata.synthetic import make_synthetic   # generation is only needed on first use
     root = Path(root) if root is not None else DEFAULT_SYNTHETIC_ROOT
     if not (root / "manifest.csv").is_file():
         if root.exists() and any(root.iterdir()):

@@ -9,8 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless: the report is written on servers without a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from classifiers.published import published_figure  # noqa: E402
-from classifiers.report_stats import ARCH_ORDER, group_rows, protocol_label  # noqa: E402
+from report.published import published_figure  # noqa: E402
+from report.stats import ARCH_ORDER, group_rows, protocol_label  # noqa: E402
 
 __all__ = ["bar_charts", "scatter_random_trained", "batchnorm_chart", "slug"]
 
@@ -40,7 +40,7 @@ def bar_charts(rows: list[dict], out_dir: Path) -> list[tuple[str, str]]:
     Parameters
     ----------
     rows : list of dict
-        Rows of :func:`classifiers.report_load.load_results`.
+        Rows of :func:`report.load.load_results`.
     out_dir : Path
         Where the PNGs go.
 
@@ -113,7 +113,7 @@ def scatter_random_trained(pairs: list[dict], out_dir: Path, title: str) -> str 
     Parameters
     ----------
     pairs : list of dict
-        From :func:`classifiers.report_stats.random_vs_trained`.
+        From :func:`report.stats.random_vs_trained`.
     out_dir : Path
     title : str
         Shown above the plot (the correlations).

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .integrity import sha256_file
+from toolkit.provenance import sha256_file
 
 __all__ = ["KNOWN_DATASETS", "PROTOCOLS", "find_results", "load_results", "read_results_file"]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["PonsBackend", "FrontEndClassifier", "init_weights"]
+__all__ = ["PonsBackend", "FrontEndClassifier", "init_he_normal"]
 
 
 class PonsBackend(nn.Module):
@@ -105,10 +105,12 @@ class FrontEndClassifier(nn.Module):
         return self.logits(x)
 
 
-def init_weights(module: nn.Module, seed: int) -> nn.Module:
-    """He-normal (fan-in, ReLU gain) conv / dense weights and zero biases from a local generator.
+def init_he_normal(module: nn.Module, seed: int) -> nn.Module:
+    """He-normal (fan-in, ReLU gain, not truncated) conv / dense weights and zero biases from a local
+    generator: the back-end's (and SampleCNN's) training initialisation, not ``architectures.init``'s
+    study init of random front-ends.
 
-    Used for the back-end only: the front-end keeps the random weights its ``build(name, width,
+    A trained front-end is not re-initialised: it keeps the random weights its ``build(name, width,
     seed)`` drew, so a trained front-end differs from the random one of the same seed only by training.
     """
     g = torch.Generator().manual_seed(int(seed))

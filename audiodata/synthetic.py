@@ -12,7 +12,7 @@ level, duration and background noise, so neither loudness nor length alone tells
   2.5-3.1 onsets/s), short decays.
 
 Files are written at 22 050 Hz (16-bit PCM) on purpose, so that every run also exercises the
-resampling to 12 kHz in ``features/audio.py``. The same seed gives the same bytes.
+resampling to 12 kHz in ``audiodata/audio.py``. The same seed gives the same bytes.
 """
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ def make_synthetic(root, n_per_class: int = 16, duration: float = 7.0, seed: int
             w = csv.writer(f, lineterminator="\n")
             w.writerow(["path", "label", "split"])
             w.writerows(sorted(rows))
-        params = {"generator": "features/synthetic.py", "n_per_class": n_per_class, "duration": duration,
+        params = {"generator": "audiodata/synthetic.py", "n_per_class": n_per_class, "duration": duration,
                   "seed": seed, "sample_rate": SYNTHETIC_SR, "classes": list(CLASSES)}
         (tmp / "synthetic.json").write_text(json.dumps(params, indent=2) + "\n", encoding="utf-8")
         try:

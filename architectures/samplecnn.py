@@ -32,6 +32,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from audiodata import audio
+from audiodata.decode import RateSpec
+
 __all__ = ["SampleCNN", "BLOCKS", "SAMPLE_RATE", "SEGMENT_SAMPLES", "CHANNELS", "SMALL_CHANNELS",
            "LR", "LR_FACTOR", "LR_DECREASES", "plateau_patience", "default_weight_decay"]
 
@@ -228,8 +231,6 @@ class SampleCNN(nn.Module):
         """Feature read-out input (``features.extract``): a waveform at this model's own 22 050 Hz, as
         long as the study's front-end input (350 000 samples at 12 kHz, about 29.2 s) unless
         ``input_seconds`` says otherwise."""
-        from features import audio
-        from features.hear_adapter import RateSpec
         seconds = audio.N_SAMPLES / audio.SAMPLE_RATE if input_seconds is None else input_seconds
         return RateSpec("waveform", max(SEGMENT_SAMPLES, int(round(seconds * self.sample_rate))), pad,
                         self.sample_rate)

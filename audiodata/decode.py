@@ -29,10 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from features import audio
-from features.provenance import atomic_save_npz, atomic_write_bytes
+from audiodata import audio
+from toolkit.provenance import atomic_save_npz, atomic_write_bytes
 
-__all__ = ["InputSpec", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key", "model_input",
+DEFAULT_CACHE = Path("runs/cache/audio")  # the decode cache of every CLI (--cache-dir)
+
+__all__ = ["DEFAULT_CACHE", "InputSpec", "RateSpec", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key", "model_input",
            "SPECTROGRAM_INPUT_VERSION"]
 
 
@@ -56,6 +58,16 @@ class InputSpec:
     kind: str
     length: int
     pad: str = "repeat"
+
+
+@dataclass(frozen=True)
+class RateSpec:
+    """A waveform input of ``length`` samples at ``sr`` Hz (``InputSpec`` plus a rate: HEAR modules and
+    SampleCNN decode at their own rate)."""
+    kind: str
+    length: int
+    pad: str
+    sr: int
 
 
 @dataclass
@@ -207,7 +219,7 @@ def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, f
 def prepare(index: int, path, spec: InputSpec, cache_dir) -> Prepared:
     """Decode (cached) and make the model input of one clip. Never raises for a bad clip.
 
-    ``spec`` may carry a sample rate ``sr`` (``features.hear_adapter.RateSpec``) for models that take
+    ``spec`` may carry a sample rate ``sr`` (``RateSpec``) for models that take
     waveforms at a rate other than 12 kHz. Silent and over-full-scale clips are valid audio; they are noted in ``Prepared.warnings`` (checked
     here on the decoded samples, so a clip read back from the cache is noted too).
     """

@@ -1,0 +1,120 @@
+"""Computing features: decode-ahead inputs in fixed batches through a front-end, per-layer means.
+
+The one computation both engines run: ``features.extract`` (local) calls :func:`compute_chunk` in
+this process, ``features.ray_engine`` in its Ray workers, so the two write the same bytes. The source of
+``layer_means``, ``_features_of_batch`` and ``compute_chunk`` is part of a feature set's code version
+(``features.store.code_version``).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from audiodata.decode import iter_prepared
+from toolkit.device import AdaptiveBatch, compute_dtype, precision_context
+
+__all__ = ["layer_means", "compute_chunk", "iter_inputs", "merge_warnings"]
+
+
+def layer_means(outputs) -> torch.Tensor:
+    """Mean of each feature map over all its non-channel axes, concatenated: ``(batch, sum(C))``.
+
+    float32: PyTorch's CPU reductions sum in cascades, so even a 116 666-step map's mean is within a
+    few 1e-7 of the float64 one (``tests/test_extract.py`` checks it), while a float64 reduction
+    (an up-cast of every element) cost more than the temporal network itself and ~0.4 s per
+    sample-level clip.
+    """
+    means = []
+    for out in outputs:
+        if out.dim() == 2:
+            means.append(out.float())
+        else:
+            means.append(out.float().mean(dim=tuple(range(2, out.dim()))))
+    return torch.cat(means, dim=1)
+
+
+def _batch(xs: list) -> np.ndarray | list:
+    """Inputs stacked into one array, or kept as a list when their shapes differ (input kind "clip")."""
+    return np.stack(xs) if len({x.shape for x in xs}) == 1 else list(xs)
+
+
+@torch.inference_mode()
+def _features_of_batch(model, batch, device: torch.device, precision: str = "float32") -> np.ndarray:
+    dtype = compute_dtype(model)
+    if isinstance(batch, list):  # whole clips of unequal length: the front-end takes a list of 1-D tensors
+        x = [torch.from_numpy(b).to(device, dtype=dtype) for b in batch]
+    else:
+        x = torch.from_numpy(batch).to(device, dtype=dtype, non_blocking=True)
+    with precision_context(device, precision):
+        outputs = model.extract_features(x)
+    return layer_means(outputs).cpu().numpy()  # means accumulated in float32 whatever the precision
+
+
+def iter_inputs(paths, spec, cache_dir, workers: int = 2):
+    """Prepared model inputs of ``paths`` in order (``audiodata.decode.iter_prepared``; a ``spec`` with
+    an ``sr`` decodes at that rate, for HEAR modules and SampleCNN)."""
+    return iter_prepared(paths, spec, cache_dir, workers=workers)
+
+
+def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared, on_batch=None,
+                  precision: str = "float32", adaptive: AdaptiveBatch | None = None):
+    """Features of the clips ``lo..hi`` (one chunk), in batches of ``batch_size`` from ``lo``.
+
+    A batch that does not fit in the device's memory is computed in halves (``adaptive``, shared by the
+    chunks of a run so the smaller size sticks; ``toolkit.device.AdaptiveBatch``).
+
+    Parameters
+    ----------
+    model : nn.Module on ``dev``
+    clips : sequence of objects with ``path`` and ``id`` (indexable by the global clip index)
+    prepared : iterator of ``audiodata.decode.Prepared`` for exactly the clips ``lo..hi``, in order
+    on_batch : callable(n_clips), optional, called after every batch (progress bars)
+
+    Returns
+    -------
+    indices : list of int, the clips that gave features, in order
+    X : ndarray (len(indices), feature_length) float32
+    skipped : list of {path, id, reason}
+    timing : (decode_s, compute_s, wall_s)
+    warned : dict message -> list of clip ids
+    """
+    idx_ok, feats, skipped, warned = [], [], [], {}
+    adaptive = adaptive if adaptive is not None else AdaptiveBatch(batch_size)
+    decode_s = compute_s = 0.0
+    t_chunk = time.perf_counter()
+    for b in range(lo, hi, batch_size):
+        # a batch always holds the same clips (those of [b, b + batch_size) that decoded), so an
+        # interrupted run resumed later, or another engine, computes exactly the same numbers
+        xs, ok = [], []
+        for i in range(b, min(hi, b + batch_size)):
+            p = next(prepared)
+            decode_s += p.decode_s
+            for w in p.warnings:
+                warned.setdefault(w, []).append(clips[i].id)
+            if p.error is not None:
+                skipped.append({"path": str(clips[i].path), "id": clips[i].id, "reason": p.error})
+            else:
+                xs.append(p.x)
+                ok.append(i)
+        if xs:
+            t0 = time.perf_counter()
+            f = adaptive(lambda a: _features_of_batch(model, a, dev, precision), _batch(xs))
+            compute_s += time.perf_counter() - t0
+            finite = np.isfinite(f).all(axis=1)
+            for j in np.flatnonzero(~finite):
+                skipped.append({"path": str(clips[ok[j]].path), "id": clips[ok[j]].id,
+                                "reason": "the network produced NaN or inf features"})
+            idx_ok += [ok[j] for j in np.flatnonzero(finite)]
+            feats.append(f[finite].astype(np.float32))
+        if on_batch is not None:
+            on_batch(min(hi, b + batch_size) - b)
+    X = np.concatenate(feats) if feats else np.zeros((0, model.feature_length), np.float32)
+    return idx_ok, X, skipped, (decode_s, compute_s, time.perf_counter() - t_chunk), warned
+
+
+def merge_warnings(into: dict, new: dict) -> dict:
+    for message, ids in new.items():
+        into.setdefault(message, []).extend(ids)
+    return into
