@@ -1,9 +1,9 @@
 """7x86 front-end (Pons et al. 2016 / 2017): one conv over 7 frames and 86 of the 96 mel bands, max over frequency.
 
-Fast path, measured by ``benchmarks/bench_architectures.py --seconds 3 --compare-plain`` (large width,
-batch 8) on a 2-core EPYC shared with six other jobs (load 9-15): fast over plain 0.83; fast 0.56, plain 0.68
-of the matmul rate measured beside it. Under that load these figures are not the quiet machine's; see
-docs/performance.md.
+No hand-written fast path: measured by ``benchmarks/bench_architectures.py --clips 8 --compare-plain``
+(large width, batch 8, 29 s clips) on a quiet 2-core EPYC, the plain ``nn.Conv2d`` ran at 0.53 of the
+float32 matmul rate measured beside it and ``layers.band_conv_max`` at 0.57 (1.07x): it did not pay the
+1.3x a second path must (docs/performance.md). 7x96, with one frequency position, keeps it (1.67x).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .init import init_weights, keeps_global_rng
-from .layers import N_MELS, band_conv_max, check_input, norm_layer
+from .layers import N_MELS, check_input, norm_layer
 
 KERNEL = (7, int(0.9 * N_MELS))  # 86 bands: 11 frequency positions remain
 
@@ -32,7 +32,7 @@ class Conv7x86(nn.Module):
         BatchNorm with batch statistics after the conv (the leak experiment); "running": trained
         batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
-        Compute the conv as im2col + GEMM and max over the 11 positions (``layers.band_conv_max``; same result).
+        Accepted for the checkpoints' ``dims``; this front-end has one path (see the module docstring).
     """
 
     input_kind = "spectrogram"
@@ -56,8 +56,6 @@ class Conv7x86(nn.Module):
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``[pool]``, ``(batch, filters, frames - 6)``, from ``x`` ``(batch, frames, 96)``."""
         check_input(x, self.input_kind, "7x86", min_length=KERNEL[0])
-        if self.fast and not self.batchnorm:
-            return [band_conv_max(x, [self.conv], relu=True)]  # relu(max(.)) == max(relu(.))
         h = F.relu(self.norm(self.conv(x[:, None])))  # (batch, F, frames - 6, 11)
         return [F.max_pool2d(h, (1, h.shape[3])).squeeze(3)]
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import conv_taps, needs_grad, norm_layer, padded_map, tap_conv, tile_rows
+from .layers import needs_grad, norm_layer
 
 KERNEL = 7
 
@@ -52,40 +52,3 @@ class DeepeningStack(nn.Module):
         p = F.max_pool1d(r2, 2)
         r3 = self.norm3(self.conv3(p)).relu_().add_(p)
         return [c1, r2, r3]
-
-    def tiled(self, m: torch.Tensor) -> list[torch.Tensor]:
-        """Inference fast path of ``forward`` on a channels-last map ``m`` ``(batch, time, in_channels)``.
-
-        Each conv is seven GEMMs on row-shifted slices of its (zero-padded) channels-last input
-        (``layers.tap_conv``), one cache-sized tile of output rows at a time; ReLU, the residual add
-        and the max-pool are applied to the tile while it is in cache. c1 and the pooled map are
-        written with 3 zero rows each side (the next conv's padding). Returns ``[c1, r2, r3]`` as
-        ``(batch, filters, time')`` transposed views, equal to ``forward(m.transpose(1, 2))``.
-        """
-        batch, length, _ = m.shape
-        f, pad = self.conv1.out_channels, KERNEL // 2
-        t1 = length - KERNEL + 1
-        c1 = padded_map(m, (t1, f), ((pad, pad), (0, 0)))
-        r2 = m.new_empty(batch, t1, f)
-        pooled = t1 // 2
-        p = padded_map(m, (pooled, f), ((pad, pad), (0, 0)))
-        r3 = m.new_empty(batch, pooled, f)
-        taps = [conv_taps(c.weight) for c in (self.conv1, self.conv2, self.conv3)]
-        biases = [None if c.bias is None else c.bias.detach() for c in (self.conv1, self.conv2, self.conv3)]
-        rows = tile_rows(f, multiple=2)
-        shifts = range(KERNEL)
-        for b in range(batch):
-            for s in range(0, t1, rows):
-                e = min(s + rows, t1)
-                tap_conv(m[b], taps[0], [s + j for j in shifts], biases[0], c1[b, pad + s:pad + e]).relu_()
-            for s in range(0, t1, rows):
-                e = min(s + rows, t1)
-                y = tap_conv(c1[b], taps[1], [s + j for j in shifts], biases[1], r2[b, s:e])
-                y.relu_().add_(c1[b, pad + s:pad + e])
-                n = (e - s) // 2  # rows is even: only the last tile can leave a row out of the pool
-                torch.amax(y[:2 * n].view(n, 2, f), dim=1, out=p[b, pad + s // 2:pad + s // 2 + n])
-            for s in range(0, pooled, rows):
-                e = min(s + rows, pooled)
-                y = tap_conv(p[b], taps[2], [s + j for j in shifts], biases[2], r3[b, s:e])
-                y.relu_().add_(p[b, pad + s:pad + e])
-        return [c1[:, pad:pad + t1].transpose(1, 2), r2.transpose(1, 2), r3.transpose(1, 2)]

@@ -1,9 +1,9 @@
 """Frame-level front-end (Dieleman & Schrauwen 2014): one 512-sample strided conv, then the deepening stack.
 
-Fast path, measured by ``benchmarks/bench_architectures.py --seconds 3 --compare-plain`` (large width,
-batch 8) on a 2-core EPYC shared with six other jobs (load 9-15): fast over plain 0.58; fast 0.50, plain 0.87
-of the matmul rate measured beside it. Under that load these figures are not the quiet machine's; see
-docs/performance.md.
+No hand-written fast path: measured by ``benchmarks/bench_architectures.py --clips 8 --compare-plain``
+(large width, batch 8, 29 s clips) on a quiet 2-core EPYC, the plain ``nn.Conv1d`` layers ran at 1.05 of
+the float32 matmul rate measured beside them and a tiled channels-last path at 0.98 (0.94x): it did not
+pay the 1.3x a second path must (docs/performance.md).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import nn
 
 from .deepening import DeepeningStack
 from .init import init_weights, keeps_global_rng
-from .layers import check_input, norm_layer, tile_rows, use_tiled
+from .layers import check_input, norm_layer
 
 KERNEL, STRIDE = 512, 32
 
@@ -35,9 +35,7 @@ class FrameLevel(nn.Module):
         BatchNorm with batch statistics after each conv (the leak experiment); "running": trained
         batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
-        At inference (no autograd, no batchnorm, ``filters >= layers.TILED_MIN_FILTERS``) run channels-last:
-        the frame conv as GEMMs over tiles of copied 512-sample frames, the stack as ``DeepeningStack.tiled``
-        (same features). Training and ``fast=False`` run the plain ``nn.Conv1d`` layers.
+        Accepted for the checkpoints' ``dims``; this front-end has one path (see the module docstring).
     """
 
     input_kind = "waveform"
@@ -63,29 +61,8 @@ class FrameLevel(nn.Module):
         """``[frames, c1, r2, r3]``, each ``(batch, filters, time)``, from ``x`` ``(batch, samples)``."""
         # the stack needs 7 frames for c1 and 2 for the pool
         check_input(x, self.input_kind, "frame-level", min_length=KERNEL + 7 * STRIDE)
-        if use_tiled(self, x):
-            h = self._tiled_frames(x)  # (batch, time, F)
-            return [h.transpose(1, 2)] + self.stack.tiled(h)
         h = F.relu(self.norm(self.conv(x[:, None, :])))
         return [h] + self.stack(h)
-
-    def _tiled_frames(self, x: torch.Tensor) -> torch.Tensor:
-        """relu(frame conv), channels-last ``(batch, time, F)``: per tile of frames, one copy of the
-        ``(rows, 512)`` frames (an overlapping strided view) and one GEMM that adds the bias."""
-        batch, n = x.shape
-        length = (n - KERNEL) // STRIDE + 1
-        out = x.new_empty(batch, length, self.filters)
-        weight, bias = self.conv.weight.detach().reshape(self.filters, KERNEL).t(), self.conv.bias.detach()
-        frames = x.unfold(1, KERNEL, STRIDE)  # (batch, time, 512), a view
-        rows = tile_rows(max(self.filters, KERNEL))
-        cols = x.new_empty(rows, KERNEL)
-        for b in range(batch):
-            for s in range(0, length, rows):
-                e = min(s + rows, length)
-                block = cols[:e - s]
-                block.copy_(frames[b, s:e])
-                torch.addmm(bias, block, weight, out=out[b, s:e]).relu_()
-        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, filters, time)``: the final residual map r3."""

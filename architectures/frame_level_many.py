@@ -1,9 +1,9 @@
 """Frame-level many-shapes front-end (Zhu et al. 2016): five parallel strided convs, then the deepening stack.
 
-Fast path, measured by ``benchmarks/bench_architectures.py --seconds 3 --compare-plain`` (large width,
-batch 8) on a 2-core EPYC shared with six other jobs (load 9-15): fast over plain 0.33; fast 0.30, plain 0.92
-of the matmul rate measured beside it. Under that load these figures are not the quiet machine's; see
-docs/performance.md.
+No hand-written fast path: measured by ``benchmarks/bench_architectures.py --clips 8 --compare-plain``
+(large width, batch 8, 29 s clips) on a quiet 2-core EPYC, the plain layers ran at 0.82 of the float32
+matmul rate measured beside them and a tiled channels-last path at 0.86 (1.04x): it did not pay the 1.3x a
+second path must (docs/performance.md).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import nn
 
 from .deepening import DeepeningStack
 from .init import init_weights, keeps_global_rng
-from .layers import check_input, norm_layer, pad_time, same_pad, tile_rows, use_tiled
+from .layers import check_input, norm_layer, pad_time, same_pad
 
 KERNELS, STRIDE = (512, 256, 128, 64, 32), 32
 
@@ -36,10 +36,7 @@ class FrameLevelMany(nn.Module):
         BatchNorm with batch statistics after each conv (the leak experiment); "running": trained
         batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
-        At inference (no autograd, no batchnorm, ``filters >= layers.TILED_MIN_FILTERS``) run channels-last:
-        per tile, one copy of the shared 512-sample frames and five GEMMs on its column windows into one
-        ``(time, 5F)`` map, then ``DeepeningStack.tiled`` (same features). Training and ``fast=False`` run the
-        plain layers.
+        Accepted for the checkpoints' ``dims``; this front-end has one path (see the module docstring).
     """
 
     input_kind = "waveform"
@@ -69,43 +66,9 @@ class FrameLevelMany(nn.Module):
             outs.append(F.relu(norm(conv(pad_time(x, left, right)[:, None, :]))))
         return outs
 
-    def _front_tiled(self, x: torch.Tensor) -> torch.Tensor:
-        """The five convs + ReLU, channels-last ``(batch, time, 5F)``.
-
-        Every kernel's 'same' window is centred where the 512-sample one is (TF pads ``(k - 16) / 2``
-        a side for these lengths, give or take one), so kernel k's window is a column block of the
-        512-sample frame. Per tile of frames: one copy of the ``(rows, 512)`` frames, then per kernel one
-        GEMM on its ``k`` columns (exact taps, no zero-padded weights) that adds the bias and writes its
-        ``F`` columns of the shared map.
-        """
-        batch, n = x.shape
-        big_left, big_right = same_pad(n, KERNELS[0], STRIDE)
-        frames = pad_time(x, big_left, big_right).unfold(1, KERNELS[0], STRIDE)  # (batch, time, 512), a view
-        length, f = frames.shape[1], self.filters
-        out = x.new_empty(batch, length, len(KERNELS) * f)
-        blocks = []
-        for i, (k, conv) in enumerate(zip(KERNELS, self.convs)):
-            offset = big_left - same_pad(n, k, STRIDE)[0]
-            assert 0 <= offset <= KERNELS[0] - k, (n, k, offset)
-            blocks.append((offset, k, i * f, conv.weight.detach().reshape(f, k).t(), conv.bias.detach()))
-        rows = tile_rows(len(KERNELS) * f)
-        cols = x.new_empty(rows, KERNELS[0])
-        for b in range(batch):
-            for s in range(0, length, rows):
-                e = min(s + rows, length)
-                block = cols[:e - s]
-                block.copy_(frames[b, s:e])
-                for offset, k, c, weight, bias in blocks:
-                    torch.addmm(bias, block[:, offset:offset + k], weight, out=out[b, s:e, c:c + f])
-                out[b, s:e].relu_()
-        return out
-
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``[conv512, conv256, conv128, conv64, conv32, c1, r2, r3]``, each ``(batch, filters, time)``."""
         check_input(x, self.input_kind, "frame-level-many", min_length=8 * STRIDE)
-        if use_tiled(self, x):
-            stacked = self._front_tiled(x)  # (batch, time, 5F): the five fronts side by side
-            return list(stacked.transpose(1, 2).split(self.filters, dim=1)) + self.stack.tiled(stacked)
         fronts = self._front_plain(x)
         return fronts + self.stack(torch.cat(fronts, dim=1))
 

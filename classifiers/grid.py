@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
+from toolkit.cli import HelpFormatter
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
 from toolkit.ray import RayUnavailable, connect, joblib_backend
 
@@ -298,8 +299,12 @@ def table(results) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m classifiers.grid`` (choices read from the tables)."""
     parser = argparse.ArgumentParser(
-        prog="python -m classifiers.grid", description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="python -m classifiers.grid",
+        description="The study's SVM and ELM grids on feature sets of one architecture (one set per seed:\n"
+                    "one run each), under each protocol the sets allow (split; cv-best and nested-cv on\n"
+                    "folds), written as results.json and results.csv (docs/formats.md, \"Results\"). The\n"
+                    "last line printed is the path of results.json.",
+        formatter_class=HelpFormatter)
     parser.add_argument("--features", nargs="+", required=True,
                         help="feature-set folders of one architecture (one per seed = one run each)")
     parser.add_argument("--classifier", choices=[*CLASSIFIERS, "all"], default="all",

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from toolkit.cli import HelpFormatter
 import architectures
 from architectures.checkpoint import SAMPLECNN, load_frontend
 from architectures.custom import is_custom_spec
@@ -472,7 +473,7 @@ def parse_args(argv=None):
                     "printed one per line, and any failed part is summarised after them (exit 1). "
                     "With no options: sample-level on the embedded synthetic dataset (generated on "
                     "first use). Folds are not made here: the grid and trained.train own them.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--arch", nargs="+", default=["sample-level"], metavar="NAME",
                    help=f"front-end(s), or 'all'. Choices: {', '.join(names)}; or hear:MODULE for any "
                         "installed module with the HEAR API (its model_file_path goes in --weights); or "

@@ -17,6 +17,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from toolkit.cli import HelpFormatter
 from report.published import (PUBLISHED, PUBLISHED_PROTOCOLS, STUDY_DATASETS, TRAINED_REFERENCES,
                               published_figure)
 from report.figures import bar_charts, batchnorm_chart, scatter_random_trained, slug
@@ -349,7 +350,7 @@ def main(argv=None) -> None:
                     "charts, significance tests, random vs trained correlations, the study's "
                     "orderings and cost, as report.md / report.html / summary.csv with PNGs. "
                     "Broken files are skipped with a message naming them.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     parser.add_argument("results", nargs="*", default=["runs"],
                         help="results.json files and folders searched recursively for them")
     parser.add_argument("--out", default="runs/report", help="report folder to write")

@@ -23,6 +23,7 @@ from itertools import combinations
 import numpy as np
 from scipy import stats
 
+from architectures import FRONTENDS
 from report.published import ORDERINGS, STUDY_DATASETS, published_figure
 
 __all__ = ["ALPHA", "ARCH_ORDER", "ttest", "mcnemar", "holm", "summary_table", "group_rows",
@@ -30,8 +31,7 @@ __all__ = ["ALPHA", "ARCH_ORDER", "ttest", "mcnemar", "holm", "summary_table", "
            "protocol_label", "sort_key"]
 
 ALPHA = 0.05
-ARCH_ORDER = ("sample-level", "frame-level", "frame-level-many", "7x96", "7x86", "timbral",
-              "temporal", "timbral+temporal", "timbral+time", "vgg", "mfcc")
+ARCH_ORDER = tuple(FRONTENDS)  # the study's order, from the one table of front-ends (no torch imported)
 _PROTOCOL_LABEL = {"cv-best": "cv-best (optimistic)"}
 
 

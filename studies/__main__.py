@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from toolkit.cli import HelpFormatter
+
 from studies.study import LONG_S, Study, run_study
 
 
@@ -21,7 +23,7 @@ def parse_args(argv=None):
                     "grids of each front-end over its seeds, write the report. Rerunning does only what is "
                     "missing. Exits non-zero, with a summary, if any part failed. Writes "
                     "OUT/features, OUT/results, OUT/report; the last line printed is the report folder.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS), help="dataset layout")
     p.add_argument("--root", default=None, help="dataset folder (synthetic: generated here if absent)")
     p.add_argument("--split-dir", default=None, help="gtzan: the fault-filtered split lists")

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from toolkit.cli import HelpFormatter
 from audiodata import datasets
 from audiodata.decode import DEFAULT_CACHE
 from features.extract import ExtractionError, extract
@@ -254,11 +255,11 @@ def parse_args(argv=None):
         description="The study's batch-norm experiment (thesis section 4.4, Fig. 4.5): random-CNN features "
                     "extracted with clips sorted by label into batches of each --batch-sizes, without and with "
                     "batch norm (batch statistics), scored by the SVM grid (cv-best, folds pooled), one run per "
-                    "--seeds; a one-way ANOVA over batch sizes for the runs without batch norm (the study: "
+                    "--seed; a one-way ANOVA over batch sizes for the runs without batch norm (the study: "
                     f"p = {STUDY_ANOVA_P}). Writes batchnorm.csv, batchnorm.json and batchnorm.png into --out "
                     "(the last line printed is the JSON's path). The study's setting: --dataset gtzan --root "
-                    "DIR --arch vgg --folds 10 --batch-sizes 1 10 100 --seeds 0 1 2.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "DIR --arch vgg --folds 10 --batch-sizes 1 10 100 --seed 0 1 2.",
+        formatter_class=HelpFormatter)
     archs = [a for a in architectures.ARCHITECTURES if a != "mfcc"]
     p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS), help="dataset layout")
     p.add_argument("--root", default=None, help="dataset folder (synthetic: generated here if absent)")
@@ -270,7 +271,7 @@ def parse_args(argv=None):
                    help="large: about 3500 features; small: about 120 (quicker)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=list(DEFAULT_BATCH_SIZES),
                    help="extraction batch sizes to compare")
-    p.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS),
+    p.add_argument("--seed", type=int, nargs="+", default=list(DEFAULT_SEEDS),
                    help="random-weight seeds, one run each (the study: 3 runs)")
     p.add_argument("--folds", type=int, default=10,
                    help="stratified folds for datasets that do not define their own")
@@ -291,7 +292,7 @@ def main(argv=None) -> int:
     cache = None if a.cache_dir.lower() == "none" else a.cache_dir
     try:
         path = run(dataset=a.dataset, root=a.root, split_dir=a.split_dir, manifest=a.manifest, arch=a.arch,
-                   width=a.width, batch_sizes=a.batch_sizes, seeds=a.seeds, folds=a.folds, fold_seed=a.fold_seed,
+                   width=a.width, batch_sizes=a.batch_sizes, seeds=a.seed, folds=a.folds, fold_seed=a.fold_seed,
                    grid=a.grid, input_seconds=a.input_seconds, out=a.out, device=a.device, workers=a.workers,
                    cache_dir=cache, jobs=a.jobs)
     except (StudyError, ExtractionError, ValueError, FileNotFoundError, OSError) as e:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -46,7 +47,12 @@ def test_feature_set_layout(tmp_path, data, arch, length):
                 "n_params", "gflop_per_clip", "classes", "config_key", "features_sha256", "dataset_key",
                 "code_version", "clips"):
         assert key in meta, key
-    assert meta["versions"]["torch"] == torch.__version__.split("+")[0] or meta["versions"]["torch"]
+    from importlib import metadata
+    assert meta["versions"]["torch"] == metadata.version("torch")
+    assert meta["versions"]["randomcnn"] == metadata.version("randomcnn")  # this project's own version
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:  # a git checkout: the commit the features were made with
+        assert meta["commit"]["sha"] == head.stdout.strip()
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path, data):
@@ -182,7 +188,9 @@ def test_cli_last_line_is_the_path_and_errors_are_clear(tmp_path, data):
              "--out", str(tmp_path / "fs"), "--workers", "0", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     last = r.stdout.strip().splitlines()[-1]
-    assert (tmp_path / last / "features.npz").exists() or (tmp_path / "fs" / "folder").exists()
+    folder = Path(last) if Path(last).is_absolute() else tmp_path / last
+    assert (folder / "features.npz").is_file() and (folder / "meta.json").is_file()
+    assert folder.parent == (tmp_path / "fs" / "folder").resolve() or folder.parent == tmp_path / "fs" / "folder"
     assert "mfcc_large_random_seed0-" in last
     bad = _cli("--arch", "resnet", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown architecture 'resnet'" in bad.stderr

@@ -273,7 +273,7 @@ def test_batchnorm_experiment_sorted_batches_leak_and_no_bn_does_not_depend_on_b
     root = _band_classes(tmp_path / "data")
     with threadpool_limits(1):
         code = batchnorm.main(["--dataset", "folder", "--root", str(root), "--arch", "7x96", "--width", "small",
-                               "--batch-sizes", "1", "6", "--seeds", "0", "1", "--folds", "3", "--grid", "small",
+                               "--batch-sizes", "1", "6", "--seed", "0", "1", "--folds", "3", "--grid", "small",
                                "--input-seconds", "1.0", "--device", "cpu", "--workers", "0", "--cache-dir", "none",
                                "--out", str(tmp_path / "out")])
     printed = capsys.readouterr().out.strip().splitlines()

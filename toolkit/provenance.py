@@ -25,8 +25,8 @@ import numpy as np
 __all__ = ["versions", "commit", "run_record", "atomic_write_json", "atomic_write_bytes",
            "atomic_save_npz", "to_jsonable", "current_umask", "sha256_file"]
 
-_PACKAGES = ("numpy", "scipy", "scikit-learn", "torch", "librosa", "soundfile", "hpelm",
-             "joblib", "pandas", "matplotlib", "tqdm")
+_PACKAGES = ("randomcnn", "numpy", "scipy", "scikit-learn", "torch", "librosa", "soundfile", "hpelm",
+             "joblib", "pandas", "matplotlib", "tqdm")  # randomcnn: this project's own installed version
 _REPO = Path(__file__).resolve().parent.parent
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from toolkit.cli import HelpFormatter
 from toolkit.device import resolve_device
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
 from trained import data
@@ -210,7 +211,7 @@ def _write_csv(path, res) -> None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m trained.evaluate",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                formatter_class=HelpFormatter,
                                 description="Evaluate trained models on their test clips and write a "
                                             "results file in the classifier grid's format. The last "
                                             "line printed is the results.json path.")

@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from toolkit.cli import HelpFormatter
 import architectures
-from audiodata import audio
+from audiodata import audio, datasets
 from audiodata.decode import DEFAULT_CACHE
 from toolkit.provenance import atomic_write_json, run_record
 from trained import data
@@ -315,14 +316,15 @@ def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
 def main(argv=None) -> None:
     archs = list(architectures.ARCHITECTURES) + [SAMPLECNN]
     p = argparse.ArgumentParser(
-        prog="python -m trained.train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m trained.train", formatter_class=HelpFormatter,
         description="Train a front-end + the Pons et al. 2018 back-end (Adam 1e-3, batch norm, 15 s "
                     "patches, windowed prediction), or SampleCNN (SGD Nesterov 0.01, /5 on plateau, "
                     "4 decreases), on the training portion of a dataset; "
                     "write checkpoints that `python -m features.extract --weights` reads, and "
                     "the end-to-end results. The last line printed is the results (or run) path.")
     p.add_argument("--arch", required=True, choices=archs, help="front-end, or samplecnn")
-    p.add_argument("--dataset", default="synthetic", help="dataset name (see audiodata.datasets)")
+    p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS),
+                   help="dataset layout to read (as features.extract)")
     p.add_argument("--root", default=None, help="dataset root folder")
     p.add_argument("--split-dir", default=None, help="folder of train/valid/test lists (GTZAN)")
     p.add_argument("--manifest", default=None,
@@ -333,7 +335,9 @@ def main(argv=None) -> None:
                    help="seed of generated stratified folds; the same as the grid's --fold-seed "
                         "so each fold's model holds out the fold the grid scores")
     p.add_argument("--width", default="large", choices=["large", "small"])
-    p.add_argument("--seed", type=int, default=0, help="weights, data order and dropout (not the folds: see --fold-seed)")
+    p.add_argument("--seed", type=int, nargs="+", default=[0],
+                   help="seed(s) of the weights, data order and dropout, one training run each (not the "
+                        "folds: see --fold-seed)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"maximum epochs (unset: 30 for front-ends; {SAMPLECNN_MAX_EPOCHS} for samplecnn, "
                         "whose schedule stops it after its 4th learning-rate decrease)")
@@ -350,8 +354,9 @@ def main(argv=None) -> None:
     p.add_argument("--multi-level", action="store_true", help="SampleCNN multi-level aggregation")
     p.add_argument("--segments-per-clip", type=int, default=None,
                    help="SampleCNN: at most this many 59049-sample segments per clip (all if unset)")
-    p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=True,
-                   help="batch norm in the BACK-END (running statistics at prediction)")
+    p.add_argument("--backend-bn", default="running", choices=("running", "none"),
+                   help="batch norm in the back-end: running statistics at prediction (Pons et al. 2018), "
+                        "or none. (Extraction's --batchnorm is another thing: the label-leaking study tool.)")
     p.add_argument("--frontend-bn", default="running", choices=FRONTEND_BN,
                    help="batch norm after every conv of the FRONT-END: 'running' trains it and uses "
                         "its running statistics at prediction and feature extraction (a clip's "
@@ -374,7 +379,7 @@ def main(argv=None) -> None:
     p.add_argument("--lr-decreases", type=int, default=LR_DECREASES,
                    help="samplecnn: training stops when the stage after this many decreases ends")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (CUDA: mixed precision)")
-    p.add_argument("--workers", type=int, default=2, help="decoding processes")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads (0: decode in the main thread)")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-audio cache")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output root")
     p.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
@@ -388,16 +393,23 @@ def main(argv=None) -> None:
     if a.dry_run:
         try:
             print(dry_run(a.arch, a.n_classes, a.width, a.block, a.se_ratio, a.multi_level,
-                          a.batchnorm, a.input_seconds, a.frontend_bn, a.patch_seconds))
+                          a.backend_bn == "running", a.input_seconds, a.frontend_bn, a.patch_seconds))
         except ValueError as e:
             p.exit(2, f"error: {e}\n")
         return
-    kw = {k: v for k, v in vars(a).items() if k not in ("dry_run", "n_classes")}
-    try:
-        path = train(**kw)
-    except (ValueError, FileNotFoundError) as e:
-        p.exit(2, f"error: {e}\n")
-    print(path)
+    kw = {k: v for k, v in vars(a).items() if k not in ("dry_run", "n_classes", "seed", "backend_bn")}
+    kw["batchnorm"] = a.backend_bn == "running"
+    failed = []
+    for seed in a.seed:  # one run per seed; a failed one is reported and the others go on
+        try:
+            print(train(seed=seed, **kw), flush=True)
+        except (ValueError, FileNotFoundError, OSError) as e:
+            if len(a.seed) == 1:
+                p.exit(2, f"error: {e}\n")
+            failed.append(f"seed {seed}: {e}")
+            print(f"error: seed {seed}: {e}", file=sys.stderr)
+    if failed:
+        p.exit(1, f"{len(failed)} of {len(a.seed)} training runs failed:\n" + "\n".join(f"  {f}" for f in failed) + "\n")
 
 
 if __name__ == "__main__":
