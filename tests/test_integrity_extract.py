@@ -129,8 +129,7 @@ def _env():
     return {"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", ""), "OMP_NUM_THREADS": "1"}
 
 
-@pytest.mark.slow
-def test_2_concurrent_processes_into_one_out(tmp_path, data):
+def test_2_concurrent_processes_into_one_out(tmp_path, data):  # ~10 s on a quiet 2-core machine
     """Three processes at once into one --out: two of one configuration, one of another."""
     out = tmp_path / "fs"
     base = ["--arch", "sample-level", "--width", "small", "--dataset", "folder", "--root", str(data),
@@ -516,8 +515,7 @@ def _chunk_files(out):
     return list(out.glob("folder/*.partial/chunk_*.npz"))
 
 
-@pytest.mark.slow
-def test_kill_9_at_random_points_then_resume_gives_the_uninterrupted_bytes(tmp_path):
+def test_kill_9_at_random_points_then_resume_gives_the_uninterrupted_bytes(tmp_path):  # ~14 s quiet
     root = write_class_folders(tmp_path / "data", per_class=4, seconds=0.5)
     out = tmp_path / "fs"
     args = ["--arch", "sample-level", "--width", "small", "--dataset", "folder", "--root", str(root),
