@@ -314,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--standardize", action="store_true",
                         help="z-score features on each training set (off in the study)")
     parser.add_argument("--jobs", type=int, default=available_cpus(),
-                        help="parallel SVM fits (threads); default: the CPUs this process may use")
+                        help=f"parallel SVM fits (threads); default: the {available_cpus()} CPUs this process "
+                             "may use")
     parser.add_argument("--out", default=argparse.SUPPRESS,
                         help="output folder (default runs/results/<dataset>/<arch>_<width>_<weights>_<key>, "
                              "key: a short hash of the grid settings and the feature sets' bytes)")

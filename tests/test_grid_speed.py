@@ -120,4 +120,6 @@ def test_jobs_defaults_to_the_cpus_available(capsys):
     with pytest.raises(SystemExit):
         grid_main(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert f"default: the CPUs this process may use (default: {available_cpus()})" in help_text
+    assert f"default: the {available_cpus()} CPUs this process may use" in help_text
+    from classifiers.grid import build_parser
+    assert build_parser().get_default("jobs") == available_cpus()
