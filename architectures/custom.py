@@ -49,6 +49,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from toolkit.provenance import sha256_file
+
 from .init import init_weights
 
 __all__ = ["CustomArchError", "CustomFrontend", "is_custom_spec", "parse_options", "load_factory",
@@ -111,14 +113,6 @@ def parse_options(items) -> dict:
         except json.JSONDecodeError:
             out[key] = raw
     return out
-
-
-def _sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_factory(spec: str):
@@ -276,7 +270,7 @@ class CustomFrontend(nn.Module):
         self.layer_types = tuple(layer_types or DEFAULT_LAYER_TYPES) if self.use_hooks else None
         self._probe_cache = {}
 
-        source_sha = _sha256_file(source) if source and Path(source).is_file() else None
+        source_sha = sha256_file(source) if source and Path(source).is_file() else None
         base = {"spec": spec, "source": str(source) if source else None, "source_sha256": source_sha,
                 "options": self.options, "init": self.init, "state_dict_sha256": state_sha,
                 "input_kind": self.input_kind, "sample_rate": self.sample_rate,
@@ -315,7 +309,7 @@ class CustomFrontend(nn.Module):
             first = str(e).strip().splitlines()
             raise CustomArchError(f"--weights {path} does not fit {self.spec}: "
                                   f"{' '.join(s.strip() for s in first[:3])}") from e
-        return _sha256_file(path)
+        return sha256_file(path)
 
     def __deepcopy__(self, memo):
         # a plain copy of every attribute (``__reduce__`` below is for pickling only)
