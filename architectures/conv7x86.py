@@ -11,13 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
 from .layers import N_MELS, check_input, norm_layer
 
 KERNEL = (7, int(0.9 * N_MELS))  # 86 bands: 11 frequency positions remain
 
 
-class Conv7x86(nn.Module):
+class Conv7x86(StudyFrontEnd):
     """conv 7 x 86, valid, F filters, ReLU, max-pool 1 x 11 over the remaining frequency positions.
 
     Input ``(batch, frames, 96)``; 1376 frames give a ``(batch, F, 1370)`` map (after the pool).
@@ -40,18 +41,13 @@ class Conv7x86(nn.Module):
     @keeps_global_rng
     def __init__(self, filters: int = 3585, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
-        self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)
-        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
-            self.batchnorm = "running"
+        self.store_common(filters, seed, batchnorm, fast)
         self.conv = nn.Conv2d(1, self.filters, KERNEL)
         self.norm = norm_layer(self.filters, 2, batchnorm)
         self.layers = [("pool", self.filters)]
         self.feature_length = self.filters
         init_weights(self, seed)
 
-    @property
-    def dims(self) -> dict:
-        return {"filters": self.filters, "seed": self.seed, "batchnorm": self.batchnorm, "fast": self.fast}
 
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``[pool]``, ``(batch, filters, frames - 6)``, from ``x`` ``(batch, frames, 96)``."""

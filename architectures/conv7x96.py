@@ -11,13 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
 from .layers import N_MELS, band_conv_max, check_input, norm_layer
 
 KERNEL = (7, N_MELS)
 
 
-class Conv7x96(nn.Module):
+class Conv7x96(StudyFrontEnd):
     """conv 7 (time) x 96 (mel), valid, F filters, ReLU. One averaged layer of F features.
 
     Input ``(batch, frames, 96)``; 1376 frames give a ``(batch, F, 1370)`` map.
@@ -40,18 +41,13 @@ class Conv7x96(nn.Module):
     @keeps_global_rng
     def __init__(self, filters: int = 3585, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
-        self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)
-        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
-            self.batchnorm = "running"
+        self.store_common(filters, seed, batchnorm, fast)
         self.conv = nn.Conv2d(1, self.filters, KERNEL)
         self.norm = norm_layer(self.filters, 2, batchnorm)
         self.layers = [("conv", self.filters)]
         self.feature_length = self.filters
         init_weights(self, seed)
 
-    @property
-    def dims(self) -> dict:
-        return {"filters": self.filters, "seed": self.seed, "batchnorm": self.batchnorm, "fast": self.fast}
 
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``[conv]``, ``(batch, filters, frames - 6)``, from ``x`` ``(batch, frames, 96)``."""

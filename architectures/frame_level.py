@@ -12,13 +12,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .deepening import DeepeningStack
+from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
 from .layers import check_input, norm_layer
 
 KERNEL, STRIDE = 512, 32
 
 
-class FrameLevel(nn.Module):
+class FrameLevel(StudyFrontEnd):
     """conv (kernel 512, stride 32, valid) + ReLU, then the deepening stack (c1, r2, r3).
 
     Input ``(batch, samples)``; with 350 000 samples the averaged maps have lengths
@@ -43,9 +44,7 @@ class FrameLevel(nn.Module):
     @keeps_global_rng
     def __init__(self, filters: int = 896, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
-        self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)
-        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
-            self.batchnorm = "running"
+        self.store_common(filters, seed, batchnorm, fast)
         self.conv = nn.Conv1d(1, self.filters, KERNEL, stride=STRIDE)
         self.norm = norm_layer(self.filters, 1, batchnorm)
         self.stack = DeepeningStack(self.filters, self.filters, batchnorm)
@@ -53,9 +52,6 @@ class FrameLevel(nn.Module):
         self.feature_length = sum(c for _, c in self.layers)
         init_weights(self, seed)
 
-    @property
-    def dims(self) -> dict:
-        return {"filters": self.filters, "seed": self.seed, "batchnorm": self.batchnorm, "fast": self.fast}
 
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``[frames, c1, r2, r3]``, each ``(batch, filters, time)``, from ``x`` ``(batch, samples)``."""

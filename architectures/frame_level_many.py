@@ -12,13 +12,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .deepening import DeepeningStack
+from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
 from .layers import check_input, norm_layer, pad_time, same_pad
 
 KERNELS, STRIDE = (512, 256, 128, 64, 32), 32
 
 
-class FrameLevelMany(nn.Module):
+class FrameLevelMany(StudyFrontEnd):
     """Five convs of kernels 512, 256, 128, 64, 32 (stride 32, TF 'same'), F filters each, ReLU,
     concatenated to 5F channels, then the deepening stack with F filters.
 
@@ -44,9 +45,7 @@ class FrameLevelMany(nn.Module):
     @keeps_global_rng
     def __init__(self, filters: int = 448, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
-        self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)
-        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
-            self.batchnorm = "running"
+        self.store_common(filters, seed, batchnorm, fast)
         self.convs = nn.ModuleList(nn.Conv1d(1, self.filters, k, stride=STRIDE) for k in KERNELS)
         self.norms = nn.ModuleList(norm_layer(self.filters, 1, batchnorm) for _ in KERNELS)
         self.stack = DeepeningStack(len(KERNELS) * self.filters, self.filters, batchnorm)
@@ -55,9 +54,6 @@ class FrameLevelMany(nn.Module):
         self.feature_length = sum(c for _, c in self.layers)
         init_weights(self, seed)
 
-    @property
-    def dims(self) -> dict:
-        return {"filters": self.filters, "seed": self.seed, "batchnorm": self.batchnorm, "fast": self.fast}
 
     def _front_plain(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = []

@@ -11,11 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
 from .layers import check_input, conv_taps, layer_names, norm_layer, padded_map, tap_conv, tile_rows, use_tiled
 
 
-class SampleLevel(nn.Module):
+class SampleLevel(StudyFrontEnd):
     """conv0 (kernel 3, stride 3) then six blocks of conv (kernel 3, 'same') + ReLU + max-pool 3.
 
     Input ``(batch, samples)``; with 350 000 samples the averaged maps have lengths
@@ -43,9 +44,7 @@ class SampleLevel(nn.Module):
     @keeps_global_rng
     def __init__(self, filters: int = 512, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
-        self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)
-        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
-            self.batchnorm = "running"
+        self.store_common(filters, seed, batchnorm, fast)
         self.conv0 = nn.Conv1d(1, self.filters, 3, stride=3)
         self.norm0 = norm_layer(self.filters, 1, batchnorm)
         self.convs = nn.ModuleList(nn.Conv1d(self.filters, self.filters, 3, padding=1) for _ in range(self.n_blocks))
@@ -54,9 +53,6 @@ class SampleLevel(nn.Module):
         self.feature_length = sum(c for _, c in self.layers)
         init_weights(self, seed)
 
-    @property
-    def dims(self) -> dict:
-        return {"filters": self.filters, "seed": self.seed, "batchnorm": self.batchnorm, "fast": self.fast}
 
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Averaged layers' outputs, each ``(batch, filters, time)``, from ``x`` ``(batch, samples)``."""

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
 from .layers import check_input, needs_grad, norm_layer, pad_time, same_pad
 
@@ -25,7 +26,7 @@ def temporal_filters(n: int) -> list[int]:
     return [m * n - n // 4 for m in MULTIPLES]
 
 
-class Temporal(nn.Module):
+class Temporal(StudyFrontEnd):
     """Mean over the mel axis (an envelope), then four parallel Conv1d (TF 'same', ReLU), concatenated.
 
     Input ``(batch, frames, 96)``; output and the single averaged layer are ``(batch, 14n, frames)``.
@@ -47,14 +48,14 @@ class Temporal(nn.Module):
     """
 
     input_kind = "spectrogram"
+    SIZE = "n"
+    EXTRA_DIMS = ("lengths",)
 
     @keeps_global_rng
     def __init__(self, n: int = 256, seed: int = 0, batchnorm: bool = False, fast: bool = True,
                  lengths: tuple[int, ...] = LENGTHS):
         super().__init__()
-        self.n, self.seed, self.batchnorm, self.fast = int(n), seed, bool(batchnorm), bool(fast)
-        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
-            self.batchnorm = "running"
+        self.store_common(n, seed, batchnorm, fast)
         self.lengths = tuple(int(k) for k in lengths)
         if len(self.lengths) != len(MULTIPLES) or min(self.lengths) < 1:
             raise ValueError(f"temporal: expected {len(MULTIPLES)} positive kernel lengths, found {lengths}")
@@ -66,10 +67,6 @@ class Temporal(nn.Module):
         self.feature_length = self.channels
         init_weights(self, seed)
 
-    @property
-    def dims(self) -> dict:
-        return {"n": self.n, "seed": self.seed, "batchnorm": self.batchnorm, "fast": self.fast,
-                "lengths": list(self.lengths)}
 
     def branch_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The four conv outputs, each ``(batch, filters_i, frames)``."""

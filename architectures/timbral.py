@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
 from .layers import N_MELS, band_conv_max, check_input, norm_layer
 
@@ -19,7 +20,7 @@ TALL, SHORT = int(0.9 * N_MELS), int(0.4 * N_MELS)  # 86 and 38 bands
 SHAPES = ((7, TALL, 1), (3, TALL, 2), (1, TALL, 4), (7, SHORT, 1), (3, SHORT, 2), (1, SHORT, 4))
 
 
-class Timbral(nn.Module):
+class Timbral(StudyFrontEnd):
     """Six convs 7x86 (n), 3x86 (2n), 1x86 (4n), 7x38 (n), 3x38 (2n), 1x38 (4n); time 'same', no
     frequency padding, ReLU, max over the whole remaining frequency axis; concatenated (14n maps).
 
@@ -39,13 +40,12 @@ class Timbral(nn.Module):
     """
 
     input_kind = "spectrogram"
+    SIZE = "n"
 
     @keeps_global_rng
     def __init__(self, n: int = 256, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
-        self.n, self.seed, self.batchnorm, self.fast = int(n), seed, bool(batchnorm), bool(fast)
-        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
-            self.batchnorm = "running"
+        self.store_common(n, seed, batchnorm, fast)
         # odd time lengths: TF 'same' is (k - 1) / 2 zeros on each side
         self.convs = nn.ModuleList(nn.Conv2d(1, m * self.n, (k, h), padding=(k // 2, 0)) for k, h, m in SHAPES)
         self.norms = nn.ModuleList(norm_layer(m * self.n, 2, batchnorm) for _, _, m in SHAPES)
@@ -54,9 +54,6 @@ class Timbral(nn.Module):
         self.feature_length = self.channels
         init_weights(self, seed)
 
-    @property
-    def dims(self) -> dict:
-        return {"n": self.n, "seed": self.seed, "batchnorm": self.batchnorm, "fast": self.fast}
 
     def branch_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The six pooled branches, each ``(batch, m * n, frames)``, in ``SHAPES`` order."""

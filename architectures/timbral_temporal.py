@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
 from .layers import check_input
 from .temporal import LENGTHS, Temporal
@@ -18,7 +19,7 @@ from .timbral import Timbral
 TIME_LENGTHS = (64, 32, 16, 8)  # natural sounds carry shorter temporal cues (frontends.md)
 
 
-class TimbralTemporal(nn.Module):
+class TimbralTemporal(StudyFrontEnd):
     """The timbral and temporal branches side by side on the same spectrogram, each with base count n.
 
     Input ``(batch, frames, 96)``. Two averaged layers (``timbral``, ``temporal``) of 14n maps each;
@@ -41,15 +42,15 @@ class TimbralTemporal(nn.Module):
     """
 
     input_kind = "spectrogram"
+    SIZE = "n"
+    EXTRA_DIMS = ("lengths",)
     name = "timbral+temporal"
 
     @keeps_global_rng
     def __init__(self, n: int = 128, seed: int = 0, batchnorm: bool = False, fast: bool = True,
                  lengths: tuple[int, ...] = LENGTHS):
         super().__init__()
-        self.n, self.seed, self.batchnorm, self.fast = int(n), seed, bool(batchnorm), bool(fast)
-        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
-            self.batchnorm = "running"
+        self.store_common(n, seed, batchnorm, fast)
         self.timbral = Timbral(n=n, seed=seed, batchnorm=batchnorm, fast=fast)
         self.temporal = Temporal(n=n, seed=seed, batchnorm=batchnorm, fast=fast, lengths=lengths)
         self.lengths = self.temporal.lengths
@@ -57,10 +58,6 @@ class TimbralTemporal(nn.Module):
         self.feature_length = sum(c for _, c in self.layers)
         init_weights(self, seed)  # one draw sequence for the whole model, not two copies of one seed
 
-    @property
-    def dims(self) -> dict:
-        return {"n": self.n, "seed": self.seed, "batchnorm": self.batchnorm, "fast": self.fast,
-                "lengths": list(self.lengths)}
 
     def _sync_fast(self) -> None:
         # keep the branches' switches in step with this module's (tests flip ``fast`` on the instance)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
 from .layers import (check_input, conv_taps, layer_names, norm_layer, padded_channels, padded_map,
                      tap_conv, tile_rows, use_tiled)
@@ -21,7 +22,7 @@ POOLS = ((4, 2), (4, 3), (5, 2), (4, 2), (4, 4))  # (time, freq); the freq pools
 MIN_FRAMES = math.prod(t for t, _ in POOLS)  # 1280: shorter inputs vanish before the last pool
 
 
-class VGG(nn.Module):
+class VGG(StudyFrontEnd):
     """Five blocks: conv 3x3 ('same', F filters), ELU, max-pool (time x freq) 4x2, 4x3, 5x2, 4x2, 4x4.
 
     Input ``(batch, frames, 96)``; with 1376 frames the pooled maps are (time x freq) 344x48, 86x16,
@@ -48,9 +49,7 @@ class VGG(nn.Module):
     @keeps_global_rng
     def __init__(self, filters: int = 717, seed: int = 0, batchnorm: bool = False, fast: bool = True):
         super().__init__()
-        self.filters, self.seed, self.batchnorm, self.fast = int(filters), seed, bool(batchnorm), bool(fast)
-        if batchnorm == "running":  # trained batch norm (running statistics), see layers.norm_layer
-            self.batchnorm = "running"
+        self.store_common(filters, seed, batchnorm, fast)
         self.convs = nn.ModuleList(
             nn.Conv2d(1 if i == 0 else self.filters, self.filters, 3, padding=1) for i in range(len(POOLS)))
         self.norms = nn.ModuleList(norm_layer(self.filters, 2, batchnorm) for _ in POOLS)
@@ -58,9 +57,6 @@ class VGG(nn.Module):
         self.feature_length = sum(c for _, c in self.layers)
         init_weights(self, seed)
 
-    @property
-    def dims(self) -> dict:
-        return {"filters": self.filters, "seed": self.seed, "batchnorm": self.batchnorm, "fast": self.fast}
 
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Five pooled maps, each ``(batch, filters, time, freq)``, from ``x`` ``(batch, frames, 96)``."""
