@@ -54,6 +54,7 @@ from toolkit.provenance import sha256_file
 from .init import init_weights
 
 __all__ = ["CustomArchError", "CustomFrontend", "is_custom_spec", "parse_options", "load_factory",
+           "add_arguments", "options_from_args",
            "LAYER_TYPES", "INPUT_KINDS", "INITS", "available_memory"]
 
 INPUT_KINDS = {"waveform": "waveform", "spectrogram": "spectrogram", "log-mel": "spectrogram"}
@@ -518,3 +519,42 @@ def _rebuild(spec, options, seed, width, input_kind, layer_types, state, keep):
     for k, v in keep.items():
         setattr(m, k, v)
     return m
+
+
+# ---------------------------------------------------------------------------------------------
+# the command-line flags of an own front-end, shared by `features.extract` and `python -m studies`
+
+def add_arguments(p) -> None:
+    """Add ``--arch-options``, ``--input``, ``--keep-init`` and ``--layer-types`` to argparse parser ``p``."""
+    p.add_argument("--arch-options", nargs="+", default=None, metavar="OPT",
+                   help="your own --arch: keyword options of its class or factory, as JSON "
+                        "('{\"filters\": 64}') or key=value pairs")
+    p.add_argument("--input", default=None, choices=["waveform", "log-mel"],
+                   help="your own --arch, when the module declares no input_kind: 12 kHz waveform "
+                        "(batch, samples) or the study's log-mel (batch, frames, 96)")
+    p.add_argument("--keep-init", action="store_true",
+                   help="your own --arch: keep the weights as the module builds them (under "
+                        "torch.manual_seed(--seed)) instead of the study's init from --seed")
+    p.add_argument("--layer-types", default=None, metavar="TYPES",
+                   help="your own --arch: read these layers by forward hooks, comma-separated: conv, "
+                        "pool, linear or class names (default: the module's extract_features when it "
+                        "has one, else conv,pool)")
+
+
+def options_from_args(p, a) -> dict | None:
+    """The ``custom`` keywords of ``features.extract.build_frontend`` from parsed flags ``a``; None when no
+    ``--arch`` is the user's own. Flags given without an own front-end, or options that do not parse, are
+    a usage error of parser ``p`` (never silently ignored)."""
+    given = [f for f, v in (("--arch-options", a.arch_options), ("--input", a.input),
+                            ("--keep-init", a.keep_init), ("--layer-types", a.layer_types)) if v]
+    if not any(is_custom_spec(x) for x in a.arch):
+        if given:
+            p.error(f"{', '.join(given)} apply to your own front-end (--arch pkg.module:Class or "
+                    "path/to/file.py:factory); none of the --arch given is one")
+        return None
+    try:
+        parse_options(a.arch_options)
+    except CustomArchError as e:
+        p.error(str(e))
+    return {"options": a.arch_options, "input": a.input, "init": "keep" if a.keep_init else "study",
+            "layer_types": a.layer_types}

@@ -67,7 +67,8 @@ def load_feature_set(path) -> FeatureSet:
     path = Path(path)
     npz, meta_path = path / "features.npz", path / "meta.json"
     if not path.is_dir():
-        raise ValueError(f"feature set {path}: no such folder (expected features.npz and meta.json)")
+        what = "is a file, not a folder" if path.exists() else "no such folder"
+        raise ValueError(f"feature set {path}: {what} (expected a folder with features.npz and meta.json)")
     try:
         raw = npz.read_bytes()
     except OSError as e:

@@ -31,7 +31,9 @@ from tqdm import tqdm
 from toolkit.cli import HelpFormatter
 import architectures
 from architectures.checkpoint import SAMPLECNN, load_frontend
+from architectures.custom import add_arguments as add_custom_arguments
 from architectures.custom import is_custom_spec
+from architectures.custom import options_from_args as custom_options_from_args
 from audiodata import audio, datasets, decode
 from audiodata.decode import DEFAULT_CACHE, InputSpec, model_input
 from features import ray_engine, store
@@ -479,19 +481,7 @@ def parse_args(argv=None):
                         "installed module with the HEAR API (its model_file_path goes in --weights); or "
                         "your own nn.Module: pkg.module:Class or path/to/file.py:factory "
                         "(docs/own-architecture.md)")
-    p.add_argument("--arch-options", nargs="+", default=None, metavar="OPT",
-                   help="your own --arch: keyword options of its class or factory, as JSON "
-                        "('{\"filters\": 64}') or key=value pairs")
-    p.add_argument("--input", default=None, choices=["waveform", "log-mel"],
-                   help="your own --arch, when the module declares no input_kind: 12 kHz waveform "
-                        "(batch, samples) or the study's log-mel (batch, frames, 96)")
-    p.add_argument("--keep-init", action="store_true",
-                   help="your own --arch: keep the weights as the module builds them (under "
-                        "torch.manual_seed(--seed)) instead of the study's init from --seed")
-    p.add_argument("--layer-types", default=None, metavar="TYPES",
-                   help="your own --arch: read these layers by forward hooks, comma-separated: conv, "
-                        "pool, linear or class names (default: the module's extract_features when it "
-                        "has one, else conv,pool)")
+    add_custom_arguments(p)
     p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS),
                    help="dataset layout to read")
     p.add_argument("--root", default=None, help="dataset folder (synthetic: generated here if absent)")
@@ -550,15 +540,8 @@ def parse_args(argv=None):
         p.error("--address applies to --engine ray only")
     if a.weights and len(a.arch) != 1:
         p.error("--weights needs exactly one --arch (the architecture the checkpoints hold)")
+    a.custom = custom_options_from_args(p, a)
     return a
-
-
-def custom_options(a) -> dict | None:
-    """The ``custom`` keywords of :func:`build_frontend` from the CLI's own-architecture flags."""
-    if not any(is_custom_spec(x) for x in a.arch):
-        return None
-    return {"options": a.arch_options, "input": a.input, "init": "keep" if a.keep_init else "study",
-            "layer_types": a.layer_types}
 
 
 def main(argv=None) -> int:
@@ -569,7 +552,7 @@ def main(argv=None) -> int:
                      split_dir=a.split_dir, manifest=a.manifest, width=a.width,
                      input_seconds=a.input_seconds, device=a.device, precision=a.precision, batch_size=a.batch_size,
                      workers=a.workers, out=a.out, pad=a.pad, batchnorm=a.batchnorm,
-                     cache_dir=cache, engine=a.engine, address=a.address, custom=custom_options(a))
+                     cache_dir=cache, engine=a.engine, address=a.address, custom=a.custom)
     except (ExtractionError, ValueError, OSError) as e:
         print(f"error: {_describe(e)}", file=sys.stderr)
         return 1

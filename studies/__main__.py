@@ -14,7 +14,11 @@ def parse_args(argv=None):
     from classifiers.grids import GRIDS
     from audiodata import datasets
     from features.extract import ENGINES, HEAR_PREFIX
+    from architectures.custom import add_arguments as add_custom_arguments
     from architectures.custom import is_custom_spec
+    from architectures.custom import options_from_args as custom_options_from_args
+    from classifiers.grid import CLASSIFIERS
+    from classifiers.kernels import available_cpus
     names = list(architectures.ARCHITECTURES)
     p = argparse.ArgumentParser(
         prog="python -m studies",
@@ -33,14 +37,7 @@ def parse_args(argv=None):
                         "path/to/file.py:factory (docs/own-architecture.md)")
     p.add_argument("--seed", type=int, nargs="+", default=[0, 1, 2], help="random-weight seeds (one run each)")
     p.add_argument("--width", default="large", choices=["large", "small"], help="the study's widths")
-    p.add_argument("--arch-options", nargs="+", default=None, metavar="OPT",
-                   help="your own --arch: JSON object or key=value options of its class or factory")
-    p.add_argument("--input", default=None, choices=["waveform", "log-mel"],
-                   help="your own --arch, when the module declares no input_kind")
-    p.add_argument("--keep-init", action="store_true",
-                   help="your own --arch: keep its own init (seeded) instead of the study's")
-    p.add_argument("--layer-types", default=None, metavar="TYPES",
-                   help="your own --arch: hook these layer types (conv,pool,linear or class names)")
+    add_custom_arguments(p)
     p.add_argument("--input-seconds", type=float, default=None, help="input length; default the study's ~29 s")
     p.add_argument("--folds", type=int, default=10, help="folds for datasets without predefined splits")
     p.add_argument("--fold-seed", type=int, default=0, help="shuffling seed of those folds")
@@ -49,7 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=2, help="decoding threads (local) or Ray workers (ray)")
     p.add_argument("--engine", default="local", choices=list(ENGINES), help="where extraction runs")
     p.add_argument("--address", default=None, help="--engine ray: an existing cluster's address")
-    p.add_argument("--classifier", default="all", choices=["svm", "elm", "all"], help="grids to run")
+    p.add_argument("--classifier", default="all", choices=[*CLASSIFIERS, "all"], help="grids to run")
     p.add_argument("--protocol", default="auto", choices=["auto", "split", "cv-best", "nested-cv"],
                    help="auto: split for train/val/test sets, cv-best and nested-cv for folds")
     p.add_argument("--grid", default="study", choices=sorted(GRIDS),
@@ -57,7 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--per-layer", action="store_true",
                    help="also score each layer alone and layers 1..k (the report's accuracy-vs-depth curves)")
     p.add_argument("--layers", nargs="+", default=None, help="score only these layers (names or positions)")
-    p.add_argument("--jobs", type=int, default=1, help="parallel SVM fits")
+    p.add_argument("--jobs", type=int, default=available_cpus(),
+                   help=f"parallel SVM fits (threads); default: the {available_cpus()} CPUs this process may use")
     p.add_argument("--out", default="runs", help="root of features/, results/ and report/")
     p.add_argument("--cache-dir", default="runs/cache/audio", help="decoded-audio cache ('none' disables)")
     p.add_argument("--estimate-only", action="store_true",
@@ -71,16 +69,15 @@ def parse_args(argv=None):
                 "pkg.module:Class or path/to/file.py:factory")
     if a.batch_size < 1:
         p.error(f"--batch-size must be at least 1, got {a.batch_size}")
+    a.custom = custom_options_from_args(p, a)
     return a
 
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    custom = {"options": a.arch_options, "input": a.input, "init": "keep" if a.keep_init else "study",
-              "layer_types": a.layer_types}
     st = Study(dataset=a.dataset, archs=a.arch, seeds=a.seed, width=a.width, root=a.root,
                split_dir=a.split_dir, manifest=a.manifest, folds=a.folds, fold_seed=a.fold_seed,
-               input_seconds=a.input_seconds, custom=custom, device=a.device, batch_size=a.batch_size,
+               input_seconds=a.input_seconds, custom=a.custom, device=a.device, batch_size=a.batch_size,
                workers=a.workers, engine=a.engine, address=a.address, classifier=a.classifier,
                protocol=a.protocol, grid=a.grid, per_layer=a.per_layer, layers=a.layers, jobs=a.jobs,
                out=a.out, cache_dir=None if a.cache_dir.lower() == "none" else a.cache_dir)

@@ -192,3 +192,20 @@ def test_hear_export_of_an_own_front_end():
     np.testing.assert_allclose(emb.numpy(), direct, rtol=1e-5, atol=1e-7)
     ts_emb, ts = timestamps(audio, model)
     assert ts_emb.shape == (2, 40, 16) and ts.shape == (2, 40)
+
+
+@pytest.mark.parametrize("main", ["features.extract", "studies"])
+def test_own_front_end_flags_are_never_silently_ignored(main, tmp_path, capsys):
+    """--arch-options with a shipped --arch, or options that do not parse, stop before any work."""
+    import importlib
+    parse = importlib.import_module("studies.__main__" if main == "studies" else main).parse_args
+    with pytest.raises(SystemExit) as e:
+        parse(["--arch", "vgg", "--arch-options", "filters=8", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    assert "--arch-options apply to your own front-end" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(["--arch", WAVE, "--arch-options", "{bad", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert "{bad" in err and "Traceback" not in err
+    assert parse(["--arch", "vgg", "--out", str(tmp_path)]).custom is None
+    assert parse(["--arch", WAVE, "--arch-options", "filters=8"]).custom["options"] == ["filters=8"]
