@@ -46,7 +46,13 @@ def test_study_runs_resumes_and_reports(tmp_path, data, capsys):
     wave = json.loads(results[1].read_text())
     assert len(wave["features"]) == 2 and [e["protocol"] for e in wave["entries"]] == ["cv-best"]
     md = (tmp_path / "runs" / "report" / "report.md").read_text()
-    assert "rank 1 of 2" in md or "rank 2 of 2" in md
+    means = {json.loads(p.read_text())["arch"].split("-")[0]: {e["classifier"]: e["mean"]
+                                                            for e in json.loads(p.read_text())["entries"]}
+             for p in results}
+    for clf in means["mfcc"]:  # the rank the two means imply (ties share the better rank)
+        own, base = means["waveform_cnn.WaveformCNN"][clf], means["mfcc"][clf]
+        expected = 1 if own >= base else 2
+        assert f"rank {expected} of 2 (folder, random weights, width small, {clf.upper()}," in md, (clf, own, base)
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*") if p.suffix in (".npz", ".json")}
     # rerun: nothing is recomputed
     assert run_study(st) == 0
