@@ -190,6 +190,6 @@ def test_our_module_through_the_adapter(tmp_path):
     assert via.name.startswith("hear-hear.randomcnn_mfcc_large_random_seed0-")
     with np.load(via / "features.npz") as a, np.load(direct / "features.npz") as b:
         assert list(a["ids"]) == list(b["ids"])
-        # each clip's 120-vector within 1% (L2) of the direct one; measured: at most 0.25%
+        # each clip's 120-vector within 1% (L2) of the direct one; measured: at most 0.43%
         rel = np.linalg.norm(a["X"] - b["X"], axis=1) / np.linalg.norm(b["X"], axis=1)
         assert rel.max() < 0.01, rel
