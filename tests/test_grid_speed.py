@@ -91,6 +91,41 @@ def test_fast_elm_picks_equal_the_straightforward_loop(n, ks):
     assert counts["dual"] > 0 and counts["cholesky"] > 0
 
 
+@pytest.mark.parametrize("forced", ["qr", "pinv"])
+@pytest.mark.parametrize("n, ks", [(120, [20, 60, 150, 400]), (60, [10, 30, 45, 200])])
+def test_every_fallback_alone_gives_the_straightforward_picks(monkeypatch, forced, n, ks):
+    # Refuse the normal equations (and, for "pinv", QR too) everywhere, so that the fallbacks answer
+    # every primal and dual fit, wide primal blocks of nested tasks included.
+    import classifiers.kernels as kernels
+    monkeypatch.setattr(kernels, "CHOLESKY_RCOND", 2.0)  # no reciprocal condition number exceeds 1
+    if forced == "pinv":
+        monkeypatch.setattr(kernels, "QR_RCOND", 2.0)
+    X, y, fold = _problem(n=n)
+    points = grid_points([{"n_hidden": ks}])
+    fast_scorer = FastELM(X, y, 4, seed=1)
+    fast = evaluate(fast_scorer, points, y, ["cv-best", "nested-cv"], fold=fold, jobs=2, progress=False)
+    slow = evaluate(NaiveELM(X, y, 4, seed=1), points, y, ["cv-best", "nested-cv"], fold=fold,
+                    progress=False)
+    assert not fast["failed"]
+    for p in ("cv-best", "nested-cv"):
+        np.testing.assert_array_equal(fast[p]["y_pred"], slow[p]["y_pred"])
+        assert fast[p]["selected_per_fold"] == slow[p]["selected_per_fold"]
+    counts = fast_scorer.solver_counts
+    assert counts["cholesky"] == counts["dual"] == 0
+    assert counts[forced] > 0 and sum(counts.values()) == len(ks) * (4 + 6)
+
+
+def test_a_refinement_that_moves_an_output_near_a_tie_is_not_settled():
+    from classifiers.kernels import MARGIN_SHARE, _settled
+    out = np.array([[1.0, 0.2, 0.0], [0.5, 0.4, -1.0]])  # gaps 0.8 and 0.1
+    small = np.full_like(out, 1e-9)
+    assert _settled(out, small)
+    near = small.copy()
+    near[1, 2] = MARGIN_SHARE * 0.1 * 1.01  # a move just over its share of the second clip's gap
+    assert not _settled(out, near)
+    assert not _settled(np.array([[0.3, 0.3]]), np.zeros((1, 2)))  # an exact tie is never settled
+
+
 def test_benchmark_asserts_the_same_picks_as_gridsearchcv(tmp_path):
     # The study grids (32 SVM + 6 ELM points), both protocols, against GridSearchCV on every point
     # and fold; bench_grid raises if any accuracy or pick differs.
