@@ -1,9 +1,7 @@
 """7x86 front-end (Pons et al. 2016 / 2017): one conv over 7 frames and 86 of the 96 mel bands, max over frequency.
 
-No hand-written fast path: measured by ``benchmarks/bench_architectures.py --clips 8 --compare-plain``
-(large width, batch 8, 29 s clips) on a quiet 2-core EPYC, the plain ``nn.Conv2d`` ran at 0.53 of the
-float32 matmul rate measured beside it and ``layers.band_conv_max`` at 0.57 (1.07x): it did not pay the
-1.3x a second path must (docs/performance.md). 7x96, with one frequency position, keeps it (1.67x).
+Fast path (``layers.band_conv_max``: im2col + GEMM per time chunk, max over the 11 frequency positions in
+cache, the 3585 filters padded to 3600 for the GEMM); see docs/performance.md for its figures.
 """
 from __future__ import annotations
 
@@ -13,7 +11,7 @@ from torch import nn
 
 from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
-from .layers import N_MELS, check_input, norm_layer
+from .layers import N_MELS, band_conv_max, check_input, norm_layer
 
 KERNEL = (7, int(0.9 * N_MELS))  # 86 bands: 11 frequency positions remain
 
@@ -33,7 +31,8 @@ class Conv7x86(StudyFrontEnd):
         BatchNorm with batch statistics after the conv (the leak experiment); "running": trained
         batch norm with running statistics (``layers.norm_layer``); off by default.
     fast : bool
-        Accepted for the checkpoints' ``dims``; this front-end has one path (see the module docstring).
+        Compute the conv as im2col + GEMM with the max over frequency in cache
+        (``layers.band_conv_max``; bias and ReLU fused, same result).
     """
 
     input_kind = "spectrogram"
@@ -52,6 +51,8 @@ class Conv7x86(StudyFrontEnd):
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``[pool]``, ``(batch, filters, frames - 6)``, from ``x`` ``(batch, frames, 96)``."""
         check_input(x, self.input_kind, "7x86", min_length=KERNEL[0])
+        if self.fast and not self.batchnorm:
+            return [band_conv_max(x, [self.conv], relu=True)]
         h = F.relu(self.norm(self.conv(x[:, None])))  # (batch, F, frames - 6, 11)
         return [F.max_pool2d(h, (1, h.shape[3])).squeeze(3)]
 

@@ -1,9 +1,7 @@
 """7x96 front-end (Dieleman & Schrauwen 2014): one conv over 7 frames and all 96 mel bands.
 
-Fast path, measured by ``benchmarks/bench_architectures.py --seconds 3 --compare-plain`` (large width,
-batch 8) on a 2-core EPYC shared with six other jobs (load 9-15): fast over plain 2.09; fast 0.57, plain 0.27
-of the matmul rate measured beside it. Under that load these figures are not the quiet machine's; see
-docs/performance.md.
+Fast path (``layers.band_conv_max``: im2col + one GEMM per clip, the 3585 filters padded to 3600 for
+the GEMM, bias and ReLU fused); see docs/performance.md for its figures.
 """
 from __future__ import annotations
 

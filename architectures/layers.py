@@ -133,35 +133,50 @@ def band_conv_max(x: torch.Tensor, convs: list[nn.Conv2d], relu: bool = False,
     assert len(out_frames) == 1, "convs of one call must give equal frame counts"
     if needs_grad(x, convs):  # out= and in-place writes cannot be differentiated (trained/ trains these)
         return _band_conv_max_autograd(x, convs, relu, chunk_bytes)
-    out = x.new_empty(batch, out_frames.pop(), sum(c.out_channels for c in convs))
+    # each conv's block of the map is padded to a multiple of 16 channels (zero weights and bias, sliced
+    # off at the end): MKL's GEMM ran 7x86's 3585 columns at 0.70 of its 3584-column rate
+    widths = [padded_channels(c.out_channels) for c in convs]
+    out = x.new_empty(batch, out_frames.pop(), sum(widths))
     offset = 0
-    for conv in convs:
+    for conv, width in zip(convs, widths):
         assert conv.in_channels == 1 and conv.padding[1] == 0 and conv.stride == (1, 1), conv
         k, h = conv.kernel_size
         channels = conv.out_channels
         positions = mel - h + 1
         padded = pad_time(x, conv.padding[0], conv.padding[0], axis=1)
         patches = padded.unfold(1, k, 1).unfold(2, h, 1)  # (batch, frames', positions, k, h), a view
-        weight = conv.weight.reshape(channels, k * h).t()  # (k * h, C), (k, h) order as patches
-        block = out[:, :, offset:offset + channels]  # this conv's columns: rows of stride sum C
-        step = max(-(-MIN_ROWS // positions), chunk_bytes // (4 * positions * max(channels, k * h)))
+        weight = conv.weight.new_zeros(k * h, width)  # (k * h, C padded), (k, h) order as patches
+        weight[:, :channels] = conv.weight.reshape(channels, k * h).t()
+        bias = None
+        if conv.bias is not None:
+            bias = conv.bias.new_zeros(width)
+            bias[:channels] = conv.bias
+        block = out[:, :, offset:offset + width]  # this conv's columns: rows of stride sum(widths)
+        step = max(-(-MIN_ROWS // positions), chunk_bytes // (4 * positions * max(width, k * h)))
         for b in range(batch):
             for start in range(0, out.shape[1], step):
                 chunk = patches[b, start:start + step].reshape(-1, k * h)  # the im2col copy
                 target = block[b, start:start + step]  # (frames in chunk, C), unit column stride
                 if positions == 1:
-                    if conv.bias is None:
+                    if bias is None:
                         torch.mm(chunk, weight, out=target)
                     else:
-                        torch.addmm(conv.bias, chunk, weight, out=target)
+                        torch.addmm(bias, chunk, weight, out=target)
                 else:
-                    y = torch.mm(chunk, weight).view(target.shape[0], positions, channels)
+                    y = torch.mm(chunk, weight).view(target.shape[0], positions, width)
                     torch.amax(y, dim=1, out=target)
-        if positions > 1 and conv.bias is not None:
-            block += conv.bias
-        offset += channels
+        if positions > 1 and bias is not None:
+            block += bias
+        offset += width
     if relu:
         out.relu_()
+    if sum(widths) != sum(c.out_channels for c in convs):  # drop the padding channels
+        if len(convs) == 1:
+            out = out[:, :, :convs[0].out_channels]  # a view
+        else:
+            starts = [sum(widths[:i]) for i in range(len(convs))]
+            keep = torch.cat([torch.arange(s, s + c.out_channels) for s, c in zip(starts, convs)])
+            out = out.index_select(2, keep.to(out.device))
     return out.transpose(1, 2)
 
 

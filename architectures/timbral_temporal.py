@@ -69,6 +69,14 @@ class TimbralTemporal(StudyFrontEnd):
         self._sync_fast()
         return [self.timbral.extract_features(x)[0], self.temporal.extract_features(x)[0]]
 
+    def extract_means(self, x: torch.Tensor) -> torch.Tensor:
+        """The features, ``(batch, 28n)`` float32: each branch's map averaged over frames (the temporal
+        one without its map reaching memory, ``Temporal.extract_means``)."""
+        check_input(x, self.input_kind, self.name)
+        self._sync_fast()
+        return torch.cat([self.timbral.extract_features(x)[0].float().mean(dim=2),
+                          self.temporal.extract_means(x)], dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, 28n, frames)``: both branches' time series, concatenated along channels."""
         return torch.cat(self.extract_features(x), dim=1)

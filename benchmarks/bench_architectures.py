@@ -1,8 +1,9 @@
 """Throughput of every front-end on this machine, as a fraction of its float32 matmul rate.
 
 For each architecture: analytic GFLOP per clip (``architectures.cost``), the best-of-``--repeats`` time of
-``extract_features`` over ``--clips`` random clips in batches of ``--batch-size`` under
-``torch.inference_mode()`` (what feature extraction runs), the GFLOP/s achieved and its ratio to the
+the features (the network and the per-layer means: ``extract_means`` where a front-end has one, else
+the means of ``extract_features``' maps) over ``--clips`` random clips in batches of ``--batch-size``
+under ``torch.inference_mode()`` (what feature extraction runs), the GFLOP/s achieved and its ratio to the
 float32 matmul rate measured right beside it (best of a few 2048 x 2048 products just before and just
 after the model, so a shared machine's load hits both sides of the ratio alike). ``--compare-plain``
 also times the straightforward layers (``fast=False``), prints plain time / fast time, and checks that the
@@ -51,23 +52,26 @@ def matmul_gflops(size: int = 2048, repeats: int = 3) -> float:
     return 2 * size ** 3 / best / 1e9
 
 
+def feature_means(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``(batch, feature_length)`` per-layer means, as ``features.compute`` computes them: the model's
+    ``extract_means`` where it has one (its maps never reach memory), else the means of its maps."""
+    if hasattr(model, "extract_means"):
+        return model.extract_means(x)
+    return torch.cat([o.mean(dim=tuple(range(2, o.dim()))) for o in model.extract_features(x)], dim=1)
+
+
 def time_model(model: torch.nn.Module, x: torch.Tensor, batch_size: int, repeats: int) -> float:
-    """Best-of-``repeats`` seconds to run ``extract_features`` over all clips of ``x`` in batches."""
+    """Best-of-``repeats`` seconds to compute the features (``feature_means``: the network and the
+    per-layer means, what extraction runs) of all clips of ``x`` in batches."""
     best = float("inf")
     with torch.inference_mode():
-        model.extract_features(x[:batch_size])  # warm-up: MKL-DNN primitive creation, allocator
+        feature_means(model, x[:batch_size])  # warm-up: MKL-DNN primitive creation, allocator
         for _ in range(repeats):
             start = time.perf_counter()
             for i in range(0, x.shape[0], batch_size):
-                model.extract_features(x[i:i + batch_size])
+                feature_means(model, x[i:i + batch_size])
             best = min(best, time.perf_counter() - start)
     return best
-
-
-def feature_means(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``(batch, feature_length)`` per-layer means, as ``features.extract.layer_means`` computes them."""
-    with torch.inference_mode():
-        return torch.cat([o.mean(dim=tuple(range(2, o.dim()))) for o in model.extract_features(x)], dim=1)
 
 
 def input_shape(model: torch.nn.Module, seconds: float | None) -> tuple[int, ...]:
@@ -117,9 +121,10 @@ def bench_architectures(archs: list[str] | None = None, width: str = "large", cl
             row["plain_fraction_of_matmul"] = round(gflop * clips / seconds_plain / peak_plain, 3)
             # the ratio of fractions: each time against the matmul rate measured beside it
             row["fast_over_plain"] = round(row["fraction_of_matmul"] / row["plain_fraction_of_matmul"], 2)
-            slow = feature_means(model, x[:2])
-            model.fast = True
-            fast = feature_means(model, x[:2])
+            with torch.inference_mode():
+                slow = feature_means(model, x[:2])
+                model.fast = True
+                fast = feature_means(model, x[:2])
             row["features_max_rel_diff"] = float((fast - slow).abs().max() / slow.abs().max().clamp_min(1e-30))
         rows.append(row)
         tqdm.write(", ".join(f"{k} {v}" for k, v in row.items()), file=sys.stderr)  # as it comes: runs are long

@@ -48,8 +48,11 @@ def _features_of_batch(model, batch, device: torch.device, precision: str = "flo
     else:
         x = torch.from_numpy(batch).to(device, dtype=dtype, non_blocking=True)
     with precision_context(device, precision):
-        outputs = model.extract_features(x)
-    return layer_means(outputs).cpu().numpy()  # means accumulated in float32 whatever the precision
+        if hasattr(model, "extract_means"):  # a front-end that averages without writing its maps
+            means = model.extract_means(x).float()
+        else:
+            means = layer_means(model.extract_features(x))
+    return means.cpu().numpy()  # means accumulated in float32 whatever the precision
 
 
 def iter_inputs(paths, spec, cache_dir, workers: int = 2):

@@ -291,6 +291,34 @@ def test_fast_equals_plain_with_biases(name, tile_bytes, monkeypatch):
     assert ((no_bias - want).abs() / scale).max().item() > 1e-3
 
 
+@pytest.mark.parametrize("tile_bytes", [None, 3000])
+@pytest.mark.parametrize("name", ["temporal", "timbral+temporal", "timbral+time"])
+def test_extract_means_equals_the_means_of_the_plain_maps(name, tile_bytes, monkeypatch):
+    # the fused means (temporal's maps never reach memory) against the plain layers' maps averaged;
+    # tile_bytes=3000 gives tiles of two frames and a last one of one
+    from architectures import layers
+    from features.compute import _features_of_batch
+    if tile_bytes:
+        monkeypatch.setattr(layers, "TILE_BYTES", tile_bytes)
+    model = fast_model(name)
+    x = clip(model, batch=3, frames=83)
+    with torch.inference_mode():
+        got = model.extract_means(x)
+        extracted = _features_of_batch(model, x.numpy(), torch.device("cpu"))  # what extraction stores
+        model.fast = False
+        want = layer_means(model.extract_features(x))
+        plain = model.extract_means(x)
+    assert got.dtype == torch.float32 and got.shape == want.shape == (3, model.feature_length)
+    scale = want.abs().amax(dim=1, keepdim=True)
+    assert ((got - want).abs() / scale).max().item() < 1e-5
+    np.testing.assert_array_equal(extracted, got.numpy())
+    torch.testing.assert_close(plain, want)  # without the fast path: the maps, averaged
+    # batch norm (batch statistics) has no fused path: the maps' means, batch-dependent as they are
+    bn = build(name, "small", seed=1, batchnorm=True)
+    with torch.inference_mode():
+        torch.testing.assert_close(bn.extract_means(x), layer_means(bn.extract_features(x)))
+
+
 @pytest.mark.parametrize("name", TILED)
 def test_tiled_path_only_at_inference_and_large_widths(name):
     from architectures.layers import TILED_MIN_FILTERS, use_tiled
