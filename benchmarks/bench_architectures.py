@@ -8,7 +8,8 @@ float32 matmul rate measured right beside it (best of a few 2048 x 2048 products
 after the model, so a shared machine's load hits both sides of the ratio alike). ``--compare-plain``
 also times the straightforward layers (``fast=False``), prints plain time / fast time, and checks that the
 layer means (the features) agree. The 1-minute load average before and after the run is printed: a
-figure taken with the load above the thread count is a lower bound.
+figure taken with other work on the machine (load above the thread count before the run, or above the
+thread count plus one after it, this run's own threads included) is a lower bound.
 
     python benchmarks/bench_architectures.py --clips 8 --compare-plain               # the figures
     python benchmarks/bench_architectures.py --archs vgg --seconds 7.3 --repeats 2    # a quicker look
@@ -139,7 +140,8 @@ def bench_architectures(archs: list[str] | None = None, width: str = "large", cl
         rows.append(row)
         tqdm.write(", ".join(f"{k} {v}" for k, v in row.items()), file=sys.stderr)  # as it comes: runs are long
     load_after = os.getloadavg()[0]
-    quiet = max(load_before, load_after) < torch.get_num_threads()
+    # before: other work only; after: this run's own threads count too (a load of `threads` is itself)
+    quiet = load_before < torch.get_num_threads() and load_after < torch.get_num_threads() + 1
     print(f"1-min load average after: {load_after:.1f}: "
           + ("a quiet machine" if quiet else "a LOADED machine, the figures are lower bounds"))
     columns = list(dict.fromkeys(k for row in rows for k in row))

@@ -120,13 +120,15 @@ def memory_flatness(archs: list[str], width: str, counts: list[int], batch_size:
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``rows`` to ``path`` atomically (a temporary file and a rename)."""
+    import io
+    from toolkit.provenance import atomic_write_bytes
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
 
 
 def main(argv=None):

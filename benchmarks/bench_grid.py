@@ -54,7 +54,7 @@ PROTOCOLS = ["cv-best", "nested-cv"]
 COLUMNS = ["clips", "features", "classes", "folds", "jobs", "classifier", "points", "fast_s",
            "straightforward_s", "ratio", "fast_cpu_s", "straightforward_cpu_s", "cpu_ratio",
            "straightforward_cv_best_s", "ratio_vs_cv_best_only", "measured_s", "measured_fits",
-           "total_fits", "baseline", "fast", "same_picks", "solvers",
+           "total_fits", "baseline", "fast", "same_picks", "solvers", "straightforward_lower_bound",
            "load_before", "load_after", "cpus", "machine"]
 
 
@@ -100,13 +100,57 @@ class _Clock:
         self.cpu = own - self._cpu[0] + sum(c - self._cpu[1].get(pid, 0.0) for pid, c in kids.items())
 
 
-def _search(est, points, X, y, cv, jobs):
-    """GridSearchCV over ``points`` (grid order kept); per-point, per-split accuracies and its _Clock."""
+def _search_now(est, points, X, y, cv, jobs):
     grid = [{k: [v] for k, v in p.items()} for p in points]
     with _Clock() as clock:
         s = GridSearchCV(est, grid, cv=cv, scoring="accuracy", n_jobs=jobs, refit=False,
                          error_score=np.nan).fit(X, y)
     return np.stack([s.cv_results_[f"split{i}_test_score"] for i in range(len(cv))], axis=1), clock
+
+
+class _Unfinished:
+    """The clock of a search stopped at its time limit: ``wall`` is the limit (a lower bound on the
+    search's time), ``cpu`` the limit times the jobs it may use (the lower bound of CPU is unknown;
+    the CPU ratio of such a row is not reported)."""
+
+    def __init__(self, limit):
+        self.wall, self.cpu = float(limit), float("nan")
+
+
+def _search(est, points, X, y, cv, jobs, timeout=None):
+    """GridSearchCV over ``points`` (grid order kept): per-point, per-split accuracies (None if stopped)
+    and its _Clock.
+
+    With ``timeout`` the search runs in a child process of its own session, killed with its workers
+    after ``timeout`` seconds; then the accuracies are None and the clock an ``_Unfinished`` (the
+    search's fits took at least ``timeout`` seconds of wall time between them).
+    """
+    if timeout is None:
+        return _search_now(est, points, X, y, cv, jobs)
+    import multiprocessing as mp
+    import signal
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+
+    def run():
+        os.setsid()  # a session of its own: the kill below takes joblib's workers with it
+        acc, clock = _search_now(est, points, X, y, cv, jobs)
+        child.send((acc, clock.wall, clock.cpu))
+
+    proc = ctx.Process(target=run, daemon=False)
+    proc.start()
+    if parent.poll(timeout):
+        acc, wall, cpu = parent.recv()
+        proc.join()
+        clock = _Unfinished(wall)
+        clock.cpu = cpu
+        return acc, clock
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.join()
+    return None, _Unfinished(timeout)
 
 
 def _spaced(n_points, n):
@@ -118,7 +162,8 @@ def _accuracies(pred, y, tasks):
                       for t in range(len(tasks))] for pp in pred])
 
 
-def compare(name, scorer, est, points, X, y, fold, jobs, n_points, n_outer, n_inner, fast_tasks=None):
+def compare(name, scorer, est, points, X, y, fold, jobs, n_points, n_outer, n_inner, fast_tasks=None,
+            timeout=None):
     """Fast and straightforward timings for one classifier, with the pick checks. Returns a CSV row."""
     folds = np.unique(fold)
     K, P = folds.size, len(points)
@@ -153,16 +198,18 @@ def compare(name, scorer, est, points, X, y, fold, jobs, n_points, n_outer, n_in
     sub_points = [points[i] for i in sub]
     n_outer, n_inner = min(n_outer, K, fold_scores.shape[1]), min(n_inner, K - 1)
     sf_jobs = jobs if name == "svm" else 1
-    outer_acc, a = _search(est, sub_points, X, y, outer_tasks[:n_outer], sf_jobs)
+    outer_acc, a = _search(est, sub_points, X, y, outer_tasks[:n_outer], sf_jobs, timeout)
     rest = np.flatnonzero(fold != folds[0])
     inner = [(np.flatnonzero(fold[rest] != j), np.flatnonzero(fold[rest] == j)) for j in folds[1:1 + n_inner]]
-    inner_acc, b = _search(est, sub_points, X[rest], y[rest], inner, sf_jobs)
+    inner_acc, b = _search(est, sub_points, X[rest], y[rest], inner, sf_jobs, timeout)
+    stopped = outer_acc is None or inner_acc is None  # then the straightforward times are lower bounds
 
-    # picks: the same accuracies on every fit both ways ran
-    same = np.array_equal(fold_scores[sub][:, :n_outer], outer_acc)
+    # picks: the same accuracies on every fit both ways ran (a stopped search gave none to compare)
+    same = outer_acc is None or np.array_equal(fold_scores[sub][:, :n_outer], outer_acc)
     tasks = [(rest[tr], rest[te]) for tr, te in inner]
-    same &= np.array_equal(_accuracies(scorer.run(sub_points, tasks, jobs=jobs)[0], y, tasks), inner_acc)
-    full = len(sub) == P
+    if inner_acc is not None:
+        same &= np.array_equal(_accuracies(scorer.run(sub_points, tasks, jobs=jobs)[0], y, tasks), inner_acc)
+    full = len(sub) == P and not stopped
     if res and full and n_outer == K:
         same &= int(np.argmax(outer_acc.mean(axis=1))) == res["cv-best"]["selected"]
     if res and full and n_inner == K - 1:
@@ -182,12 +229,18 @@ def compare(name, scorer, est, points, X, y, fold, jobs, n_points, n_outer, n_in
              if res else f"measured on {fast_tasks} of {n_tasks} tasks, scaled by task count")
     print(f"{name}: fast {fast_s:.1f} s wall, {fast_cpu:.1f} s CPU (cv-best + nested-cv, {P} points; "
           f"{picks}{'; solvers ' + str(counts) if counts else ''})")
-    print(f"  straightforward: measured {a.wall + b.wall:.1f} s wall on {len(sub)} point(s) x ({n_outer} "
-          f"cv-best + {n_inner} inner) fit(s) -> {slow_s:.1f} s wall, {slow_cpu:.1f} s CPU for the grid "
-          f"(cv-best {cv_best_s:.1f} s{'' if exact_cv else ' extrapolated'}, nested extrapolated)")
-    print(f"  ratio {slow_s / fast_s:.1f}x wall, {slow_cpu / fast_cpu:.1f}x CPU (vs straightforward "
-          f"cv-best only: {cv_best_s / fast_s:.1f}x wall, {cv_best_cpu / fast_cpu:.1f}x CPU); "
-          f"same accuracies{' and picks' if res and full else ''}: {bool(same)}")
+    at_least = ">= " if stopped else ""
+    if stopped:
+        print(f"  straightforward: stopped at the {timeout:.0f} s limit "
+              f"({'cv-best' if outer_acc is None else ''}{' and ' if outer_acc is None and inner_acc is None else ''}"
+              f"{'inner' if inner_acc is None else ''} search unfinished): its times below are lower bounds")
+    print(f"  straightforward: measured {at_least}{a.wall + b.wall:.1f} s wall on {len(sub)} point(s) x ({n_outer} "
+          f"cv-best + {n_inner} inner) fit(s) -> {at_least}{slow_s:.1f} s wall, {slow_cpu:.1f} s CPU for the "
+          f"grid (cv-best {cv_best_s:.1f} s{'' if exact_cv else ' extrapolated'}, nested extrapolated)")
+    print(f"  ratio {at_least}{slow_s / fast_s:.1f}x wall, {slow_cpu / fast_cpu:.1f}x CPU (vs straightforward "
+          f"cv-best only: {at_least}{cv_best_s / fast_s:.1f}x wall, {cv_best_cpu / fast_cpu:.1f}x CPU); "
+          f"same accuracies{' and picks' if res and full else ''}"
+          f"{' on the fits that finished' if stopped else ''}: {bool(same)}")
     assert same, f"{name}: the fast path disagrees with the straightforward one"
     return {"classifier": name, "points": P, "fast_s": fast_s, "straightforward_s": slow_s,
             "ratio": slow_s / fast_s, "fast_cpu_s": fast_cpu, "straightforward_cpu_s": slow_cpu,
@@ -197,11 +250,11 @@ def compare(name, scorer, est, points, X, y, fold, jobs, n_points, n_outer, n_in
             "baseline": f"{len(sub)}/{P} points; cv-best {n_outer}/{K} folds; nested outer fold 1 with "
                         f"{n_inner}/{K - 1} inner folds; scaled by fit counts",
             "fast": "all tasks" if fast_tasks is None else f"{fast_tasks}/{n_tasks} tasks, scaled",
-            "same_picks": bool(same), "solvers": counts}
+            "same_picks": bool(same), "solvers": counts, "straightforward_lower_bound": stopped}
 
 
 def bench(clips=1500, features=1024, classes=8, folds=5, jobs=None, seed=0, separation=2.0,
-          points=None, outer=None, inner=None, classifiers=("svm", "elm"), fast_tasks=None):
+          points=None, outer=None, inner=None, classifiers=("svm", "elm"), fast_tasks=None, timeout=None):
     jobs = jobs or default_jobs()
     d = synthetic_feature_set(n_clips=clips, n_features=features, n_classes=classes, n_folds=folds,
                               separation=separation, seed=seed)
@@ -217,7 +270,7 @@ def bench(clips=1500, features=1024, classes=8, folds=5, jobs=None, seed=0, sepa
         scorer = FastSVM(X, y) if name == "svm" else FastELM(X, y, classes, seed)
         est = SVC() if name == "svm" else ELMClassifier(random_state=seed)
         rows.append(compare(name, scorer, est, pts, X, y, fold, jobs, points or len(pts),
-                            outer or folds, inner or folds - 1, fast_tasks))
+                            outer or folds, inner or folds - 1, fast_tasks, timeout))
     fast_s = sum(r["fast_s"] for r in rows)
     slow_s = sum(r["straightforward_s"] for r in rows)
     cv_s = sum(r["straightforward_cv_best_s"] for r in rows)
@@ -232,9 +285,12 @@ def bench(clips=1500, features=1024, classes=8, folds=5, jobs=None, seed=0, sepa
                  "measured_fits": sum(r["measured_fits"] for r in rows),
                  "total_fits": sum(r["total_fits"] for r in rows),
                  "baseline": "sum of the rows above",
-                 "same_picks": all(r["same_picks"] for r in rows), "solvers": None})
+                 "same_picks": all(r["same_picks"] for r in rows), "solvers": None,
+                 "straightforward_lower_bound": any(r["straightforward_lower_bound"] for r in rows)})
     load1 = os.getloadavg()[0]
-    print(f"whole grid: fast {fast_s:.1f} s, straightforward {slow_s:.1f} s: ratio {slow_s / fast_s:.1f}x "
+    at_least = ">= " if rows[-1]["straightforward_lower_bound"] else ""
+    print(f"whole grid: fast {fast_s:.1f} s, straightforward {at_least}{slow_s:.1f} s: ratio "
+          f"{at_least}{slow_s / fast_s:.1f}x "
           f"wall, {slow_cpu / fast_cpu:.1f}x CPU (vs straightforward cv-best only {cv_s / fast_s:.1f}x); "
           f"load average {load0:.2f} -> {load1:.2f}")
     for r in rows:
@@ -276,6 +332,10 @@ def main(argv=None):
                              "task the shared work (an upper bound); N>=2 also times one task and counts "
                              "the shared work once plus the difference per task "
                              "(default: every task of both protocols, nothing scaled)")
+    parser.add_argument("--straightforward-timeout", type=float, default=None, metavar="SECONDS",
+                        help="stop each straightforward search after SECONDS (run in a child process); "
+                             "a stopped search makes its times, and the ratios, lower bounds (printed "
+                             "'>=', column straightforward_lower_bound) (default: no limit)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="parallel SVM fits, both ways (default: the CPUs this process may use)")
     parser.add_argument("--seed", type=int, default=0, help="data and ELM seed (default 0)")
@@ -289,7 +349,7 @@ def main(argv=None):
             parser.exit(2, f"error: --{name} must be at least 2, found {getattr(args, name)}\n")
     rows = bench(args.clips, args.features, args.classes, args.folds, args.jobs, args.seed, args.separation,
                  args.straightforward_points, args.straightforward_folds, args.straightforward_inner,
-                 tuple(args.classifier), args.fast_tasks)
+                 tuple(args.classifier), args.fast_tasks, args.straightforward_timeout)
     out = Path(args.output)
     if out.exists():
         with open(out, newline="") as f:

@@ -291,15 +291,19 @@ def test_fast_equals_plain_with_biases(name, tile_bytes, monkeypatch):
     assert ((no_bias - want).abs() / scale).max().item() > 1e-3
 
 
-@pytest.mark.parametrize("tile_bytes", [None, 3000])
+@pytest.mark.parametrize("onednn", [True, False])
+@pytest.mark.parametrize("tile_rows", [None, 6])
 @pytest.mark.parametrize("name", ["temporal", "timbral+temporal", "timbral+time"])
-def test_extract_means_equals_the_means_of_the_plain_maps(name, tile_bytes, monkeypatch):
+def test_extract_means_equals_the_means_of_the_plain_maps(name, tile_rows, onednn, monkeypatch):
     # the fused means (temporal's maps never reach memory) against the plain layers' maps averaged;
-    # tile_bytes=3000 gives tiles of two frames and a last one of one
-    from architectures import layers
+    # tile_rows=6 gives tiles of two frames of the 3 clips and a last one of one; onednn=False takes
+    # the addmm + ReLU fallback of builds without oneDNN's fused linear
+    from architectures import temporal
     from features.compute import _features_of_batch
-    if tile_bytes:
-        monkeypatch.setattr(layers, "TILE_BYTES", tile_bytes)
+    if tile_rows:
+        monkeypatch.setattr(temporal, "MEANS_TILE_ROWS", tile_rows)
+    if not onednn:
+        monkeypatch.setattr(temporal, "_HAS_ONEDNN_LINEAR", False)
     model = fast_model(name)
     x = clip(model, batch=3, frames=83)
     with torch.inference_mode():

@@ -150,6 +150,17 @@ def test_benchmark_asserts_the_same_picks_as_gridsearchcv(tmp_path):
     assert path.read_text().splitlines()[0].startswith("clips,features,classes,folds,jobs,classifier")
 
 
+def test_benchmark_time_limit_makes_lower_bounds_and_a_finished_search_is_checked():
+    from benchmarks.bench_grid import bench
+    small = dict(clips=60, features=12, classes=3, folds=3, jobs=1, seed=0, separation=1.5, classifiers=("elm",))
+    stopped = bench(**small, timeout=1e-3)  # no search finishes in a millisecond: killed, lower bounds
+    assert [r["straightforward_lower_bound"] for r in stopped] == [True, True]
+    assert stopped[0]["measured_s"] == pytest.approx(2e-3)  # the cv-best and inner limits
+    finished = bench(**small, timeout=120)  # in a child process, finished: real times, picks checked
+    assert [r["straightforward_lower_bound"] for r in finished] == [False, False]
+    assert finished[0]["same_picks"] and finished[0]["measured_s"] > 2e-3
+
+
 def test_jobs_defaults_to_the_cpus_available(capsys):
     assert available_cpus() == len(os.sched_getaffinity(0))
     with pytest.raises(SystemExit):
