@@ -106,7 +106,7 @@ def memory_flatness(archs: list[str], width: str, counts: list[int], batch_size:
                     (root / p.parent.name / p.name).symlink_to(p.resolve())
                 argv = [sys.executable, "-m", "features.extract", "--arch", arch, "--width", width,
                         "--dataset", "folder", "--root", str(root), "--batch-size", str(batch_size),
-                        "--workers", str(workers), "--folds", "2", "--out", str(Path(tmp) / "out"),
+                        "--workers", str(workers), "--out", str(Path(tmp) / "out"),
                         "--cache-dir", str(Path(tmp) / "cache"), "--device", "cpu"]
                 t0 = time.perf_counter()
                 peak = peak_rss_mib(argv)

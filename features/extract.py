@@ -128,7 +128,7 @@ def embed(model, waves, sr: int = audio.SAMPLE_RATE, input_seconds: float | None
         inputs.append(np.asarray(model_input(w, spec), dtype=np.float32))
     out = [_features_of_batch(model, _batch(inputs[i:i + batch_size]), dev, precision)
            for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(out).astype(np.float32)
+    return np.concatenate(out).astype(np.float32, copy=False)
 
 
 MAX_CHANNELS = 8  # more "channels" than this in a 2-D clip means the array is not channels-first

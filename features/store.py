@@ -335,8 +335,8 @@ def write_feature_set(run, session_s: float, warned: dict, progress: bool, extra
     folder, ds, chunks, model, spec = run.folder, run.ds, run.chunks, run.model, run.spec
     order = sorted(chunks.done)
     decode_s, compute_s, total_s = np.sum([chunks.done[c][3] for c in order], axis=0)
-    indices = np.concatenate([chunks.done[c][0] for c in order]).astype(np.int64)
-    X = np.concatenate([chunks.done[c][1] for c in order]).astype(np.float32)
+    indices = np.concatenate([chunks.done[c][0] for c in order]).astype(np.int64, copy=False)
+    X = np.concatenate([chunks.done[c][1] for c in order]).astype(np.float32, copy=False)
     skipped = [s for c in order for s in chunks.done[c][2]]
     skipped = [{"path": str(p["path"]), "id": p.get("id"), "reason": p["reason"]}
                for p in getattr(ds, "problems", [])] + skipped
