@@ -1,9 +1,6 @@
 """Sample-level front-end (Lee et al. 2017 / 2018): stacked 3-sample convs and 3x max-pools on the waveform.
 
-Fast path, measured by ``benchmarks/bench_architectures.py --seconds 3 --compare-plain`` (large width,
-batch 8) on a 2-core EPYC shared with six other jobs (load 9-15): fast over plain 0.45; fast 0.37, plain 0.81
-of the matmul rate measured beside it. Under that load these figures are not the quiet machine's; see
-docs/performance.md.
+Fast paths and their measured figures: docs/performance.md.
 """
 from __future__ import annotations
 

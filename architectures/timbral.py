@@ -1,9 +1,6 @@
 """Timbral front-end (Pons et al. 2017): six parallel tall convs, each max-pooled over its frequency positions.
 
-Fast path, measured by ``benchmarks/bench_architectures.py --seconds 3 --compare-plain`` (large width,
-batch 8) on a 2-core EPYC shared with six other jobs (load 9-15): fast over plain 0.72; fast 0.13, plain 0.18
-of the matmul rate measured beside it. Under that load these figures are not the quiet machine's; see
-docs/performance.md.
+Fast paths and their measured figures: docs/performance.md.
 """
 from __future__ import annotations
 

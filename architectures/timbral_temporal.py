@@ -1,9 +1,6 @@
 """Timbral + temporal front-end (Pons et al. 2018) and its UrbanSound8K variant timbral+time.
 
-Fast path, measured by ``benchmarks/bench_architectures.py --seconds 3 --compare-plain`` (large width,
-batch 8) on a 2-core EPYC shared with six other jobs (load 9-15): fast over plain 0.35 (timbral+temporal),
-0.55 (timbral+time); fast 0.08 / 0.10, plain 0.22 / 0.19 of the matmul rate measured beside it. Under
-that load these figures are not the quiet machine's; see docs/performance.md.
+Fast paths and their measured figures: docs/performance.md.
 """
 from __future__ import annotations
 
