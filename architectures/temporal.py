@@ -4,6 +4,8 @@ Fast paths and their measured figures: docs/performance.md.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,17 +31,30 @@ MEANS_TILE_ROWS = 1024
 
 
 def _linear_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``relu(x @ weight.T + bias)``: oneDNN's fused op where this torch build has it (the output is
-    written once, rectified), else ``addmm`` + in-place ReLU (the same values)."""
-    if _HAS_ONEDNN_LINEAR:
-        try:
-            return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu", [None], "")
-        except RuntimeError:  # a dtype / layout the fused op refuses: the plain ops below
-            pass
+    """``relu(x @ weight.T + bias)``: oneDNN's fused op where this torch build has it and it gives the
+    plain ops' values (``_onednn_linear_works``; the output is written once, rectified), else ``addmm``
+    + in-place ReLU."""
+    if _onednn_linear_works(x.dtype):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu", [None], "")
     return torch.addmm(bias, x, weight.t()).relu_()
 
 
-_HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+@functools.lru_cache(maxsize=None)
+def _onednn_linear_works(dtype: torch.dtype) -> bool:
+    """Whether ``torch.ops.mkldnn._linear_pointwise`` (a private op of torch's CPU builds, used by its
+    compiler) exists, runs on ``dtype`` and matches ``relu(addmm)`` on a small example; checked once."""
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    gen = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(shape, generator=gen).to(dtype) for shape in ((7, 33), (5, 33), (5,)))
+    try:
+        with torch.inference_mode():
+            got = torch.ops.mkldnn._linear_pointwise(x, w, b, "relu", [None], "")
+            want = torch.addmm(b, x, w.t()).relu_()
+    except Exception:  # absent, another signature, a dtype it refuses: the plain ops
+        return False
+    tol = 1e-5 if dtype == torch.float32 else 5e-2
+    return got.shape == want.shape and bool(torch.allclose(got.float(), want.float(), rtol=tol, atol=tol))
 
 
 class Temporal(StudyFrontEnd):
