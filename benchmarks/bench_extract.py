@@ -10,12 +10,12 @@ Prints, for each architecture:
 
 The audio is generated: ``--clips`` files of 30 s at 22.05 kHz (GTZAN-like: the pipeline must resample).
 
-``--memory-clips 20 200`` instead measures the peak resident memory of ``python -m features.extract`` (a
+``--memory-clips 100 1000`` instead measures the peak resident memory of ``python -m features.extract`` (a
 child process per count, its own peak from ``wait4``) over each number of generated clips, for each
 ``--arch``, and prints the peaks and their ratio to the first: flat in the number of clips means ~1.0.
 
     python benchmarks/bench_extract.py --arch sample-level vgg --width large --clips 16
-    python benchmarks/bench_extract.py --arch temporal --memory-clips 20 200
+    python benchmarks/bench_extract.py --arch temporal --memory-clips 100 1000
 
 Writes a CSV (``runs/benchmarks/extract*.csv``); its path is printed last.
 """
@@ -136,7 +136,7 @@ def main(argv=None):
     p.add_argument("--arch", nargs="+", default=["sample-level", "vgg"])
     p.add_argument("--width", default="large", choices=["large", "small"])
     p.add_argument("--clips", type=int, default=16)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8, as features.extract)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--skip-straightforward", action="store_true")
     p.add_argument("--data", default="runs/bench/audio", help="where the generated clips are kept")

@@ -25,7 +25,12 @@ of outer fold 1 are asserted equal too.
 
     python benchmarks/bench_grid.py --clips 1500 --features 1024 --classes 8 --folds 5
     python benchmarks/bench_grid.py --clips 8732 --features 3584 --classes 10 --folds 10 \\
-        --straightforward-points 4 --straightforward-folds 1 --straightforward-inner 1
+        --straightforward-points 6 --straightforward-folds 1 --straightforward-inner 1 \\
+        --fast-tasks 2 --straightforward-timeout 120
+
+``--straightforward-timeout S`` runs each straightforward search in a child process and stops it after
+S seconds: a stopped search is charged S (its fits took at least that long), so its figures and the
+ratios are lower bounds, printed ">=" and flagged in the CSV's ``straightforward_lower_bound`` column.
 """
 from __future__ import annotations
 
@@ -337,7 +342,8 @@ def main(argv=None):
                              "a stopped search makes its times, and the ratios, lower bounds (printed "
                              "'>=', column straightforward_lower_bound) (default: no limit)")
     parser.add_argument("--jobs", type=int, default=None,
-                        help="parallel SVM fits, both ways (default: the CPUs this process may use)")
+                        help="threads of the fast SVM fits and ELM tasks, and GridSearchCV(SVC)'s n_jobs "
+                             "(default: the CPUs this process may use)")
     parser.add_argument("--seed", type=int, default=0, help="data and ELM seed (default 0)")
     parser.add_argument("--separation", type=float, default=2.0,
                         help="class separation of the generated features (default 2.0)")

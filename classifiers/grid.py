@@ -314,8 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--standardize", action="store_true",
                         help="z-score features on each training set (off in the study)")
     parser.add_argument("--jobs", type=int, default=available_cpus(),
-                        help=f"parallel SVM fits (threads); default: the {available_cpus()} CPUs this process "
-                             "may use")
+                        help=f"threads for the SVM fits and the ELM tasks (each ELM task on one BLAS thread); "
+                             f"default: the {available_cpus()} CPUs this process may use")
     parser.add_argument("--out", default=argparse.SUPPRESS,
                         help="output folder (default runs/results/<dataset>/<arch>_<width>_<weights>_<key>, "
                              "key: a short hash of the grid settings and the feature sets' bytes)")

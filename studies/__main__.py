@@ -55,7 +55,8 @@ def parse_args(argv=None):
                    help="also score each layer alone and layers 1..k (the report's accuracy-vs-depth curves)")
     p.add_argument("--layers", nargs="+", default=None, help="score only these layers (names or positions)")
     p.add_argument("--jobs", type=int, default=available_cpus(),
-                   help=f"parallel SVM fits (threads); default: the {available_cpus()} CPUs this process may use")
+                   help=f"threads for the SVM fits and the ELM tasks; default: the {available_cpus()} CPUs this "
+                        "process may use")
     p.add_argument("--out", default="runs", help="root of features/, results/ and report/")
     p.add_argument("--cache-dir", default="runs/cache/audio", help="decoded-audio cache ('none' disables)")
     p.add_argument("--estimate-only", action="store_true",

@@ -281,7 +281,10 @@ def parse_args(argv=None):
                    help="input length; default: the study's about 29 s")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
-    p.add_argument("--jobs", type=int, default=1, help="parallel SVM fits")
+    from classifiers.kernels import available_cpus  # the grid's default, imported when parsing
+    p.add_argument("--jobs", type=int, default=available_cpus(),
+                   help=f"threads for the SVM fits and the ELM tasks; default: the {available_cpus()} CPUs "
+                        "this process may use")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-audio cache ('none' disables)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder")
     return p.parse_args(argv)
