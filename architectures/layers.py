@@ -134,7 +134,7 @@ def band_conv_max(x: torch.Tensor, convs: list[nn.Conv2d], relu: bool = False,
     if needs_grad(x, convs):  # out= and in-place writes cannot be differentiated (trained/ trains these)
         return _band_conv_max_autograd(x, convs, relu, chunk_bytes)
     # each conv's block of the map is padded to a multiple of 16 channels (zero weights and bias, sliced
-    # off at the end): MKL's GEMM ran 7x86's 3585 columns at 0.70 of its 3584-column rate
+    # off at the end): MKL's GEMM ran 7x86's 3585 columns at 0.67-0.70 of its 3584-column rate
     widths = [padded_channels(c.out_channels) for c in convs]
     out = x.new_empty(batch, out_frames.pop(), sum(widths))
     offset = 0

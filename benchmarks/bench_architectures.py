@@ -33,6 +33,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from architectures import ARCHITECTURES, build  # noqa: E402
 from architectures.cost import count_params, flops_per_clip  # noqa: E402
+from features.compute import batch_features  # noqa: E402
 from toolkit.provenance import atomic_write_bytes  # noqa: E402
 
 N_SAMPLES, N_FRAMES, N_MELS, SAMPLE_RATE = 350000, 1376, 96, 12000  # the study's inputs (audiodata/audio.py)
@@ -55,28 +56,20 @@ def matmul_gflops(size: int = 2048, repeats: int = 3) -> float:
     return 2 * size ** 3 / best / 1e9
 
 
-def feature_means(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``(batch, feature_length)`` per-layer means, as ``features.compute`` computes them: the model's
-    ``extract_means`` where it has one (its maps never reach memory), else the means of its maps."""
-    if hasattr(model, "extract_means"):
-        return model.extract_means(x)
-    return torch.cat([o.mean(dim=tuple(range(2, o.dim()))) for o in model.extract_features(x)], dim=1)
-
-
 def time_model(model: torch.nn.Module, x: torch.Tensor, batch_size: int, repeats: int,
                min_seconds: float = 1.0) -> float:
     """Best-of-``repeats`` seconds per pass over all clips of ``x`` in batches, computing their features
-    (``feature_means``: the network and the per-layer means, what extraction runs). A timed run makes
-    whole passes until ``min_seconds`` have gone by and is divided by their number, so that the light
-    front-ends (a few ms a batch) are not timed on one batch's worth of noise."""
+    (``features.compute.batch_features``: the network and the per-layer means, what extraction runs).
+    A timed run makes whole passes until ``min_seconds`` have gone by and is divided by their number, so
+    that the light front-ends (a few ms a batch) are not timed on one batch's worth of noise."""
     best = float("inf")
     with torch.inference_mode():
-        feature_means(model, x[:batch_size])  # warm-up: MKL-DNN primitive creation, allocator
+        batch_features(model, x[:batch_size])  # warm-up: MKL-DNN primitive creation, allocator
         for _ in range(repeats):
             passes, start = 0, time.perf_counter()
             while True:
                 for i in range(0, x.shape[0], batch_size):
-                    feature_means(model, x[i:i + batch_size])
+                    batch_features(model, x[i:i + batch_size])
                 passes += 1
                 elapsed = time.perf_counter() - start
                 if elapsed >= min_seconds:
@@ -133,9 +126,9 @@ def bench_architectures(archs: list[str] | None = None, width: str = "large", cl
             # the ratio of fractions: each time against the matmul rate measured beside it
             row["fast_over_plain"] = round(row["fraction_of_matmul"] / row["plain_fraction_of_matmul"], 2)
             with torch.inference_mode():
-                slow = feature_means(model, x[:2])
+                slow = batch_features(model, x[:2])
                 model.fast = True
-                fast = feature_means(model, x[:2])
+                fast = batch_features(model, x[:2])
             row["features_max_rel_diff"] = float((fast - slow).abs().max() / slow.abs().max().clamp_min(1e-30))
         rows.append(row)
         tqdm.write(", ".join(f"{k} {v}" for k, v in row.items()), file=sys.stderr)  # as it comes: runs are long

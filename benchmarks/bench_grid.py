@@ -353,6 +353,9 @@ def main(argv=None):
     for name in ("clips", "features", "classes", "folds"):
         if getattr(args, name) < 2:
             parser.exit(2, f"error: --{name} must be at least 2, found {getattr(args, name)}\n")
+    if args.straightforward_timeout is not None and not args.straightforward_timeout > 0:
+        parser.exit(2, "error: --straightforward-timeout must be a positive number of seconds, found "
+                       f"{args.straightforward_timeout}\n")
     rows = bench(args.clips, args.features, args.classes, args.folds, args.jobs, args.seed, args.separation,
                  args.straightforward_points, args.straightforward_folds, args.straightforward_inner,
                  tuple(args.classifier), args.fast_tasks, args.straightforward_timeout)

@@ -15,7 +15,7 @@ import torch
 from audiodata.decode import iter_prepared
 from toolkit.device import AdaptiveBatch, compute_dtype, precision_context
 
-__all__ = ["layer_means", "compute_chunk", "iter_inputs", "merge_warnings"]
+__all__ = ["layer_means", "batch_features", "compute_chunk", "iter_inputs", "merge_warnings"]
 
 
 def layer_means(outputs) -> torch.Tensor:
@@ -48,11 +48,16 @@ def _features_of_batch(model, batch, device: torch.device, precision: str = "flo
     else:
         x = torch.from_numpy(batch).to(device, dtype=dtype, non_blocking=True)
     with precision_context(device, precision):
-        if hasattr(model, "extract_means"):  # a front-end that averages without writing its maps
-            means = model.extract_means(x).float()
-        else:
-            means = layer_means(model.extract_features(x))
+        means = batch_features(model, x)
     return means.cpu().numpy()  # means accumulated in float32 whatever the precision
+
+
+def batch_features(model, x) -> torch.Tensor:
+    """A batch's features, ``(batch, feature_length)`` float32: the front-end's ``extract_means`` where it
+    has one (its maps never reach memory whole), else the means of ``extract_features``' maps."""
+    if hasattr(model, "extract_means"):
+        return model.extract_means(x).float()
+    return layer_means(model.extract_features(x))
 
 
 def iter_inputs(paths, spec, cache_dir, workers: int = 2):

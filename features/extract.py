@@ -37,7 +37,7 @@ from architectures.custom import options_from_args as custom_options_from_args
 from audiodata import audio, datasets, decode
 from audiodata.decode import DEFAULT_CACHE, InputSpec, model_input
 from features import ray_engine, store
-from features.compute import (_batch, _features_of_batch, compute_chunk, iter_inputs, layer_means,  # noqa: F401
+from features.compute import (_batch, _features_of_batch, batch_features, compute_chunk, iter_inputs, layer_means,  # noqa: F401
                               merge_warnings)
 from features.store import Chunks, ExtractionError
 from toolkit.device import PRECISIONS, AdaptiveBatch, cast_model, check_precision, device_record, resolve_device
@@ -290,7 +290,7 @@ def _resolved(path) -> str | None:
 
 # the functions whose source determines feature bytes, bound at import (a test's monkeypatch of a
 # module attribute does not change the code version)
-_CODE_FUNCTIONS = (layer_means, _features_of_batch, compute_chunk)
+_CODE_FUNCTIONS = (layer_means, batch_features, _features_of_batch, compute_chunk)
 
 
 def _code_version() -> str:
