@@ -113,22 +113,21 @@ def _search_now(est, points, X, y, cv, jobs):
     return np.stack([s.cv_results_[f"split{i}_test_score"] for i in range(len(cv))], axis=1), clock
 
 
-class _Unfinished:
-    """The clock of a search stopped at its time limit: ``wall`` is the limit (a lower bound on the
-    search's time), ``cpu`` the limit times the jobs it may use (the lower bound of CPU is unknown;
-    the CPU ratio of such a row is not reported)."""
+class _Timed:
+    """Wall and CPU seconds of a search run in a child process (``cpu`` NaN where unknown)."""
 
-    def __init__(self, limit):
-        self.wall, self.cpu = float(limit), float("nan")
+    def __init__(self, wall, cpu=float("nan")):
+        self.wall, self.cpu = float(wall), float(cpu)
 
 
 def _search(est, points, X, y, cv, jobs, timeout=None):
     """GridSearchCV over ``points`` (grid order kept): per-point, per-split accuracies (None if stopped)
-    and its _Clock.
+    and its clock (``.wall``, ``.cpu``).
 
     With ``timeout`` the search runs in a child process of its own session, killed with its workers
-    after ``timeout`` seconds; then the accuracies are None and the clock an ``_Unfinished`` (the
-    search's fits took at least ``timeout`` seconds of wall time between them).
+    after ``timeout`` seconds; then the accuracies are None and the clock's wall time is the limit (the
+    search's fits took at least that long between them) and its CPU time unknown. A search that fails
+    in the child raises here with the child's message.
     """
     if timeout is None:
         return _search_now(est, points, X, y, cv, jobs)
@@ -139,23 +138,31 @@ def _search(est, points, X, y, cv, jobs, timeout=None):
 
     def run():
         os.setsid()  # a session of its own: the kill below takes joblib's workers with it
-        acc, clock = _search_now(est, points, X, y, cv, jobs)
-        child.send((acc, clock.wall, clock.cpu))
+        try:
+            acc, clock = _search_now(est, points, X, y, cv, jobs)
+            child.send(("ok", acc, clock.wall, clock.cpu))
+        except BaseException as e:  # told to the parent, which raises it
+            child.send(("error", f"{type(e).__name__}: {e}", 0.0, 0.0))
 
     proc = ctx.Process(target=run, daemon=False)
     proc.start()
-    if parent.poll(timeout):
-        acc, wall, cpu = parent.recv()
-        proc.join()
-        clock = _Unfinished(wall)
-        clock.cpu = cpu
-        return acc, clock
+    child.close()  # the parent's copy: a child that dies without a word is then seen as EOF
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.join()
-    return None, _Unfinished(timeout)
+        if parent.poll(timeout):
+            try:
+                status, acc, wall, cpu = parent.recv()
+            except EOFError:
+                status, acc = "error", f"the search process ended with exit code {proc.join() or proc.exitcode}"
+            if status != "ok":
+                raise RuntimeError(f"straightforward search failed: {acc}")
+            return acc, _Timed(wall, cpu)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return None, _Timed(timeout)
+    finally:
+        proc.join()
 
 
 def _spaced(n_points, n):

@@ -161,6 +161,15 @@ def test_benchmark_time_limit_makes_lower_bounds_and_a_finished_search_is_checke
     assert finished[0]["same_picks"] and finished[0]["measured_s"] > 2e-3
 
 
+def test_a_search_that_fails_in_its_child_process_raises_instead_of_counting_as_stopped():
+    from sklearn.svm import SVC
+    from benchmarks.bench_grid import _search
+    X, y = np.full((12, 3), np.nan), np.arange(12) % 2  # every fit fails: GridSearchCV raises
+    cv = [(np.arange(6), np.arange(6, 12))]
+    with pytest.raises(RuntimeError, match="straightforward search failed"):
+        _search(SVC(), [{"C": 1.0}], X, y, cv, 1, timeout=60)
+
+
 def test_jobs_defaults_to_the_cpus_available(capsys):
     assert available_cpus() == len(os.sched_getaffinity(0))
     with pytest.raises(SystemExit):
