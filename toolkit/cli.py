@@ -19,8 +19,28 @@ The same flag means the same thing, with the same type and choices, in every com
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 
-__all__ = ["HelpFormatter"]
+__all__ = ["HelpFormatter", "prog", "as_command"]
+
+_PROG = contextvars.ContextVar("randomcnn_prog", default=None)
+
+
+def prog(module_form: str) -> str:
+    """The name a command's ``--help`` and usage errors show: ``module_form`` (``python -m X``), or the
+    ``randomcnn SUBCOMMAND`` form while the console command runs it (see :func:`as_command`)."""
+    return _PROG.get() or module_form
+
+
+@contextlib.contextmanager
+def as_command(name: str):
+    """Within the block, parsers built with :func:`prog` are named ``name`` (``randomcnn extract``)."""
+    token = _PROG.set(name)
+    try:
+        yield
+    finally:
+        _PROG.reset(token)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
