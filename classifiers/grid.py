@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
-from toolkit.cli import HelpFormatter, interruptible
+from toolkit.cli import HelpFormatter, interruptible, prog
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
 from toolkit.ray import RayUnavailable, connect, joblib_backend
 
@@ -299,7 +299,7 @@ def table(results) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m classifiers.grid`` (choices read from the tables)."""
     parser = argparse.ArgumentParser(
-        prog="python -m classifiers.grid",
+        prog=prog("python -m classifiers.grid"),
         description="The study's SVM and ELM grids on feature sets of one architecture (one set per seed:\n"
                     "one run each), under each protocol the sets allow (split; cv-best and nested-cv on\n"
                     "folds), written as results.json and results.csv (docs/formats.md, \"Results\"). The\n"

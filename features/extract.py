@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from toolkit.cli import HelpFormatter, interruptible
+from toolkit.cli import HelpFormatter, interruptible, prog
 import architectures
 from architectures.checkpoint import SAMPLECNN, load_frontend
 from architectures.custom import add_arguments as add_custom_arguments
@@ -466,7 +466,7 @@ def _describe(e: BaseException) -> str:
 def parse_args(argv=None):
     names = list(architectures.ARCHITECTURES)
     p = argparse.ArgumentParser(
-        prog="python -m features.extract",
+        prog=prog("python -m features.extract"),
         description="Run audio through random-weight (or trained) CNN front-ends and write, per clip, "
                     "the mean of every feature map of every layer. Writes one feature set folder "
                     "(features.npz + meta.json) per architecture and seed, named "

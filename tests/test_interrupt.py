@@ -122,6 +122,7 @@ ENTRY_POINTS = [
     ("trained.evaluate", "evaluate", ["some_run"]),
     ("studies.__main__", "run_study", []),
     ("studies.batchnorm", "run", []),
+    ("randomcnn.cli", "importlib", ["extract"]),   # the console command, while it imports a subcommand
 ]
 
 
@@ -129,7 +130,10 @@ ENTRY_POINTS = [
 def test_every_entry_point_is_wrapped(module, work, argv, monkeypatch, capsys, tmp_path):
     import importlib
     mod = importlib.import_module(module)
-    monkeypatch.setattr(mod, work, _interrupt)
+    if work == "importlib":
+        monkeypatch.setattr(mod.importlib, "import_module", _interrupt)
+    else:
+        monkeypatch.setattr(mod, work, _interrupt)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as e:
         mod.main(argv)

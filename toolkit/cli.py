@@ -24,14 +24,34 @@ results and figures are kept; nothing half-written replaces a finished output).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 import functools
 import signal
 import sys
 
-__all__ = ["HelpFormatter", "interruptible", "INTERRUPTED", "EXIT_INTERRUPTED"]
+__all__ = ["HelpFormatter", "prog", "as_command", "interruptible", "INTERRUPTED", "EXIT_INTERRUPTED"]
 
 INTERRUPTED = "interrupted: rerun the same command to resume"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what shells report for a command stopped by Ctrl-C
+
+_PROG = contextvars.ContextVar("randomcnn_prog", default=None)
+
+
+def prog(module_form: str) -> str:
+    """The name a command's ``--help`` and usage errors show: ``module_form`` (``python -m X``), or the
+    ``randomcnn SUBCOMMAND`` form while the console command runs it (see :func:`as_command`)."""
+    return _PROG.get() or module_form
+
+
+@contextlib.contextmanager
+def as_command(name: str):
+    """Within the block, parsers built with :func:`prog` are named ``name`` (``randomcnn extract``)."""
+    token = _PROG.set(name)
+    try:
+        yield
+    finally:
+        _PROG.reset(token)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
