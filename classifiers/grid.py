@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
-from toolkit.cli import HelpFormatter, prog
+from toolkit.cli import HelpFormatter, interruptible, prog
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
 from toolkit.ray import RayUnavailable, connect, joblib_backend
 
@@ -356,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@interruptible
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)

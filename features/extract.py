@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from toolkit.cli import HelpFormatter, prog
+from toolkit.cli import HelpFormatter, interruptible, prog
 import architectures
 from architectures.checkpoint import SAMPLECNN, load_frontend
 from architectures.custom import add_arguments as add_custom_arguments
@@ -544,6 +544,7 @@ def parse_args(argv=None):
     return a
 
 
+@interruptible
 def main(argv=None) -> int:
     a = parse_args(argv)
     cache = None if a.cache_dir.lower() == "none" else a.cache_dir
