@@ -4,12 +4,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TORCH_CPU ?= 2.13.0+cpu
 
 .PHONY: demo test test-all venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# the CPU build of torch first: pyproject.toml admits a range, and the registry's Linux wheels in
+	# that range pull several GB of CUDA libraries; pip then keeps this one (it satisfies the range)
+	$(PY) -m pip install --quiet 'torch==$(TORCH_CPU)'
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from toolkit.cli import HelpFormatter
+from toolkit.cli import HelpFormatter, interruptible, prog
 import architectures
 from architectures.checkpoint import SAMPLECNN, load_frontend
 from architectures.custom import add_arguments as add_custom_arguments
@@ -488,7 +488,7 @@ def _describe(e: BaseException) -> str:
 def parse_args(argv=None):
     names = list(architectures.ARCHITECTURES)
     p = argparse.ArgumentParser(
-        prog="python -m features.extract",
+        prog=prog("python -m features.extract"),
         description="Run audio through random-weight (or trained) CNN front-ends and write, per clip, "
                     "the mean of every feature map of every layer. Writes one feature set folder "
                     "(features.npz + meta.json) per architecture and seed, named "
@@ -571,6 +571,7 @@ def parse_args(argv=None):
     return a
 
 
+@interruptible
 def main(argv=None) -> int:
     a = parse_args(argv)
     cache = None if a.cache_dir.lower() == "none" else a.cache_dir

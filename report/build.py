@@ -17,7 +17,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from toolkit.cli import HelpFormatter
+from toolkit.cli import HelpFormatter, interruptible, prog
 from report.published import (PUBLISHED, PUBLISHED_PROTOCOLS, STUDY_DATASETS, TRAINED_REFERENCES,
                               published_figure)
 from report.figures import bar_charts, batchnorm_chart, scatter_random_trained, slug
@@ -343,9 +343,10 @@ def render_report(results=("runs",), out="runs/report", log=None) -> Path:
     return out_dir
 
 
+@interruptible
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m report",
+        prog=prog("python -m report"),
         description="Compare results files: tables per dataset with the published figures, bar "
                     "charts, significance tests, random vs trained correlations, the study's "
                     "orderings and cost, as report.md / report.html / summary.csv with PNGs. "

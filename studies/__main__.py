@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from toolkit.cli import HelpFormatter
+from toolkit.cli import HelpFormatter, interruptible, prog
 
 from studies.study import LONG_S, Study, run_study
 
@@ -21,7 +21,7 @@ def parse_args(argv=None):
     from classifiers.kernels import available_cpus
     names = list(architectures.ARCHITECTURES)
     p = argparse.ArgumentParser(
-        prog="python -m studies",
+        prog=prog("python -m studies"),
         description="A whole study in one command: list the dataset once, print an estimate of the time on "
                     "this machine, extract every front-end x seed (decoding each file once), run the SVM/ELM "
                     "grids of each front-end over its seeds, write the report. Rerunning does only what is "
@@ -74,6 +74,7 @@ def parse_args(argv=None):
     return a
 
 
+@interruptible
 def main(argv=None) -> int:
     a = parse_args(argv)
     st = Study(dataset=a.dataset, archs=a.arch, seeds=a.seed, width=a.width, root=a.root,

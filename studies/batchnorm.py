@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from toolkit.cli import HelpFormatter
+from toolkit.cli import HelpFormatter, interruptible, prog
 from audiodata import datasets
 from audiodata.decode import DEFAULT_CACHE
 from features.extract import ExtractionError, extract
@@ -251,7 +251,7 @@ def summary(result: dict) -> str:
 def parse_args(argv=None):
     import architectures
     p = argparse.ArgumentParser(
-        prog="python -m studies.batchnorm",
+        prog=prog("python -m studies.batchnorm"),
         description="The study's batch-norm experiment (thesis section 4.4, Fig. 4.5): random-CNN features "
                     "extracted with clips sorted by label into batches of each --batch-sizes, without and with "
                     "batch norm (batch statistics), scored by the SVM grid (cv-best, folds pooled), one run per "
@@ -290,6 +290,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+@interruptible
 def main(argv=None) -> int:
     a = parse_args(argv)
     cache = None if a.cache_dir.lower() == "none" else a.cache_dir

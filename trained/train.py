@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from toolkit.cli import HelpFormatter
+from toolkit.cli import HelpFormatter, interruptible, prog
 import architectures
 from audiodata import audio, datasets
 from audiodata.decode import DEFAULT_CACHE
@@ -313,10 +313,11 @@ def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
     return run_dir
 
 
+@interruptible
 def main(argv=None) -> None:
     archs = list(architectures.ARCHITECTURES) + [SAMPLECNN]
     p = argparse.ArgumentParser(
-        prog="python -m trained.train", formatter_class=HelpFormatter,
+        prog=prog("python -m trained.train"), formatter_class=HelpFormatter,
         description="Train a front-end + the Pons et al. 2018 back-end (Adam 1e-3, batch norm, 15 s "
                     "patches, windowed prediction), or SampleCNN (SGD Nesterov 0.01, /5 on plateau, "
                     "4 decreases), on the training portion of a dataset; "
