@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from toolkit.cli import as_command
+from toolkit.cli import as_command, interruptible
 
 __all__ = ["SUBCOMMANDS", "main"]
 
@@ -46,6 +46,7 @@ def _overview() -> str:
             f"subcommands:\n{rows}\n")
 
 
+@interruptible
 def main(argv=None) -> int:
     """Run ``randomcnn SUBCOMMAND ARGS``; returns the exit status of the subcommand."""
     argv = list(sys.argv[1:] if argv is None else argv)
