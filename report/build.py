@@ -21,6 +21,7 @@ from toolkit.cli import HelpFormatter, interruptible, prog
 from report.published import (PUBLISHED, PUBLISHED_PROTOCOLS, STUDY_DATASETS, TRAINED_REFERENCES,
                               published_figure)
 from report.figures import bar_charts, batchnorm_chart, scatter_random_trained, slug
+from report.judge import judge_blocks
 from report.load import load_results
 from report.rank import rank_blocks
 from report.stats import (check_orderings, correlations, cost_table, fmt_p, pairwise_tests, protocol_label,
@@ -328,12 +329,13 @@ def render_report(results=("runs",), out="runs/report", log=None) -> Path:
     figures = bar_charts(rows, out_dir)
     scatter = scatter_random_trained(pairs, out_dir, title)
     batchnorm = _batchnorm_blocks(results, out_dir, messages)
+    judged = judge_blocks(rows, results, out_dir, messages)  # report/judge.py: proxies and probes vs trained
     blocks = _build(rows, read, messages, figures, scatter, pairs, corr, check_orderings(rows),
                     cost_table(rows), summary, tests)
     blocks = _insert_before(blocks, ("h2", "Cost"), batchnorm)
     blocks = _insert_before(blocks, ("h2", "Random vs trained"), _hpelm_note(rows))
     at = blocks.index(("h2", "Sources"))  # a new front-end's rank, accuracy vs depth (report_rank.py)
-    blocks[at:at] = rank_blocks(rows, out_dir)
+    blocks[at:at] = rank_blocks(rows, out_dir) + judged
     (out_dir / "report.md").write_text(_md(blocks), encoding="utf-8")
     (out_dir / "report.html").write_text(_html(blocks, out_dir), encoding="utf-8")
     with open(out_dir / "summary.csv", "w", newline="", encoding="utf-8") as f:
