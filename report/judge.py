@@ -71,7 +71,7 @@ def read_proxies(paths, messages: list | None = None) -> list[dict]:
         if not rows:
             continue
         ident = tuple(rows[0][k] for k in ("dataset", "arch", "width", "weights"))
-        created = str(meta.get("created", ""))
+        created = (path.parent / "meta.json").stat().st_mtime_ns  # written last: when the table was made
         if ident in tables and tables[ident][0] >= created:
             messages.append(f"skipped {path}: an older proxies table of {'/'.join(ident)} ({tables[ident][2]} is newer)")
             continue
@@ -157,8 +157,11 @@ def _verdict(ds, width, res: dict) -> str:
                 "(every correlation is undefined).")
     best = max(ok, key=lambda k: (ok[k]["spearman"], ok[k]["kendall"]))
     b = ok[best]
+    ties = [k for k in ok if k != best and ok[k]["spearman"] == b["spearman"] and ok[k]["kendall"] == b["kendall"]]
     text = (f"{ds}, width {width}, {b['n_archs']} architectures: `{best}` ranks the architectures best "
-            f"(Spearman ρ = {b['spearman']:+.2f}, 95 % interval [{b['spearman_lo']:+.2f}, {b['spearman_hi']:+.2f}])")
+            + (f"(tied with {', '.join(f'`{t}`' for t in ties[:4])}{' and others' if len(ties) > 4 else ''}; "
+               if ties else "(")
+            + f"Spearman ρ = {b['spearman']:+.2f}, 95 % interval [{b['spearman_lo']:+.2f}, {b['spearman_hi']:+.2f}])")
     if best == "params":
         return text + "; it is `params` itself, so nothing here beats the parameter count."
     if "params" not in ok:

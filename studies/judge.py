@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["JudgeOptions", "SPACE_PREFIX", "expand_arch", "add_arguments", "options_from_args",
-           "train_estimate", "run_judge_steps"]
+           "train_estimate", "run_judge_steps", "report_paths"]
 
 SPACE_PREFIX = "space:"
 
@@ -114,12 +114,18 @@ def _trainable(arch: str) -> str | None:
     return None
 
 
-def train_estimate(st, plans: list, rate_gflops: float, n_train: int) -> str | None:
+def report_paths(st, ds) -> list[str]:
+    """Besides the results: the study's proxies folder of this dataset, when there is one."""
+    folder = Path(st.out) / "proxies" / ds.name
+    return [str(folder)] if folder.is_dir() else []
+
+
+def train_estimate(st, plans: list, rate_gflops: float, ds) -> str | None:
     """One line: the training time, a lower bound from the plans' GFLOP per clip (see the docstring)."""
     j = st.judge
     if j is None or not j.train:
         return None
-    epochs = j.epochs or 30
+    epochs, n_train = j.epochs or 30, _n_train(ds)
     per_arch = {}
     for p in plans:
         if p.get("gflop_per_clip") and _trainable(p["arch"]) is None:
