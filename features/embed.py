@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from audiodata import audio
-from audiodata.decode import CROPS, InputSpec, fitted_input, window_starts
+from audiodata.decode import CROPS, InputSpec, fitted_input, res_type_of, window_starts
 from features.compute import _batch, _features_of_batch
 from toolkit.device import cast_model, check_precision, resolve_device
 
@@ -88,7 +88,8 @@ def embed(model, waves, sr=None, *, hop: float | None = None, crop: str = "start
     model = model.to(dev).eval()
     spec = input_spec(model, input_seconds, pad, crop)
     rate = getattr(spec, "sr", audio.SAMPLE_RATE)
-    clips = [_as_mono(np.asarray(w), sr, rate, f"waves[{i}]") for i, w in enumerate(waves)]
+    res_type = res_type_of(spec)
+    clips = [_as_mono(np.asarray(w), sr, rate, f"waves[{i}]", res_type) for i, w in enumerate(waves)]
 
     def features(inputs):
         out = [_features_of_batch(model, _batch(inputs[i:i + run.batch_size]), dev, run.precision)
@@ -116,18 +117,20 @@ def embed(model, waves, sr=None, *, hop: float | None = None, crop: str = "start
 
 def input_spec(model, input_seconds: float | None = None, pad: str = "repeat", crop: str = "start") -> InputSpec:
     """The input a front-end consumes: waveform samples or spectrogram frames at ``input_seconds``, a
-    longer clip read by ``crop`` (``audiodata.decode.CROPS``)."""
+    longer clip read by ``crop`` (``audiodata.decode.CROPS``), with the study's audio front when the
+    model is marked ``as_published``."""
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, found {crop!r}")
     if hasattr(model, "input_spec"):  # e.g. a HEAR module: waveform at its own sample rate
         return dataclasses.replace(model.input_spec(input_seconds, pad), crop=crop)
     n_samples, n_frames = audio.input_lengths(input_seconds)
+    published = bool(getattr(model, "as_published", False))  # the study's audio front (--as-published)
     if model.input_kind == "waveform":
-        return InputSpec("waveform", n_samples, pad, crop)
+        return InputSpec("waveform", n_samples, pad, published, crop)
     if model.input_kind == "spectrogram":
-        return InputSpec("spectrogram", n_frames, pad, crop)
+        return InputSpec("spectrogram", n_frames, pad, published, crop)
     if model.input_kind == "clip":  # the whole decoded clip, never padded (the mfcc baseline)
-        return InputSpec("clip", 0 if input_seconds is None else n_samples, pad, crop)
+        return InputSpec("clip", 0 if input_seconds is None else n_samples, pad, published, crop)
     raise ValueError(f"front-end {type(model).__name__} has unknown input_kind {model.input_kind!r}")
 
 
@@ -183,7 +186,7 @@ def _as_float(w: np.ndarray, name: str) -> np.ndarray:
     raise ValueError(f"{name}: expected float or integer PCM samples, found dtype {w.dtype}")
 
 
-def _as_mono(w: np.ndarray, sr: int, rate: int, name: str) -> np.ndarray:
+def _as_mono(w: np.ndarray, sr: int, rate: int, name: str, res_type: str = audio.RES_TYPE) -> np.ndarray:
     """One clip as mono float32 at ``rate``, as ``audiodata.audio.load_audio`` makes a file's samples."""
     if _samples_first(w.shape):
         raise ValueError(f"{name}: expected (samples,) or (channels, samples), found {w.shape}: pass "
@@ -196,4 +199,4 @@ def _as_mono(w: np.ndarray, sr: int, rate: int, name: str) -> np.ndarray:
                          f"found shape {w.shape}")
     if not np.isfinite(w).all():
         raise ValueError(f"{name}: has NaN or inf samples")
-    return audio.resample(w, int(sr), rate)
+    return audio.resample(w, int(sr), rate, res_type=res_type)

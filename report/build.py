@@ -17,7 +17,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from toolkit.cli import HelpFormatter, prog
+from toolkit.cli import HelpFormatter, interruptible, prog
 from report.published import (PUBLISHED, PUBLISHED_PROTOCOLS, STUDY_DATASETS, TRAINED_REFERENCES,
                               published_figure)
 from report.figures import bar_charts, batchnorm_chart, scatter_random_trained, slug
@@ -343,6 +343,7 @@ def render_report(results=("runs",), out="runs/report", log=None) -> Path:
     return out_dir
 
 
+@interruptible
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         prog=prog("python -m report"),

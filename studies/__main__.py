@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from toolkit.cli import HelpFormatter, prog
+from toolkit.cli import HelpFormatter, interruptible, prog
 
 from studies.study import LONG_S, Study, run_study
 
@@ -74,6 +74,7 @@ def parse_args(argv=None):
     return a
 
 
+@interruptible
 def main(argv=None) -> int:
     a = parse_args(argv)
     st = Study(dataset=a.dataset, archs=a.arch, seeds=a.seed, width=a.width, root=a.root,

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from toolkit.cli import HelpFormatter, prog
+from toolkit.cli import HelpFormatter, interruptible, prog
 from audiodata import datasets
 from audiodata.decode import DEFAULT_CACHE
 from features.extract import ExtractionError, extract
@@ -290,6 +290,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+@interruptible
 def main(argv=None) -> int:
     a = parse_args(argv)
     cache = None if a.cache_dir.lower() == "none" else a.cache_dir

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from toolkit.cli import HelpFormatter, prog
+from toolkit.cli import HelpFormatter, interruptible, prog
 import architectures
 from audiodata import audio, datasets
 from audiodata.decode import DEFAULT_CACHE
@@ -313,6 +313,7 @@ def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
     return run_dir
 
 
+@interruptible
 def main(argv=None) -> None:
     archs = list(architectures.ARCHITECTURES) + [SAMPLECNN]
     p = argparse.ArgumentParser(
