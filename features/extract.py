@@ -17,6 +17,7 @@ finished feature set is reused only when its key matches and ``features.npz`` ha
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import sys
 import time
@@ -81,18 +82,47 @@ def build_frontend(arch: str, width: str = "large", seed: int = 0, weights=None,
     return architectures.build(arch, width=width, seed=seed, **kwargs)
 
 
-def input_spec(model, input_seconds: float | None = None, pad: str = "repeat") -> InputSpec:
-    """The input a front-end consumes: waveform samples or spectrogram frames at ``input_seconds``."""
+def input_spec(model, input_seconds: float | None = None, pad: str = "repeat",
+               name: str | None = None) -> InputSpec:
+    """The input a front-end consumes: waveform samples or spectrogram frames at ``input_seconds``,
+    with the shortest decoded clip it can use (:func:`clip_minimum`; ``name`` names it in the reason)."""
     if hasattr(model, "input_spec"):  # e.g. a HEAR module: waveform at its own sample rate
-        return model.input_spec(input_seconds, pad)
-    n_samples, n_frames = audio.input_lengths(input_seconds)
-    if model.input_kind == "waveform":
-        return InputSpec("waveform", n_samples, pad)
-    if model.input_kind == "spectrogram":
-        return InputSpec("spectrogram", n_frames, pad)
-    if model.input_kind == "clip":  # the whole decoded clip, never padded (the mfcc baseline)
-        return InputSpec("clip", 0 if input_seconds is None else n_samples, pad)
-    raise ValueError(f"front-end {type(model).__name__} has unknown input_kind {model.input_kind!r}")
+        spec = model.input_spec(input_seconds, pad)
+    else:
+        n_samples, n_frames = audio.input_lengths(input_seconds)
+        if model.input_kind == "waveform":
+            spec = InputSpec("waveform", n_samples, pad)
+        elif model.input_kind == "spectrogram":
+            spec = InputSpec("spectrogram", n_frames, pad)
+        elif model.input_kind == "clip":  # the whole decoded clip, never padded (the mfcc baseline)
+            spec = InputSpec("clip", 0 if input_seconds is None else n_samples, pad)
+        else:
+            raise ValueError(f"front-end {type(model).__name__} has unknown input_kind {model.input_kind!r}")
+    if not hasattr(spec, "min_samples"):
+        return spec
+    need, why = clip_minimum(model, spec.kind, name or getattr(model, "arch_name", None) or type(model).__name__)
+    return dataclasses.replace(spec, min_samples=need, min_why=why)
+
+
+def clip_minimum(model, kind: str, name: str) -> tuple[int, str]:
+    """The fewest decoded samples a clip needs for ``model``, and why (the reason names the front-end).
+
+    A model may declare ``min_clip_samples``; otherwise spectrogram and whole-clip (mfcc) inputs need
+    one log-mel window (``audio.N_FFT`` = 512 samples, 42.7 ms at 12 kHz), and waveform inputs the
+    window of the first convolution (its receptive field: 3 samples for sample-level, 512 for
+    frame-level and frame-level-many). Shorter clips would be repeated into a whole input of a few
+    samples (a 1-sample clip is a constant), so they are skipped with this reason instead.
+    """
+    declared = getattr(model, "min_clip_samples", None)
+    if declared:
+        return int(declared), f"{name} (its declared minimum clip length)"
+    if kind in ("spectrogram", "clip"):
+        return audio.N_FFT, f"{name} (one log-mel window of {audio.N_FFT} samples)"
+    conv = next((m for m in model.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d))), None)
+    if conv is None:
+        return 1, f"{name}"
+    k = (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
+    return int(k), f"{name} (the receptive field of its first convolution, {k} samples)"
 
 
 def embed(model, waves, sr: int = audio.SAMPLE_RATE, input_seconds: float | None = None,
@@ -332,7 +362,7 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
         torch.backends.cudnn.benchmark = False  # same seed, same features: fixed algorithms
         torch.backends.cudnn.deterministic = True
         # TF32 is set per batch by toolkit.device.precision_context: off unless --precision tf32
-    spec = input_spec(model, input_seconds, pad)
+    spec = input_spec(model, input_seconds, pad, name=arch)
     weights_name = getattr(model, "weights_name", None) or ("trained" if weights is not None else "random")
     weights_file = weights is not None and Path(str(weights)).is_file()
     code = _code_version()
