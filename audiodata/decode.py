@@ -34,7 +34,7 @@ from toolkit.provenance import atomic_save_npz, atomic_write_bytes
 
 DEFAULT_CACHE = Path("runs/cache/audio")  # the decode cache of every CLI (--cache-dir)
 
-__all__ = ["DEFAULT_CACHE", "InputSpec", "RateSpec", "too_short", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key", "model_input",
+__all__ = ["DEFAULT_CACHE", "InputSpec", "RateSpec", "too_short", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key", "res_type_of", "model_input",
            "SPECTROGRAM_INPUT_VERSION"]
 
 
@@ -54,10 +54,13 @@ _DECODER = _decoder_version()
 @dataclass(frozen=True)
 class InputSpec:
     """What a front-end consumes: ``kind`` is ``"waveform"``, ``"spectrogram"`` or ``"clip"`` (the whole
-    decoded clip; ``length`` 0, or a crop in samples); ``length`` is in samples or frames; ``pad`` is ``"repeat"`` or ``"zero"``."""
+    decoded clip; ``length`` 0, or a crop in samples); ``length`` is in samples or frames; ``pad`` is ``"repeat"`` or ``"zero"``.
+    ``published`` (``--as-published``): the audio front of the study's code: resampling with resampy's
+    kaiser_best, reflect-padded STFT frames, 0.0 dB zero-padding of spectrograms (docs/fidelity.md)."""
     kind: str
     length: int
     pad: str = "repeat"
+    published: bool = False
     min_samples: int = 0   # a decoded clip shorter than this is skipped (``too_short``), ``min_why`` says why
     min_why: str = ""
 
@@ -96,26 +99,34 @@ class Prepared:
     warnings: list
 
 
-def cache_key(path: str | os.PathLike, sr: int = audio.SAMPLE_RATE) -> str:
-    """Key of a file's decoded audio: changes when the file, the sample rate or the decoders change."""
+def res_type_of(spec) -> str:
+    """The resampling filter a spec's audio is decoded with (``--as-published``: the study's)."""
+    return audio.PUBLISHED_RES_TYPE if getattr(spec, "published", False) else audio.RES_TYPE
+
+
+def cache_key(path: str | os.PathLike, sr: int = audio.SAMPLE_RATE, res_type: str = audio.RES_TYPE) -> str:
+    """Key of a file's decoded audio: changes when the file, the sample rate, the resampling filter or
+    the decoders change (the default filter adds nothing, so keys made before it was named still hold)."""
     p = Path(path).resolve()
     try:
         st = p.stat()
         stamp = f"{st.st_size}:{st.st_mtime_ns}"
     except OSError:
         stamp = "missing"
-    text = f"{p}|{stamp}|sr={sr}|{_DECODER}"
+    text = f"{p}|{stamp}|sr={sr}|{_DECODER}" + ("" if res_type == audio.RES_TYPE else f"|res={res_type}")
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def decode_cached(path, cache_dir: str | os.PathLike | None, sr: int = audio.SAMPLE_RATE) -> np.ndarray:
-    """Decoded mono audio at ``sr`` of ``path``, shape ``(n,)`` float32, read from or written to the cache.
+def decode_cached(path, cache_dir: str | os.PathLike | None, sr: int = audio.SAMPLE_RATE,
+                  res_type: str = audio.RES_TYPE) -> np.ndarray:
+    """Decoded mono audio at ``sr`` of ``path`` (resampled with ``res_type``), shape ``(n,)`` float32, read
+    from or written to the cache.
 
     Raises ``audio.AudioError`` (also when a cached error record says the file could not be decoded).
     """
     if cache_dir is None:
-        return audio.load_audio(path, sr=sr)
-    key = cache_key(path, sr)
+        return audio.load_audio(path, sr=sr, **_filter(res_type))
+    key = cache_key(path, sr, res_type)
     base = Path(cache_dir) / key[:2] / key
     npy, err = base.with_suffix(".npy"), base.with_suffix(".err.json")
     if npy.exists():
@@ -132,7 +143,7 @@ def decode_cached(path, cache_dir: str | os.PathLike | None, sr: int = audio.SAM
         else:
             raise audio.AudioError(path, reason)
     try:
-        wave = audio.load_audio(path, sr=sr)
+        wave = audio.load_audio(path, sr=sr, **_filter(res_type))
     except audio.AudioError as e:
         # missing files are not cached as errors: they may appear before the next run
         if Path(path).exists():
@@ -141,6 +152,11 @@ def decode_cached(path, cache_dir: str | os.PathLike | None, sr: int = audio.SAM
         raise
     _cache_write(npy, lambda: atomic_write_bytes(npy, _npy_bytes(wave)))
     return wave
+
+
+def _filter(res_type: str) -> dict:
+    """``load_audio``'s keyword for a resampling filter other than the default (none for the default)."""
+    return {} if res_type == audio.RES_TYPE else {"res_type": res_type}
 
 
 def _drop(entry: Path) -> None:
@@ -191,7 +207,8 @@ def model_input(wave: np.ndarray, spec) -> np.ndarray:
     if spec.kind == "waveform":
         return audio.waveform_input(wave, spec.length, pad=spec.pad)
     if spec.kind == "spectrogram":
-        return audio.spectrogram_input(wave, spec.length, pad=spec.pad)
+        published = {"published": True} if getattr(spec, "published", False) else {}
+        return audio.spectrogram_input(wave, spec.length, pad=spec.pad, **published)
     if spec.kind == "clip":
         return audio.clip_input(wave, spec.length)
     raise ValueError(f"unknown input kind {spec.kind!r}; expected 'waveform', 'spectrogram' or 'clip'")
@@ -215,7 +232,9 @@ def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, f
     per clip, like decoding, keeps the workers ahead of the network. The key extends the audio's key
     with the log-mel settings, the input length and the padding.
     """
-    key = hashlib.sha1(f"{cache_key(path)}|{_MEL_SETTINGS}|{spec.length}|{spec.pad}".encode()).hexdigest()
+    published = "|published" if spec.published else ""  # resampy, reflect-padded frames, 0 dB padding
+    key = hashlib.sha1(f"{cache_key(path, res_type=res_type_of(spec))}|{_MEL_SETTINGS}|{spec.length}|{spec.pad}"
+                       f"{published}".encode()).hexdigest()
     npz = Path(cache_dir) / "inputs" / key[:2] / f"{key}.npz"
     if npz.exists():
         try:
@@ -226,7 +245,7 @@ def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, f
         except Exception:  # zero bytes, cut short (BadZipFile), missing members: compute again
             pass
         _drop(npz)
-    wave = decode_cached(path, cache_dir)
+    wave = decode_cached(path, cache_dir, res_type=res_type_of(spec))
     short = too_short(wave.size, spec)
     if short is not None:   # before the log-mel: librosa would only warn about its window
         raise audio.AudioError(path, short)
@@ -252,7 +271,7 @@ def prepare(index: int, path, spec: InputSpec, cache_dir) -> Prepared:
         if spec.kind == "spectrogram" and cache_dir is not None:
             x, peak, n = _spectrogram_cached(path, spec, cache_dir)
         else:
-            wave = decode_cached(path, cache_dir, sr=sr)
+            wave = decode_cached(path, cache_dir, sr=sr, res_type=res_type_of(spec))
             peak, n = float(np.abs(wave).max()), wave.size
             x = None
         short = too_short(n, spec, sr)

@@ -29,6 +29,7 @@ from .grids import GRIDS, grid_points, resolve_gamma
 from .kernels import FastELM, FastSVM, available_cpus
 from .layers import per_layer_scores, select_layers
 from .per_fold import evaluate_per_fold, group_runs
+from .probes import KNNProbe, LinearProbe
 from .protocols import CV_WEIGHTINGS, OPTIMISTIC, choose_protocols, evaluate
 from .reference import HpelmELM, NaiveELM, NaiveSVM
 
@@ -60,6 +61,8 @@ class Classifier:
 CLASSIFIERS = {
     "svm": Classifier({"fast": FastSVM, "sklearn": NaiveSVM}, "fast", randomized=False),
     "elm": Classifier({"fast": FastELM, "estimator": NaiveELM, "hpelm": HpelmELM}, "fast", randomized=True),
+    "linear": Classifier({"sklearn": LinearProbe}, "sklearn", randomized=False),  # classifiers/probes.py
+    "knn": Classifier({"sklearn": KNNProbe}, "sklearn", randomized=False),
 }
 SVM_ENGINES = CLASSIFIERS["svm"].engines
 ELM_ENGINES = CLASSIFIERS["elm"].engines
@@ -199,6 +202,7 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
                                                         protocols, first.fold, cv_weighting=cv_weighting, **kw)
             seconds = time.perf_counter() - t0
             one_class = [integrity.one_class_note(s, seed) for s in made]
+            one_class += [f"seed {seed}: {n}" for s in made for n in dict.fromkeys(getattr(s.scorer, "notes", ()))]
             for p in protocols:
                 slot = per_protocol[p]
                 slot.setdefault("notes", []).extend(n for n in one_class if n)
@@ -258,7 +262,7 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
         results["per_layer"] = per_layer_scores(sets, lambda fs, o: json.loads(run_grid(
             fs, classifier=classifier, protocol=protocol, standardize=standardize, jobs=jobs, out=o,
             grid=grid, elm_engine=elm_engine, svm_engine=svm_engine, progress=False, backend=backend,
-            address=address).read_text()), progress=progress)
+            address=address).read_text()), progress=progress, full={"entries": entries})
     config.update(layers=layers, per_layer=per_layer)
     results.update(run_record(config))
     path = atomic_write_json(out / "results.json", results)

@@ -15,7 +15,7 @@ import torch
 from audiodata.decode import iter_prepared
 from toolkit.device import AdaptiveBatch, compute_dtype, precision_context
 
-__all__ = ["layer_means", "batch_features", "compute_chunk", "iter_inputs", "merge_warnings"]
+__all__ = ["layer_means", "published_means", "batch_features", "compute_chunk", "iter_inputs", "merge_warnings"]
 
 
 def layer_means(outputs) -> torch.Tensor:
@@ -52,12 +52,42 @@ def _features_of_batch(model, batch, device: torch.device, precision: str = "flo
     return means.cpu().numpy()  # means accumulated in float32 whatever the precision
 
 
+def published_means(means: torch.Tensor, layers, one_number) -> torch.Tensor:
+    """The per-layer means as the study's code computed them (``--as-published``): each layer named in
+    ``one_number`` keeps ONE number, the mean over time and all its channels, in its first column, and
+    zeros in the others (elmarc's ``backend()`` hands ``format_cnn_data`` those maps as ``(batch, T', F, 1)``;
+    see ``architectures.deepening.PUBLISHED_ONE_NUMBER``). Every channel of a layer has the same time
+    length, so the mean of its channel means is the mean over the whole map.
+
+    Parameters
+    ----------
+    means : Tensor ``(batch, sum(C))``, the per-channel means in ``layers`` order
+    layers : sequence of ``(name, channels)``
+    one_number : collection of layer names
+    """
+    out = means.clone()
+    start = 0
+    for name, channels in layers:
+        stop = start + int(channels)
+        if name in one_number:
+            out[:, start] = means[:, start:stop].mean(dim=1)
+            out[:, start + 1:stop] = 0.0
+        start = stop
+    return out
+
+
 def batch_features(model, x) -> torch.Tensor:
     """A batch's features, ``(batch, feature_length)`` float32: the front-end's ``extract_means`` where it
-    has one (its maps never reach memory whole), else the means of ``extract_features``' maps."""
+    has one (its maps never reach memory whole), else the means of ``extract_features``' maps; with the
+    model's ``as_published`` set (``build_frontend(as_published=True)``), then :func:`published_means`."""
     if hasattr(model, "extract_means"):
-        return model.extract_means(x).float()
-    return layer_means(model.extract_features(x))
+        means = model.extract_means(x).float()
+    else:
+        means = layer_means(model.extract_features(x))
+    one_number = getattr(model, "published_one_number", ())
+    if getattr(model, "as_published", False) and one_number:
+        means = published_means(means, model.layers, one_number)
+    return means
 
 
 def iter_inputs(paths, spec, cache_dir, workers: int = 2):

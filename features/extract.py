@@ -39,7 +39,7 @@ from audiodata import audio, datasets, decode
 from audiodata.decode import DEFAULT_CACHE, InputSpec, model_input
 from features import ray_engine, store
 from features.compute import (_batch, _features_of_batch, batch_features, compute_chunk, iter_inputs, layer_means,  # noqa: F401
-                              merge_warnings)
+                              merge_warnings, published_means)
 from features.store import Chunks, ExtractionError
 from toolkit.device import PRECISIONS, AdaptiveBatch, cast_model, check_precision, device_record, resolve_device
 from toolkit.ray import RayUnavailable, connect
@@ -59,14 +59,27 @@ ENGINES = ("local", "ray")
 # ----------------------------------------------------------------------------- building blocks
 
 def build_frontend(arch: str, width: str = "large", seed: int = 0, weights=None,
-                   batchnorm: bool = False, custom: dict | None = None) -> torch.nn.Module:
+                   batchnorm: bool = False, custom: dict | None = None,
+                   as_published: bool = False) -> torch.nn.Module:
     """A front-end with random weights from ``seed``, or the trained weights of checkpoint ``weights``.
 
     ``arch = "hear:MODULE"`` wraps an installed HEAR module (``features/hear_adapter.py``); ``weights``
     is then its ``model_file_path``. ``arch = "pkg.mod:Name"`` or ``"path/file.py:Name"`` wraps the
     user's module (``architectures/custom.py``; ``weights`` is then a state dict); ``custom`` holds its
     keywords ``options``, ``input``, ``init`` and ``layer_types``.
+
+    ``as_published`` marks the model (``model.as_published``) to be read out as the study's code did
+    where that departs from its text (docs/fidelity.md): the frame-level stacks' one number per layer
+    (``features.compute.published_means``), the MFCC's uncropped repetition of short clips, and, through
+    :func:`input_spec`, the study's audio front (resampy, reflect-padded frames, 0 dB zero-padding).
     """
+    model = _build_frontend(arch, width, seed, weights, batchnorm, custom)
+    if as_published:
+        model.as_published = True
+    return model
+
+
+def _build_frontend(arch, width, seed, weights, batchnorm, custom):
     if is_custom_spec(arch):
         from architectures.custom import CustomFrontend
         return CustomFrontend(arch, seed=seed, width=width, weights=weights, **(custom or {}))
@@ -84,18 +97,20 @@ def build_frontend(arch: str, width: str = "large", seed: int = 0, weights=None,
 
 def input_spec(model, input_seconds: float | None = None, pad: str = "repeat",
                name: str | None = None) -> InputSpec:
-    """The input a front-end consumes: waveform samples or spectrogram frames at ``input_seconds``,
-    with the shortest decoded clip it can use (:func:`clip_minimum`; ``name`` names it in the reason)."""
+    """The input a front-end consumes: waveform samples or spectrogram frames at ``input_seconds``
+    (with the study's audio front when the model is marked ``as_published``), with the shortest decoded
+    clip it can use (:func:`clip_minimum`; ``name`` names it in the reason)."""
     if hasattr(model, "input_spec"):  # e.g. a HEAR module: waveform at its own sample rate
         spec = model.input_spec(input_seconds, pad)
     else:
         n_samples, n_frames = audio.input_lengths(input_seconds)
+        published = bool(getattr(model, "as_published", False))
         if model.input_kind == "waveform":
-            spec = InputSpec("waveform", n_samples, pad)
+            spec = InputSpec("waveform", n_samples, pad, published)
         elif model.input_kind == "spectrogram":
-            spec = InputSpec("spectrogram", n_frames, pad)
+            spec = InputSpec("spectrogram", n_frames, pad, published)
         elif model.input_kind == "clip":  # the whole decoded clip, never padded (the mfcc baseline)
-            spec = InputSpec("clip", 0 if input_seconds is None else n_samples, pad)
+            spec = InputSpec("clip", 0 if input_seconds is None else n_samples, pad, published)
         else:
             raise ValueError(f"front-end {type(model).__name__} has unknown input_kind {model.input_kind!r}")
     if not hasattr(spec, "min_samples"):
@@ -153,8 +168,9 @@ def embed(model, waves, sr: int = audio.SAMPLE_RATE, input_seconds: float | None
     model = model.to(dev).eval()
     spec = input_spec(model, input_seconds, pad)
     inputs = []
+    res_type = decode.res_type_of(spec)
     for i, w in enumerate(waves):
-        w = _as_mono(np.asarray(w), sr, f"waves[{i}]")
+        w = _as_mono(np.asarray(w), sr, f"waves[{i}]", res_type)
         inputs.append(np.asarray(model_input(w, spec), dtype=np.float32))
     out = [_features_of_batch(model, _batch(inputs[i:i + batch_size]), dev, precision)
            for i in range(0, len(inputs), batch_size)]
@@ -181,7 +197,7 @@ def _as_float(w: np.ndarray, name: str) -> np.ndarray:
     raise ValueError(f"{name}: expected float or integer PCM samples, found dtype {w.dtype}")
 
 
-def _as_mono(w: np.ndarray, sr: int, name: str) -> np.ndarray:
+def _as_mono(w: np.ndarray, sr: int, name: str, res_type: str = audio.RES_TYPE) -> np.ndarray:
     """One clip as mono float32 at the front-ends' rate; ``(channels, n)`` is mixed down."""
     if _samples_first(w.shape):
         raise ValueError(f"{name}: expected (samples,) or (channels, samples), found {w.shape}: pass "
@@ -196,7 +212,7 @@ def _as_mono(w: np.ndarray, sr: int, name: str) -> np.ndarray:
         raise ValueError(f"{name}: has NaN or inf samples")
     if sr != audio.SAMPLE_RATE:
         import librosa
-        w = librosa.resample(w, orig_sr=sr, target_sr=audio.SAMPLE_RATE, res_type=audio.RES_TYPE)
+        w = librosa.resample(w, orig_sr=sr, target_sr=audio.SAMPLE_RATE, res_type=res_type)
     return w
 
 
@@ -245,7 +261,7 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
             weights=None, pad: str = "repeat", batchnorm: bool = False, cache_dir=DEFAULT_CACHE,
             ds=None, progress: bool = True, engine: str = "local", address: str | None = None,
             folds=None, fold_seed=None, precision: str = "float32",
-            custom: dict | None = None) -> Path:
+            custom: dict | None = None, as_published: bool = False) -> Path:
     """Extract one feature set and return its folder. See the module docstring and ``--help``.
 
     ``engine="ray"`` computes the chunks on Ray workers (``features/ray_engine.py``; ``workers`` is then
@@ -260,6 +276,9 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
     depend on folds; the evaluation makes them. With ``weights`` (a ``trained.train`` checkpoint) the
     model's seed, width and fold come from the checkpoint. ``folds`` and ``fold_seed`` are accepted
     from older callers and ignored, with a ``DeprecationWarning``.
+
+    ``as_published`` computes what the study's code computed where it departs from its text (see
+    :func:`build_frontend`; docs/fidelity.md); it is part of the settings, hence of the key.
     """
     if folds is not None or fold_seed is not None:
         warnings.warn("extract(folds=, fold_seed=) are ignored: feature sets no longer carry generated "
@@ -278,7 +297,8 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
     run = plan(arch, dataset=dataset, root=root, split_dir=split_dir, manifest=manifest, width=width,
                input_seconds=input_seconds, seed=seed, dev=dev, batch_size=batch_size, workers=workers,
                out=out, weights=weights, pad=pad, batchnorm=batchnorm, cache_dir=cache_dir, ds=ds,
-               engine=engine, address=address, precision=precision, custom=custom)
+               engine=engine, address=address, precision=precision, custom=custom,
+               as_published=as_published)
     with store.lock(run.folder, progress):
         if store.verified(run.folder, run.key, progress):
             if progress:
@@ -320,7 +340,7 @@ def _resolved(path) -> str | None:
 
 # the functions whose source determines feature bytes, bound at import (a test's monkeypatch of a
 # module attribute does not change the code version)
-_CODE_FUNCTIONS = (layer_means, batch_features, _features_of_batch, compute_chunk)
+_CODE_FUNCTIONS = (layer_means, published_means, batch_features, _features_of_batch, compute_chunk)
 
 
 def _code_version() -> str:
@@ -330,7 +350,7 @@ def _code_version() -> str:
 def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, width="large",
          input_seconds=None, seed=0, dev=torch.device("cpu"), batch_size=8, workers=2, out=DEFAULT_OUT,
          weights=None, pad="repeat", batchnorm=False, cache_dir=DEFAULT_CACHE, ds=None,
-         engine="local", address=None, precision="float32", custom=None) -> Run:
+         engine="local", address=None, precision="float32", custom=None, as_published=False) -> Run:
     """Everything an engine needs (a :class:`Run`): the clips, the model, the keys, the folder.
 
     Chunks are not read here (``extract`` reads them once it holds the folder's lock).
@@ -353,7 +373,7 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
     if ds is None:
         ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest, folds=None)
     model = build_frontend(arch, width=width, seed=seed, weights=weights, batchnorm=batchnorm,
-                           custom=custom).eval()
+                           custom=custom, as_published=as_published).eval()
     arch = getattr(model, "arch_name", None) or arch  # a folder-safe name for any --arch string
     cast_model(model, precision)  # bf16: weights in bfloat16 (the Ray workers get the cast copy)
     if engine == "local":  # the Ray engine's workers move their own copies (dev may exist only there)
@@ -373,7 +393,7 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
                     model_identity=identity, input=spec.__dict__, pad=pad, batchnorm=batchnorm,
                     dataset=ds.name, root=_resolved(ds.root), manifest=_resolved(manifest),
                     split_dir=_resolved(split_dir), dtype=precision, device=dev.type, batch_size=batch_size,
-                    torch=torch.__version__, code_version=code)
+                    torch=torch.__version__, code_version=code, as_published=bool(as_published))
     if spec.kind == "spectrogram":  # a feature set made by an older input rule (waveform repetition) is redone
         settings["spectrogram_input_version"] = decode.SPECTROGRAM_INPUT_VERSION
     settings_sha = store.settings_key(settings)
@@ -392,7 +412,9 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
             "model_fold": ckpt.get("model_fold"), "model_folds": ckpt.get("model_folds"),
             "model_fold_seed": ckpt.get("model_fold_seed"), "model_train_ids": ckpt.get("model_train_ids"),
             "checkpoint_sha256": ckpt.get("checkpoint_sha256"),
-            "model_dataset_key": ckpt.get("model_dataset_key")}
+            "model_dataset_key": ckpt.get("model_dataset_key"),
+            # the study's code's computation (--as-published) rather than its text's
+            "as_published": bool(as_published)}
     chunks = Chunks(folder.with_name(folder.name + ".partial"))
     chunk_size = batch_size * CHUNK_BATCHES
     meta.update(precision=precision, device_record=device_record(dev) if engine == "local" else None)
@@ -531,6 +553,11 @@ def parse_args(argv=None):
     p.add_argument("--weights", nargs="+", default=None, metavar="CHECKPOINT",
                    help="trained checkpoint(s) from trained.train (one feature set each, named by the "
                         "checkpoint's seed, width and fold) instead of random weights")
+    p.add_argument("--as-published", action="store_true",
+                   help="compute what the study's code computed where it departs from the thesis text: "
+                        "frame-level(-many) stack layers give one number each (and F-1 zeros), short MFCC "
+                        "clips repeated uncropped, resampy kaiser_best resampling, reflect-padded STFT "
+                        "frames, --pad zero appends 0.0 dB frames (docs/fidelity.md); part of the key")
     p.add_argument("--batchnorm", action="store_true",
                    help="study tool: batch norm with batch statistics, which leaks labels across a batch")
     p.add_argument("--device", default="auto", help="auto (CUDA when there is a GPU), cpu or cuda[:N]")
@@ -583,7 +610,8 @@ def main(argv=None) -> int:
                      split_dir=a.split_dir, manifest=a.manifest, width=a.width,
                      input_seconds=a.input_seconds, device=a.device, precision=a.precision, batch_size=a.batch_size,
                      workers=a.workers, out=a.out, pad=a.pad, batchnorm=a.batchnorm,
-                     cache_dir=cache, engine=a.engine, address=a.address, custom=a.custom)
+                     cache_dir=cache, engine=a.engine, address=a.address, custom=a.custom,
+                     as_published=a.as_published)
     except (ExtractionError, ValueError, OSError) as e:
         print(f"error: {_describe(e)}", file=sys.stderr)
         return 1
