@@ -34,7 +34,7 @@ from toolkit.provenance import atomic_save_npz, atomic_write_bytes
 
 DEFAULT_CACHE = Path("runs/cache/audio")  # the decode cache of every CLI (--cache-dir)
 
-__all__ = ["DEFAULT_CACHE", "InputSpec", "RateSpec", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key", "res_type_of", "model_input",
+__all__ = ["DEFAULT_CACHE", "InputSpec", "RateSpec", "too_short", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key", "res_type_of", "model_input",
            "fitted_input", "window_starts", "CROPS", "SPECTROGRAM_INPUT_VERSION"]
 
 # How a clip longer than the input is read: its start (the study's), its middle, or every consecutive
@@ -65,6 +65,8 @@ class InputSpec:
     length: int
     pad: str = "repeat"
     published: bool = False
+    min_samples: int = 0   # a decoded clip shorter than this is skipped (``too_short``), ``min_why`` says why
+    min_why: str = ""
     crop: str = "start"  # one of CROPS
 
 
@@ -76,7 +78,21 @@ class RateSpec:
     length: int
     pad: str
     sr: int
+    min_samples: int = 0
+    min_why: str = ""
     crop: str = "start"
+
+
+def too_short(n: int, spec, sr: int = audio.SAMPLE_RATE) -> str | None:
+    """The reason a decoded clip of ``n`` samples is too short for ``spec``'s front-end, or None.
+
+    Padding would otherwise repeat a few samples into a whole input (a 1-sample clip becomes a
+    constant), which the front-end would turn into features without a word."""
+    need = int(getattr(spec, "min_samples", 0) or 0)
+    if n >= need:
+        return None
+    return (f"too short: {n} samples ({1000 * n / sr:.1f} ms at {sr} Hz) after decoding; "
+            f"{spec.min_why or 'the front-end'} needs at least {need} ({1000 * need / sr:.1f} ms)")
 
 
 @dataclass
@@ -272,8 +288,10 @@ _MEL_SETTINGS = (f"v={SPECTROGRAM_INPUT_VERSION};n_fft={audio.N_FFT};hop={audio.
                  f"fmax={audio.FMAX};top_db={audio.TOP_DB};amin={audio.AMIN}")
 
 
-def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, float, float, int | None]:
-    """A spectrogram model's input and the clip's peak, cached beside the decoded audio.
+def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, float, int, float, int | None]:
+    """A spectrogram model's input, the clip's peak, its decoded length, the seconds the crop left out and
+    the number of windows (``crop="windows"``; else None), cached beside the decoded audio (an entry
+    without the length, from an older version, is computed again).
 
     Seven spectrogram front-ends (times the seeds of a study) read the same log-mel; computing it once
     per clip, like decoding, keeps the workers ahead of the network. The key extends the audio's key
@@ -287,19 +305,23 @@ def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, f
     if npz.exists():
         try:
             with np.load(npz, allow_pickle=False) as z:
-                x, peak, cut_s = z["x"], float(z["peak"]), float(z["cut_s"])
+                x, peak, n, cut_s = z["x"], float(z["peak"]), int(z["n"]), float(z["cut_s"])
             if x.dtype == np.float32 and x.shape[-2:] == (spec.length, audio.N_MELS) \
                     and x.ndim == (3 if crop == "windows" else 2):
-                return x, peak, cut_s, (x.shape[0] if crop == "windows" else None)
+                return x, peak, n, cut_s, (x.shape[0] if crop == "windows" else None)
         except Exception:  # zero bytes, cut short (BadZipFile), missing members: compute again
             pass
         _drop(npz)
     wave = decode_cached(path, cache_dir, res_type=res_type_of(spec))
+    short = too_short(wave.size, spec)
+    if short is not None:   # before the log-mel: librosa would only warn about its window
+        raise audio.AudioError(path, short)
     x, cut_s, windows = fitted_input(wave, spec)
     x = np.ascontiguousarray(x, dtype=np.float32)
     peak = float(np.abs(wave).max())
-    _cache_write(npz, lambda: atomic_save_npz(npz, x=x, peak=np.float64(peak), cut_s=np.float64(cut_s)))
-    return x, peak, cut_s, windows
+    _cache_write(npz, lambda: atomic_save_npz(npz, x=x, peak=np.float64(peak), n=np.int64(wave.size),
+                                              cut_s=np.float64(cut_s)))
+    return x, peak, int(wave.size), cut_s, windows
 
 
 def prepare(index: int, path, spec: InputSpec, cache_dir) -> Prepared:
@@ -317,11 +339,14 @@ def prepare(index: int, path, spec: InputSpec, cache_dir) -> Prepared:
             raise ValueError(f"spectrogram inputs are defined at {audio.SAMPLE_RATE} Hz, not {sr}")
         cut_s, windows = 0.0, None
         if spec.kind == "spectrogram" and cache_dir is not None:
-            x, peak, cut_s, windows = _spectrogram_cached(path, spec, cache_dir)
+            x, peak, n, cut_s, windows = _spectrogram_cached(path, spec, cache_dir)
         else:
             wave = decode_cached(path, cache_dir, sr=sr, res_type=res_type_of(spec))
-            peak = float(np.abs(wave).max())
+            peak, n = float(np.abs(wave).max()), wave.size
             x = None
+        short = too_short(n, spec, sr)
+        if short is not None:
+            raise audio.AudioError(path, short)
         if peak == 0.0:
             notes.append("silent clip (all samples are zero): its features are those of silence")
         elif peak > 1.0:

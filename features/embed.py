@@ -20,13 +20,14 @@ import dataclasses
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
 from audiodata import audio
 from audiodata.decode import CROPS, InputSpec, fitted_input, res_type_of, window_starts
 from features.compute import _batch, _features_of_batch
 from toolkit.device import cast_model, check_precision, resolve_device
 
-__all__ = ["embed", "input_spec", "Compute"]
+__all__ = ["embed", "input_spec", "clip_minimum", "Compute"]
 
 MAX_CHANNELS = 8  # more "channels" than this in a 2-D clip means the array is not channels-first
 
@@ -115,23 +116,52 @@ def embed(model, waves, sr=None, *, hop: float | None = None, crop: str = "start
     return out
 
 
-def input_spec(model, input_seconds: float | None = None, pad: str = "repeat", crop: str = "start") -> InputSpec:
+def input_spec(model, input_seconds: float | None = None, pad: str = "repeat", crop: str = "start",
+               name: str | None = None) -> InputSpec:
     """The input a front-end consumes: waveform samples or spectrogram frames at ``input_seconds``, a
     longer clip read by ``crop`` (``audiodata.decode.CROPS``), with the study's audio front when the
-    model is marked ``as_published``."""
+    model is marked ``as_published``, and the shortest decoded clip it can use (:func:`clip_minimum`;
+    ``name`` names it in the reason)."""
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, found {crop!r}")
     if hasattr(model, "input_spec"):  # e.g. a HEAR module: waveform at its own sample rate
-        return dataclasses.replace(model.input_spec(input_seconds, pad), crop=crop)
-    n_samples, n_frames = audio.input_lengths(input_seconds)
-    published = bool(getattr(model, "as_published", False))  # the study's audio front (--as-published)
-    if model.input_kind == "waveform":
-        return InputSpec("waveform", n_samples, pad, published, crop)
-    if model.input_kind == "spectrogram":
-        return InputSpec("spectrogram", n_frames, pad, published, crop)
-    if model.input_kind == "clip":  # the whole decoded clip, never padded (the mfcc baseline)
-        return InputSpec("clip", 0 if input_seconds is None else n_samples, pad, published, crop)
-    raise ValueError(f"front-end {type(model).__name__} has unknown input_kind {model.input_kind!r}")
+        spec = dataclasses.replace(model.input_spec(input_seconds, pad), crop=crop)
+    else:
+        n_samples, n_frames = audio.input_lengths(input_seconds)
+        published = bool(getattr(model, "as_published", False))
+        if model.input_kind == "waveform":
+            spec = InputSpec("waveform", n_samples, pad, published, crop=crop)
+        elif model.input_kind == "spectrogram":
+            spec = InputSpec("spectrogram", n_frames, pad, published, crop=crop)
+        elif model.input_kind == "clip":  # the whole decoded clip, never padded (the mfcc baseline)
+            spec = InputSpec("clip", 0 if input_seconds is None else n_samples, pad, published, crop=crop)
+        else:
+            raise ValueError(f"front-end {type(model).__name__} has unknown input_kind {model.input_kind!r}")
+    if not hasattr(spec, "min_samples"):
+        return spec
+    need, why = clip_minimum(model, spec.kind, name or getattr(model, "arch_name", None) or type(model).__name__)
+    return dataclasses.replace(spec, min_samples=need, min_why=why)
+
+
+def clip_minimum(model, kind: str, name: str) -> tuple[int, str]:
+    """The fewest decoded samples a clip needs for ``model``, and why (the reason names the front-end).
+
+    A model may declare ``min_clip_samples``; otherwise spectrogram and whole-clip (mfcc) inputs need
+    one log-mel window (``audio.N_FFT`` = 512 samples, 42.7 ms at 12 kHz), and waveform inputs the
+    window of the first convolution (its receptive field: 3 samples for sample-level, 512 for
+    frame-level and frame-level-many). Shorter clips would be repeated into a whole input of a few
+    samples (a 1-sample clip is a constant), so they are skipped with this reason instead.
+    """
+    declared = getattr(model, "min_clip_samples", None)
+    if declared:
+        return int(declared), f"{name} (its declared minimum clip length)"
+    if kind in ("spectrogram", "clip"):
+        return audio.N_FFT, f"{name} (one log-mel window of {audio.N_FFT} samples)"
+    conv = next((m for m in model.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d))), None)
+    if conv is None:
+        return 1, f"{name}"
+    k = (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
+    return int(k), f"{name} (the receptive field of its first convolution, {k} samples)"
 
 
 def _windows(w: np.ndarray, spec, hop: float, rate: int):

@@ -38,7 +38,7 @@ from architectures.custom import options_from_args as custom_options_from_args
 from audiodata import audio, datasets, decode
 from audiodata.decode import CROPS, DEFAULT_CACHE, InputSpec, fitted_input, model_input  # noqa: F401
 from features import ray_engine, store
-from features.embed import embed, input_spec
+from features.embed import clip_minimum, embed, input_spec  # noqa: F401
 from features.compute import (_batch, _features_of_batch, _window_means, batch_features, compute_chunk,  # noqa: F401
                               iter_inputs, layer_means, merge_warnings, published_means)
 from features.store import Chunks, ExtractionError
@@ -264,7 +264,7 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
         torch.backends.cudnn.benchmark = False  # same seed, same features: fixed algorithms
         torch.backends.cudnn.deterministic = True
         # TF32 is set per batch by toolkit.device.precision_context: off unless --precision tf32
-    spec = input_spec(model, input_seconds, pad, crop)
+    spec = input_spec(model, input_seconds, pad, crop, name=arch)
     weights_name = getattr(model, "weights_name", None) or ("trained" if weights is not None else "random")
     weights_file = weights is not None and Path(str(weights)).is_file()
     code = _code_version()
