@@ -295,7 +295,8 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
         results["per_layer"] = per_layer_scores(sets, lambda fs, o: json.loads(run_grid(
             fs, classifier=classifier, protocol=protocol, standardize=standardize, jobs=jobs, out=o,
             grid=grid, elm_engine=elm_engine, svm_engine=svm_engine, progress=False, backend=backend,
-            address=address, as_published=as_published).read_text()), progress=progress)
+            address=address, as_published=as_published).read_text()), progress=progress,
+            full={"entries": entries})
     config.update(layers=layers, per_layer=per_layer)
     results.update(run_record(config))
     path = atomic_write_json(out / "results.json", results)
