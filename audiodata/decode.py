@@ -34,8 +34,12 @@ from toolkit.provenance import atomic_save_npz, atomic_write_bytes
 
 DEFAULT_CACHE = Path("runs/cache/audio")  # the decode cache of every CLI (--cache-dir)
 
-__all__ = ["DEFAULT_CACHE", "InputSpec", "RateSpec", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key", "res_type_of", "model_input",
-           "SPECTROGRAM_INPUT_VERSION"]
+__all__ = ["DEFAULT_CACHE", "InputSpec", "RateSpec", "too_short", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key", "res_type_of", "model_input",
+           "fitted_input", "window_starts", "CROPS", "SPECTROGRAM_INPUT_VERSION"]
+
+# How a clip longer than the input is read: its start (the study's), its middle, or every consecutive
+# input-length window (the features averaged over them; the last window padded by the pad rule).
+CROPS = ("start", "center", "windows")
 
 
 def _decoder_version() -> str:
@@ -61,6 +65,9 @@ class InputSpec:
     length: int
     pad: str = "repeat"
     published: bool = False
+    min_samples: int = 0   # a decoded clip shorter than this is skipped (``too_short``), ``min_why`` says why
+    min_why: str = ""
+    crop: str = "start"  # one of CROPS
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,21 @@ class RateSpec:
     length: int
     pad: str
     sr: int
+    min_samples: int = 0
+    min_why: str = ""
+    crop: str = "start"
+
+
+def too_short(n: int, spec, sr: int = audio.SAMPLE_RATE) -> str | None:
+    """The reason a decoded clip of ``n`` samples is too short for ``spec``'s front-end, or None.
+
+    Padding would otherwise repeat a few samples into a whole input (a 1-sample clip becomes a
+    constant), which the front-end would turn into features without a word."""
+    need = int(getattr(spec, "min_samples", 0) or 0)
+    if n >= need:
+        return None
+    return (f"too short: {n} samples ({1000 * n / sr:.1f} ms at {sr} Hz) after decoding; "
+            f"{spec.min_why or 'the front-end'} needs at least {need} ({1000 * need / sr:.1f} ms)")
 
 
 @dataclass
@@ -81,6 +103,8 @@ class Prepared:
     error: str | None
     decode_s: float
     warnings: list
+    cut_s: float = 0.0            # seconds of the clip the network did not see (crop start / center)
+    windows: int | None = None    # crop windows: x holds this many inputs along a leading axis
 
 
 def res_type_of(spec) -> str:
@@ -187,15 +211,71 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 def model_input(wave: np.ndarray, spec) -> np.ndarray:
     """A front-end's input from a decoded clip: ``waveform`` (fitted to ``spec.length`` samples),
     ``spectrogram`` (log-mel of the whole clip fitted to ``spec.length`` frames) or ``clip`` (the whole
-    clip, any length: the mfcc baseline; cropped to ``spec.length`` samples when that is positive)."""
-    if spec.kind == "waveform":
-        return audio.waveform_input(wave, spec.length, pad=spec.pad)
-    if spec.kind == "spectrogram":
-        published = {"published": True} if getattr(spec, "published", False) else {}
-        return audio.spectrogram_input(wave, spec.length, pad=spec.pad, **published)
+    clip, any length: the mfcc baseline; cropped to ``spec.length`` samples when that is positive).
+    A clip longer than the input is read by ``spec.crop`` (see :func:`fitted_input`)."""
+    return fitted_input(wave, spec)[0]
+
+
+def window_starts(total: int, length: int, hop: int | None = None) -> list[int]:
+    """Starts of the ``length``-long windows, ``hop`` apart (default: consecutive), that cover ``total``
+    items: ``1 + ceil(max(0, total - length) / hop)`` windows; the last may run past the end."""
+    if length < 1:
+        raise ValueError(f"window length must be positive, found {length}")
+    hop = length if hop is None else int(hop)
+    if hop < 1:
+        raise ValueError(f"window hop must be at least one sample or frame, found {hop}")
+    n = 1 + -(-max(0, total - length) // hop)
+    return [i * hop for i in range(n)]
+
+
+def _fit(x: np.ndarray, spec, kind: str) -> np.ndarray:
+    if kind == "waveform":
+        return audio.fit_length(x, spec.length, pad=spec.pad)
+    return audio.repeat_frames(x, spec.length, pad=spec.pad, **_published(spec))
+
+
+def _published(spec) -> dict:
+    """``--as-published``'s keyword for the spectrogram functions (none by default)."""
+    return {"published": True} if getattr(spec, "published", False) else {}
+
+
+def fitted_input(wave: np.ndarray, spec, hop: int | None = None) -> tuple[np.ndarray, float, int | None]:
+    """``(x, cut_s, windows)``: the model input of a decoded clip under ``spec.crop``.
+
+    ``start`` (the study's) keeps the first ``spec.length`` samples or frames, ``center`` the middle
+    ones; ``cut_s`` is then the seconds the network does not see. ``windows`` gives every input-length
+    window (``hop`` samples or frames apart; default consecutive) covering the whole clip, the last
+    padded by ``spec.pad``, stacked along a new first axis, and their count (``cut_s`` 0). A clip
+    shorter than the input is padded whatever the rule. The ``clip`` kind (the mfcc baseline) takes
+    the whole clip under ``windows`` (its statistics cover any length).
+    """
+    crop = getattr(spec, "crop", "start")
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {', '.join(CROPS)}, found {crop!r}")
+    sr = getattr(spec, "sr", audio.SAMPLE_RATE)
     if spec.kind == "clip":
-        return audio.clip_input(wave, spec.length)
-    raise ValueError(f"unknown input kind {spec.kind!r}; expected 'waveform', 'spectrogram' or 'clip'")
+        wave = np.asarray(wave)
+        if spec.length <= 0 or crop == "windows" or wave.shape[0] <= spec.length:
+            return audio.clip_input(wave, 0 if crop == "windows" else spec.length), 0.0, None
+        off = (wave.shape[0] - spec.length) // 2 if crop == "center" else 0
+        return audio.clip_input(wave[off:off + spec.length]), (wave.shape[0] - spec.length) / sr, None
+    if spec.kind == "waveform":
+        items, per_s = np.asarray(wave), 1.0 / sr
+    elif spec.kind == "spectrogram":
+        if crop == "start" and hop is None:  # the study's rule, also the former "repeat-samples" padding
+            n_frames = 1 + np.asarray(wave).shape[0] // audio.HOP_LENGTH
+            return (audio.spectrogram_input(wave, spec.length, pad=spec.pad, **_published(spec)),
+                    max(0, n_frames - spec.length) * audio.HOP_LENGTH / audio.SAMPLE_RATE, None)
+        items, per_s = audio.log_mel(wave, **_published(spec)), audio.HOP_LENGTH / audio.SAMPLE_RATE
+    else:
+        raise ValueError(f"unknown input kind {spec.kind!r}; expected 'waveform', 'spectrogram' or 'clip'")
+    total = items.shape[0]
+    if crop == "windows" or hop is not None:
+        return (np.stack([_fit(items[s:s + spec.length], spec, spec.kind)
+                          for s in window_starts(total, spec.length, hop)]), 0.0,
+                len(window_starts(total, spec.length, hop)))
+    off = (total - spec.length) // 2 if crop == "center" and total > spec.length else 0
+    return _fit(items[off:off + spec.length], spec, spec.kind), max(0, total - spec.length) * per_s, None
 
 
 _model_input = model_input
@@ -208,31 +288,40 @@ _MEL_SETTINGS = (f"v={SPECTROGRAM_INPUT_VERSION};n_fft={audio.N_FFT};hop={audio.
                  f"fmax={audio.FMAX};top_db={audio.TOP_DB};amin={audio.AMIN}")
 
 
-def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, float]:
-    """A spectrogram model's input and the clip's peak, cached beside the decoded audio.
+def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, float, int, float, int | None]:
+    """A spectrogram model's input, the clip's peak, its decoded length, the seconds the crop left out and
+    the number of windows (``crop="windows"``; else None), cached beside the decoded audio (an entry
+    without the length, from an older version, is computed again).
 
     Seven spectrogram front-ends (times the seeds of a study) read the same log-mel; computing it once
     per clip, like decoding, keeps the workers ahead of the network. The key extends the audio's key
     with the log-mel settings, the input length and the padding.
     """
     published = "|published" if spec.published else ""  # resampy, reflect-padded frames, 0 dB padding
+    crop = getattr(spec, "crop", "start")
     key = hashlib.sha1(f"{cache_key(path, res_type=res_type_of(spec))}|{_MEL_SETTINGS}|{spec.length}|{spec.pad}"
-                       f"{published}".encode()).hexdigest()
+                       f"{published}|crop={crop}".encode()).hexdigest()
     npz = Path(cache_dir) / "inputs" / key[:2] / f"{key}.npz"
     if npz.exists():
         try:
             with np.load(npz, allow_pickle=False) as z:
-                x, peak = z["x"], float(z["peak"])
-            if x.dtype == np.float32 and x.shape == (spec.length, audio.N_MELS):
-                return x, peak
+                x, peak, n, cut_s = z["x"], float(z["peak"]), int(z["n"]), float(z["cut_s"])
+            if x.dtype == np.float32 and x.shape[-2:] == (spec.length, audio.N_MELS) \
+                    and x.ndim == (3 if crop == "windows" else 2):
+                return x, peak, n, cut_s, (x.shape[0] if crop == "windows" else None)
         except Exception:  # zero bytes, cut short (BadZipFile), missing members: compute again
             pass
         _drop(npz)
     wave = decode_cached(path, cache_dir, res_type=res_type_of(spec))
-    x = np.ascontiguousarray(_model_input(wave, spec), dtype=np.float32)
+    short = too_short(wave.size, spec)
+    if short is not None:   # before the log-mel: librosa would only warn about its window
+        raise audio.AudioError(path, short)
+    x, cut_s, windows = fitted_input(wave, spec)
+    x = np.ascontiguousarray(x, dtype=np.float32)
     peak = float(np.abs(wave).max())
-    _cache_write(npz, lambda: atomic_save_npz(npz, x=x, peak=np.float64(peak)))
-    return x, peak
+    _cache_write(npz, lambda: atomic_save_npz(npz, x=x, peak=np.float64(peak), n=np.int64(wave.size),
+                                              cut_s=np.float64(cut_s)))
+    return x, peak, int(wave.size), cut_s, windows
 
 
 def prepare(index: int, path, spec: InputSpec, cache_dir) -> Prepared:
@@ -248,27 +337,31 @@ def prepare(index: int, path, spec: InputSpec, cache_dir) -> Prepared:
     try:
         if spec.kind == "spectrogram" and sr != audio.SAMPLE_RATE:
             raise ValueError(f"spectrogram inputs are defined at {audio.SAMPLE_RATE} Hz, not {sr}")
+        cut_s, windows = 0.0, None
         if spec.kind == "spectrogram" and cache_dir is not None:
-            x, peak = _spectrogram_cached(path, spec, cache_dir)
+            x, peak, n, cut_s, windows = _spectrogram_cached(path, spec, cache_dir)
         else:
             wave = decode_cached(path, cache_dir, sr=sr, res_type=res_type_of(spec))
-            peak = float(np.abs(wave).max())
+            peak, n = float(np.abs(wave).max()), wave.size
             x = None
+        short = too_short(n, spec, sr)
+        if short is not None:
+            raise audio.AudioError(path, short)
         if peak == 0.0:
             notes.append("silent clip (all samples are zero): its features are those of silence")
         elif peak > 1.0:
             notes.append("peaks above full scale 1.0 (kept as is, not normalised)")
         if x is None:
-            x = _model_input(wave, spec)
+            x, cut_s, windows = fitted_input(wave, spec)
         x = np.ascontiguousarray(x, dtype=np.float32)
         if not np.isfinite(x).all():
             raise audio.AudioError(path, "model input has NaN or inf values")
         error = None
     except audio.AudioError as e:
-        x, error = None, e.reason
+        x, error, cut_s, windows = None, e.reason, 0.0, None
     except Exception as e:  # one bad clip never stops the run: record what went wrong
-        x, error = None, f"{type(e).__name__}: {e}"
-    return Prepared(index, x, error, time.perf_counter() - t0, notes)
+        x, error, cut_s, windows = None, f"{type(e).__name__}: {e}", 0.0, None
+    return Prepared(index, x, error, time.perf_counter() - t0, notes, cut_s, windows)
 
 
 def iter_prepared(paths, spec: InputSpec, cache_dir, workers: int = 2, ahead: int = 64):

@@ -62,19 +62,19 @@ def test_mfcc_is_the_study_formula_on_whole_clips_long_and_short(tmp_path):
     for cid, wave in (("a/a0.wav", long), ("b/b0.wav", short)):
         expected = _study_mfcc(wave)
         _assert_rel(X[cid], expected)
-        _assert_rel(ex.embed(ex.build_frontend("mfcc"), wave, device="cpu")[0], expected)
+        _assert_rel(ex.embed(ex.build_frontend("mfcc"), wave, sr=12000, device="cpu")[0], expected)
     # the 31 s clip is not cut to 29 s: its statistics differ from those of its first 350 000 samples
     assert not np.allclose(X["a/a0.wav"], _study_mfcc(long[:audio.N_SAMPLES]), rtol=1e-3)
     # a batch of unequal clips == each clip alone
-    both = ex.embed(ex.build_frontend("mfcc"), [long, short], device="cpu")
-    np.testing.assert_array_equal(both[1], ex.embed(ex.build_frontend("mfcc"), short, device="cpu")[0])
+    both = ex.embed(ex.build_frontend("mfcc"), [long, short], sr=12000, device="cpu")
+    np.testing.assert_array_equal(both[1], ex.embed(ex.build_frontend("mfcc"), short, sr=12000, device="cpu")[0])
     # the HEAR module agrees with embed() (both get the same 12 kHz clip)
     import hear.randomcnn_mfcc as m
     model = m.load_model()
     w16 = librosa.resample(short, orig_sr=12000, target_sr=16000)
     scene = m.get_scene_embeddings(torch.from_numpy(w16)[None], model).numpy()[0]
     np.testing.assert_array_equal(scene, ex.embed(ex.build_frontend("mfcc"), audio.resample(w16, 16000),
-                                                  device="cpu")[0])
+                                                  sr=12000, device="cpu")[0])
     _assert_rel(scene, _study_mfcc(audio.resample(w16, 16000)))
 
 
@@ -100,7 +100,7 @@ def test_short_clip_spectrogram_repeats_its_own_frames(tmp_path):
     model = ex.build_frontend("vgg", width="small")
     with torch.inference_mode():
         direct = ex.layer_means(model.extract_features(torch.from_numpy(expected)[None])).numpy()
-    np.testing.assert_allclose(ex.embed(model, clip, device="cpu"), direct, rtol=1e-6)
+    np.testing.assert_allclose(ex.embed(model, clip, sr=12000, device="cpu"), direct, rtol=1e-6)
 
 
 def test_inputs_cached_by_the_old_rule_are_not_served(tmp_path):

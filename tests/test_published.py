@@ -39,8 +39,8 @@ def test_stack_layers_give_one_number_each(arch, width, real):
     waves = _noise()
     pub = ex.build_frontend(arch, width=width, seed=0, as_published=True)
     text = ex.build_frontend(arch, width=width, seed=0)
-    X = ex.embed(pub, waves, input_seconds=1.0, device="cpu")
-    X0 = ex.embed(text, waves, input_seconds=1.0, device="cpu")
+    X = ex.embed(pub, waves, input_seconds=1.0, sr=12000, device="cpu")
+    X0 = ex.embed(text, waves, input_seconds=1.0, sr=12000, device="cpu")
     assert X.shape == X0.shape == (3, pub.feature_length)
     assert int((X.std(axis=0) > 0).sum()) == real
     assert int((X0.std(axis=0) > 0).sum()) == X0.shape[1]  # the text's definition: every map averaged
@@ -68,8 +68,8 @@ def test_other_front_ends_keep_their_features():
     """Only frame-level(-many) declare one-number layers; a waveform model at 12 kHz is unchanged."""
     waves = _noise(2, seconds=3.0)
     for arch in ("sample-level", "7x96"):
-        a = ex.embed(ex.build_frontend(arch, width="small", as_published=True), waves, input_seconds=3.0, device="cpu")
-        b = ex.embed(ex.build_frontend(arch, width="small"), waves, input_seconds=3.0, device="cpu")
+        a = ex.embed(ex.build_frontend(arch, width="small", as_published=True), waves, input_seconds=3.0, sr=12000, device="cpu")
+        b = ex.embed(ex.build_frontend(arch, width="small"), waves, input_seconds=3.0, sr=12000, device="cpu")
         if arch == "sample-level":
             np.testing.assert_array_equal(a, b)
         else:  # spectrogram: only the reflect-padded first and last frames (2 of 141) move the means
@@ -97,9 +97,9 @@ def test_mfcc_short_clip_repeated_whole_uncropped():
 
 def test_mfcc_front_end_follows_the_switch():
     w = [tone(0.1, freq=500.0)]
-    a = ex.embed(ex.build_frontend("mfcc", as_published=True), w, device="cpu")
+    a = ex.embed(ex.build_frontend("mfcc", as_published=True), w, sr=12000, device="cpu")
     np.testing.assert_allclose(a[0], mfcc_statistics(w[0], published=True), rtol=1e-6)
-    b = ex.embed(ex.build_frontend("mfcc"), w, device="cpu")
+    b = ex.embed(ex.build_frontend("mfcc"), w, sr=12000, device="cpu")
     np.testing.assert_allclose(b[0], mfcc_statistics(w[0]), rtol=1e-6)
 
 
