@@ -73,6 +73,7 @@ class Clip:
     label: str
     split: str | None = None
     fold: int | None = None
+    sha256: str | None = None   # the file's content hash, with ``load_dataset(verify_audio="content")``
 
 
 @dataclass
@@ -342,13 +343,15 @@ def stratified_folds(ids, labels, k: int, seed: int) -> np.ndarray:
 
 def dataset_key(ds) -> str:
     """SHA-256 naming a dataset's exact contents: its name, and per clip the id, label, split, fold,
-    and the file's size and modification time (ns). A file replaced, re-encoded or touched changes it.
+    and the file's size and modification time (ns), and its SHA-256 when the clips carry one
+    (``verify_audio="content"``). A file replaced, re-encoded or touched changes it; content replaced
+    with the same size and the mtime restored (``cp -p``, ``tar``) changes it only with the SHA-256.
     A file that no longer exists is keyed as missing."""
     h = hashlib.sha256(f"dataset {ds.name}\n".encode("utf-8"))
     for c in ds.clips:
         try:
             st = os.stat(c.path)
-            stamp = f"{st.st_size}\t{st.st_mtime_ns}"
+            stamp = f"{st.st_size}\t{st.st_mtime_ns}" + (f"\t{c.sha256}" if c.sha256 else "")
         except OSError:
             stamp = "missing"
         h.update(f"{c.id}\t{c.label}\t{c.split}\t{c.fold}\t{stamp}\n".encode("utf-8", "surrogateescape"))
@@ -594,7 +597,7 @@ DATASETS = {"gtzan": _load_gtzan, "ballroom": _load_ballroom, "extended-ballroom
 
 
 def load_dataset(name: str, root=None, split_dir=None, manifest=None, folds: int | None = 10,
-                 seed: int = 0) -> Dataset:
+                 seed: int = 0, verify_audio: str = "stamp") -> Dataset:
     """List a dataset's clips with labels and their split or folds.
 
     Parameters
@@ -615,6 +618,10 @@ def load_dataset(name: str, root=None, split_dir=None, manifest=None, folds: int
         ``fold=None`` and ``protocol_hint`` is ``None`` (extraction: features do not depend on folds).
     seed : int
         Shuffling seed of generated folds.
+    verify_audio : {"stamp", "content"}
+        ``content``: every clip carries the SHA-256 of its file (``Clip.sha256``), which
+        :func:`dataset_key` then covers, so content replaced with the same size and mtime is noticed; a
+        file that cannot be read while hashing goes to ``problems``. ``stamp`` (default): size and mtime.
 
     Returns
     -------
@@ -625,4 +632,21 @@ def load_dataset(name: str, root=None, split_dir=None, manifest=None, folds: int
         raise ValueError(f"unknown dataset '{name}'; available: {', '.join(DATASETS)}")
     if split_dir is not None and name != "gtzan":
         raise ValueError(f"split_dir applies to gtzan only, not '{name}' (use a csv manifest with a split column)")
-    return DATASETS[name](root, split_dir, manifest, folds, seed)
+    if verify_audio not in ("stamp", "content"):
+        raise ValueError(f"verify_audio must be 'stamp' or 'content', not {verify_audio!r}")
+    ds = DATASETS[name](root, split_dir, manifest, folds, seed)
+    return _with_content_hashes(ds) if verify_audio == "content" else ds
+
+
+def _with_content_hashes(ds: Dataset) -> Dataset:
+    from audiodata.decode import file_sha256
+    clips, problems = [], list(ds.problems)
+    for c in ds.clips:
+        try:
+            clips.append(replace(c, sha256=file_sha256(c.path)))
+        except OSError as e:
+            problems.append({"path": str(c.path), "reason": f"cannot be read to hash its content ({e.strerror})"})
+    if not clips:
+        raise ValueError(f"{ds.root}: no clip of dataset '{ds.name}' could be read to hash its content")
+    return replace(ds, clips=clips, problems=sorted(problems, key=lambda p: str(p["path"])),
+                   info={**ds.info, "verify_audio": "content"})

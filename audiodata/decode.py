@@ -34,7 +34,8 @@ from toolkit.provenance import atomic_save_npz, atomic_write_bytes
 
 DEFAULT_CACHE = Path("runs/cache/audio")  # the decode cache of every CLI (--cache-dir)
 
-__all__ = ["DEFAULT_CACHE", "InputSpec", "RateSpec", "too_short", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key", "res_type_of", "model_input",
+__all__ = ["DEFAULT_CACHE", "InputSpec", "RateSpec", "too_short", "Prepared", "decode_cached", "prepare", "iter_prepared", "cache_key", "res_type_of", "verify_of", "file_sha256", "VERIFY_AUDIO",
+           "model_input",
            "fitted_input", "window_starts", "CROPS", "SPECTROGRAM_INPUT_VERSION"]
 
 # How a clip longer than the input is read: its start (the study's), its middle, or every consecutive
@@ -68,6 +69,7 @@ class InputSpec:
     min_samples: int = 0   # a decoded clip shorter than this is skipped (``too_short``), ``min_why`` says why
     min_why: str = ""
     crop: str = "start"  # one of CROPS
+    verify: str = "stamp"  # how the decode cache knows a file unchanged (``cache_key``)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class RateSpec:
     min_samples: int = 0
     min_why: str = ""
     crop: str = "start"
+    verify: str = "stamp"
 
 
 def too_short(n: int, spec, sr: int = audio.SAMPLE_RATE) -> str | None:
@@ -112,29 +115,77 @@ def res_type_of(spec) -> str:
     return audio.PUBLISHED_RES_TYPE if getattr(spec, "published", False) else audio.RES_TYPE
 
 
-def cache_key(path: str | os.PathLike, sr: int = audio.SAMPLE_RATE, res_type: str = audio.RES_TYPE) -> str:
+VERIFY_AUDIO = ("stamp", "content")   # --verify-audio: how a file is known to be unchanged
+_SHA_MEMO: dict = {}
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes, remembered for this process while its size, mtime and ctime stay the
+    same (``cp -p`` restores the mtime but not the ctime, so replaced content is hashed again)."""
+    p = os.path.realpath(path)
+    st = os.stat(p)
+    memo = (p, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if memo not in _SHA_MEMO:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _SHA_MEMO[memo] = h.hexdigest()
+    return _SHA_MEMO[memo]
+
+
+def verify_of(spec) -> str:
+    """How the decode cache knows a file is unchanged: ``stamp`` (size + mtime) or ``content`` (SHA-256)."""
+    return getattr(spec, "verify", "stamp") or "stamp"
+
+
+def cache_key(path: str | os.PathLike, sr: int = audio.SAMPLE_RATE, res_type: str = audio.RES_TYPE,
+              verify: str = "stamp") -> str:
     """Key of a file's decoded audio: changes when the file, the sample rate, the resampling filter or
-    the decoders change (the default filter adds nothing, so keys made before it was named still hold)."""
+    the decoders change (the default filter adds nothing, so keys made before it was named still hold).
+
+    ``verify="stamp"`` knows the file by its size and modification time: content replaced with the same
+    size and the mtime restored (``cp -p``, ``tar``, ``rsync -t``) is not noticed. ``verify="content"``
+    adds the SHA-256 of the file's bytes (each file read once more per run)."""
     p = Path(path).resolve()
     try:
         st = p.stat()
         stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        if verify == "content":
+            stamp += f":sha256={file_sha256(p)}"
     except OSError:
         stamp = "missing"
     text = f"{p}|{stamp}|sr={sr}|{_DECODER}" + ("" if res_type == audio.RES_TYPE else f"|res={res_type}")
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def _unreadable(path) -> str | None:
+    """Why ``path`` cannot be read right now (permissions, I/O errors), or None when all its bytes read.
+
+    A decode failure of a file that cannot be read may be transient (fixed with chmod without touching
+    size or mtime, a flaky disk or network mount): it is never recorded as the file's error."""
+    try:
+        with open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
 def decode_cached(path, cache_dir: str | os.PathLike | None, sr: int = audio.SAMPLE_RATE,
-                  res_type: str = audio.RES_TYPE) -> np.ndarray:
+                  res_type: str = audio.RES_TYPE, verify: str = "stamp") -> np.ndarray:
     """Decoded mono audio at ``sr`` of ``path`` (resampled with ``res_type``), shape ``(n,)`` float32, read
-    from or written to the cache.
+    from or written to the cache (keyed by :func:`cache_key` with ``verify``).
 
     Raises ``audio.AudioError`` (also when a cached error record says the file could not be decoded).
+    Only errors of the file's content are recorded (``"kind": "content"``); a file that could not be
+    read is tried again next time, and so is a record without a kind (written by an older version,
+    which also recorded permission and I/O errors).
     """
     if cache_dir is None:
         return audio.load_audio(path, sr=sr, **_filter(res_type))
-    key = cache_key(path, sr, res_type)
+    key = cache_key(path, sr, res_type, verify)
     base = Path(cache_dir) / key[:2] / key
     npy, err = base.with_suffix(".npy"), base.with_suffix(".err.json")
     if npy.exists():
@@ -143,20 +194,22 @@ def decode_cached(path, cache_dir: str | os.PathLike | None, sr: int = audio.SAM
             return wave
     if err.exists():
         try:
-            reason = json.loads(err.read_text())["reason"]
-            if not isinstance(reason, str) or not reason:
-                raise ValueError("no reason")
-        except Exception:  # damaged record (empty, cut, not JSON): decode again
+            record = json.loads(err.read_text())
+            reason = record["reason"]
+            if not isinstance(reason, str) or not reason or record.get("kind") != "content":
+                raise ValueError("no reason, or an error that may have been transient")
+        except Exception:  # damaged or old record (empty, cut, not JSON, no kind): decode again
             _drop(err)
         else:
             raise audio.AudioError(path, reason)
     try:
         wave = audio.load_audio(path, sr=sr, **_filter(res_type))
     except audio.AudioError as e:
-        # missing files are not cached as errors: they may appear before the next run
-        if Path(path).exists():
+        # missing files are not cached as errors (they may appear before the next run), nor files
+        # that cannot be read now (permissions, I/O: they may be fixed without changing size or mtime)
+        if Path(path).exists() and _unreadable(path) is None:
             _cache_write(err, lambda: atomic_write_bytes(
-                err, json.dumps({"path": str(path), "reason": e.reason}).encode()))
+                err, json.dumps({"path": str(path), "reason": e.reason, "kind": "content"}).encode()))
         raise
     _cache_write(npy, lambda: atomic_write_bytes(npy, _npy_bytes(wave)))
     return wave
@@ -299,7 +352,7 @@ def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, f
     """
     published = "|published" if spec.published else ""  # resampy, reflect-padded frames, 0 dB padding
     crop = getattr(spec, "crop", "start")
-    key = hashlib.sha1(f"{cache_key(path, res_type=res_type_of(spec))}|{_MEL_SETTINGS}|{spec.length}|{spec.pad}"
+    key = hashlib.sha1(f"{cache_key(path, res_type=res_type_of(spec), verify=verify_of(spec))}|{_MEL_SETTINGS}|{spec.length}|{spec.pad}"
                        f"{published}|crop={crop}".encode()).hexdigest()
     npz = Path(cache_dir) / "inputs" / key[:2] / f"{key}.npz"
     if npz.exists():
@@ -312,7 +365,7 @@ def _spectrogram_cached(path, spec: InputSpec, cache_dir) -> tuple[np.ndarray, f
         except Exception:  # zero bytes, cut short (BadZipFile), missing members: compute again
             pass
         _drop(npz)
-    wave = decode_cached(path, cache_dir, res_type=res_type_of(spec))
+    wave = decode_cached(path, cache_dir, res_type=res_type_of(spec), verify=verify_of(spec))
     short = too_short(wave.size, spec)
     if short is not None:   # before the log-mel: librosa would only warn about its window
         raise audio.AudioError(path, short)
@@ -341,7 +394,7 @@ def prepare(index: int, path, spec: InputSpec, cache_dir) -> Prepared:
         if spec.kind == "spectrogram" and cache_dir is not None:
             x, peak, n, cut_s, windows = _spectrogram_cached(path, spec, cache_dir)
         else:
-            wave = decode_cached(path, cache_dir, sr=sr, res_type=res_type_of(spec))
+            wave = decode_cached(path, cache_dir, sr=sr, res_type=res_type_of(spec), verify=verify_of(spec))
             peak, n = float(np.abs(wave).max()), wave.size
             x = None
         short = too_short(n, spec, sr)

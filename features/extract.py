@@ -265,6 +265,8 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
         torch.backends.cudnn.deterministic = True
         # TF32 is set per batch by toolkit.device.precision_context: off unless --precision tf32
     spec = input_spec(model, input_seconds, pad, crop, name=arch)
+    if ds.info.get("verify_audio") == "content":   # the decode cache knows files by their content too
+        spec = dataclasses.replace(spec, verify="content")
     weights_name = getattr(model, "weights_name", None) or ("trained" if weights is not None else "random")
     weights_file = weights is not None and Path(str(weights)).is_file()
     code = _code_version()
@@ -371,7 +373,8 @@ def extract_many(archs, seeds=(0,), weights=None, **kwargs) -> list[Path]:
     """
     name = kwargs.pop("dataset", "synthetic")
     ds = datasets.load_dataset(name, root=kwargs.get("root"), split_dir=kwargs.get("split_dir"),
-                               manifest=kwargs.get("manifest"), folds=None)
+                               manifest=kwargs.get("manifest"), folds=None,
+                               verify_audio=kwargs.pop("verify_audio", "stamp"))
     jobs = [(a, s, None) for a in archs for s in seeds] if not weights else \
         [(archs[0], seeds[0], w) for w in weights]
     written, failed = [], []
@@ -467,6 +470,11 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE),
                    help="decoded-audio cache ('none' disables); may be shared by several users")
+    p.add_argument("--verify-audio", default="stamp", choices=list(decode.VERIFY_AUDIO),
+                   help="how an audio file is known to be unchanged since a feature set or the decode cache "
+                        "was made: stamp = size + modification time (content replaced with the same size "
+                        "and the mtime restored, as cp -p or tar do, is NOT noticed); content = also the "
+                        "SHA-256 of every file (read once more per run)")
     a = p.parse_args(argv)
     if a.arch == ["all"]:
         a.arch = names
@@ -498,7 +506,8 @@ def main(argv=None) -> int:
                      input_seconds=a.input_seconds, device=a.device, precision=a.precision, batch_size=a.batch_size,
                      workers=a.workers, out=a.out, pad=a.pad, batchnorm=a.batchnorm,
                      cache_dir=cache, engine=a.engine, address=a.address, custom=a.custom,
-                     as_published=a.as_published, crop=a.crop)
+                     as_published=a.as_published, crop=a.crop,
+                     verify_audio=a.verify_audio)
     except (ExtractionError, ValueError, OSError) as e:
         print(f"error: {_describe(e)}", file=sys.stderr)
         return 1

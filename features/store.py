@@ -94,14 +94,16 @@ def config_key(settings_sha: str, dataset_sha: str) -> str:
 
 
 def clip_stamps(clips) -> list:
-    """``[id, label, size, mtime_ns]`` of every clip, in order (``None`` size / mtime: missing file)."""
+    """``[id, label, size, mtime_ns]`` of every clip, in order (``None`` size / mtime: missing file), with
+    the file's SHA-256 appended when the clip carries one (``--verify-audio content``)."""
     out = []
     for c in clips:
+        sha = [c.sha256] if getattr(c, "sha256", None) else []
         try:
             st = os.stat(c.path)
-            out.append([c.id, c.label, int(st.st_size), int(st.st_mtime_ns)])
+            out.append([c.id, c.label, int(st.st_size), int(st.st_mtime_ns)] + sha)
         except OSError:
-            out.append([c.id, c.label, None, None])
+            out.append([c.id, c.label, None, None] + sha)
     return out
 
 
