@@ -117,8 +117,11 @@ def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared
     skipped : list of {path, id, reason}
     timing : (decode_s, compute_s, wall_s)
     warned : dict message -> list of clip ids
+    crop : {"cut": [[id, seconds], ...], "windows": [[id, n], ...]}: the clips the network saw only part
+        of (``--crop start|center``), and those read as several windows (``--crop windows``)
     """
     idx_ok, feats, skipped, warned = [], [], [], {}
+    crop = {"cut": [], "windows": []}
     adaptive = adaptive if adaptive is not None else AdaptiveBatch(batch_size)
     decode_s = compute_s = 0.0
     t_chunk = time.perf_counter()
@@ -134,11 +137,18 @@ def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared
             if p.error is not None:
                 skipped.append({"path": str(clips[i].path), "id": clips[i].id, "reason": p.error})
             else:
-                xs.append(p.x)
+                xs.append(p.x if p.windows is None else (p.x, p.windows))
                 ok.append(i)
+                if p.cut_s > 0:
+                    crop["cut"].append([clips[i].id, round(float(p.cut_s), 4)])
+                if p.windows is not None and p.windows > 1:
+                    crop["windows"].append([clips[i].id, int(p.windows)])
         if xs:
             t0 = time.perf_counter()
-            f = adaptive(lambda a: _features_of_batch(model, a, dev, precision), _batch(xs))
+            if isinstance(xs[0], tuple):  # --crop windows: every window of the batch's clips, then their means
+                f = _window_means(model, dev, precision, adaptive, xs)
+            else:
+                f = adaptive(lambda a: _features_of_batch(model, a, dev, precision), _batch(xs))
             compute_s += time.perf_counter() - t0
             finite = np.isfinite(f).all(axis=1)
             for j in np.flatnonzero(~finite):
@@ -149,7 +159,16 @@ def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared
         if on_batch is not None:
             on_batch(min(hi, b + batch_size) - b)
     X = np.concatenate(feats) if feats else np.zeros((0, model.feature_length), np.float32)
-    return idx_ok, X, skipped, (decode_s, compute_s, time.perf_counter() - t_chunk), warned
+    return idx_ok, X, skipped, (decode_s, compute_s, time.perf_counter() - t_chunk), warned, crop
+
+
+def _window_means(model, dev, precision, adaptive, xs) -> np.ndarray:
+    """Features of clips given as ``(windows, n)`` stacks: each window through the network (in batches of
+    at most ``adaptive.size`` windows), then each clip's mean over its windows (float64 sums)."""
+    rows = np.concatenate([x for x, _ in xs])
+    f = adaptive(lambda a: _features_of_batch(model, a, dev, precision), rows).astype(np.float64)
+    bounds = np.cumsum([0] + [k for _, k in xs])
+    return np.stack([f[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])]).astype(np.float32)
 
 
 def merge_warnings(into: dict, new: dict) -> dict:

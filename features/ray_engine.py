@@ -78,7 +78,7 @@ class Embedder:
         return os.getpid()
 
     def run(self, c: int, lo: int, clips: list, batch_size: int, precision: str = "float32"):
-        """Chunk ``c`` = clips ``lo .. lo + len(clips)``; returns ``(c, compute_chunk's five results)``."""
+        """Chunk ``c`` = clips ``lo .. lo + len(clips)``; returns ``(c, compute_chunk's six results)``."""
         paths = [clip.path for clip in clips]
         prepared = iter_inputs(paths, self.spec, self.cache_dir, workers=0)
         shifted = _Shifted(clips, lo)
@@ -147,7 +147,7 @@ def run_chunks(run, dev, workers: int = 2, cache_dir=None, progress: bool = True
             [ref], _ = ray.wait(list(pending), num_returns=1)
             c, actor = pending.pop(ref)
             try:
-                _, (idx_ok, X, skipped, timing, w) = ray.get(ref)
+                _, (idx_ok, X, skipped, timing, w, crop) = ray.get(ref)
             except Exception as e:  # a worker dead for good (after its retries) or an error in the chunk
                 if _is_dead(ray, e):
                     # a worker runs its chunks in order: the first one it was given killed it; the
@@ -162,7 +162,7 @@ def run_chunks(run, dev, workers: int = 2, cache_dir=None, progress: bool = True
                     assigned[id(actor)].remove(c)
             else:
                 assigned[id(actor)].remove(c)
-                run.chunks.save(c, idx_ok, X, skipped, timing)
+                run.chunks.save(c, idx_ok, X, skipped, timing, crop)
                 merge_warnings(warned, w)
                 bar.update(len(idx_ok) + len(skipped))
             fill()

@@ -22,8 +22,6 @@ from toolkit.cli import as_command, interruptible
 __all__ = ["SUBCOMMANDS", "main"]
 
 # name -> (the module whose main(argv) it runs, its `python -m` form, one line for the overview).
-# `proxies` joins here once studies/proxies.py (the zero-cost proxies) exists:
-#     "proxies": ("studies.proxies", "studies.proxies", "zero-cost proxies of front-ends"),
 SUBCOMMANDS = {
     "extract": ("features.extract", "features.extract",
                 "audio -> front-end -> per-layer mean features (a feature set)"),
@@ -31,6 +29,7 @@ SUBCOMMANDS = {
     "train": ("trained.train", "trained.train", "train a front-end (or SampleCNN), write checkpoints"),
     "report": ("report.build", "report", "the comparison report of results files"),
     "study": ("studies.__main__", "studies", "a whole study: estimate, extract, grids, report"),
+    "proxies": ("studies.proxies", "studies.proxies", "zero-cost proxies of front-ends, before any training"),
     "batchnorm": ("studies.batchnorm", "studies.batchnorm", "the study's batch-norm experiment"),
 }
 

@@ -177,7 +177,7 @@ def _scatter(ds, width, res: dict, out_dir: Path) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from report.figures import slug
+    from report.figures import save_figure, slug
     names = list(res)
     cols = min(4, len(names))
     rows = math.ceil(len(names) / cols)
@@ -199,7 +199,7 @@ def _scatter(ds, width, res: dict, out_dir: Path) -> str:
                  fontsize=9)
     fig.tight_layout()
     name = slug("fig", "judge", ds, width) + ".png"
-    fig.savefig(out_dir / name, dpi=90)
+    save_figure(fig, out_dir / name, dpi=90)  # staged with the report's other files
     plt.close(fig)
     return name
 
@@ -250,7 +250,7 @@ def judge_blocks(rows: list[dict], paths, out_dir: Path, messages: list) -> list
     w = csv.DictWriter(buf, fieldnames=_FIELDS, lineterminator="\n")
     w.writeheader()
     w.writerows(table_rows)
-    from toolkit.provenance import atomic_write_bytes
-    atomic_write_bytes(out_dir / "judge.csv", buf.getvalue().encode())
+    from report.figures import stage
+    stage(out_dir / "judge.csv", buf.getvalue().encode())
     blocks.append(("p", "Every number of this section: `judge.csv`."))
     return blocks

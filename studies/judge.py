@@ -120,8 +120,9 @@ def report_paths(st, ds) -> list[str]:
     return [str(folder)] if folder.is_dir() else []
 
 
-def train_estimate(st, plans: list, rate_gflops: float, ds) -> str | None:
-    """One line: the training time, a lower bound from the plans' GFLOP per clip (see the docstring)."""
+def train_estimate(st, plans: list, rate_gflops: float, ds, fmt=lambda s: f"{s:.0f} s") -> str | None:
+    """One line: the training time, a lower bound from the plans' GFLOP per clip (see the docstring);
+    ``fmt`` formats seconds (the study's ``_fmt_s``)."""
     j = st.judge
     if j is None or not j.train:
         return None
@@ -131,8 +132,7 @@ def train_estimate(st, plans: list, rate_gflops: float, ds) -> str | None:
         if p.get("gflop_per_clip") and _trainable(p["arch"]) is None:
             per_arch[p["arch"]] = p["gflop_per_clip"]
     gflop = 3 * sum(per_arch.values()) * n_train * epochs * len(st.seeds)
-    from studies.study import _fmt_s
-    return (f"training estimate: at least {_fmt_s(gflop / rate_gflops)} ({len(per_arch)} front-end(s) x "
+    return (f"training estimate: at least {fmt(gflop / rate_gflops)} ({len(per_arch)} front-end(s) x "
             f"{len(st.seeds)} seed(s) x {epochs} epoch(s) x {n_train} training clips, 3 x forward GFLOP; the "
             "back-end and data loading come on top; early stopping may end sooner)")
 

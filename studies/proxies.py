@@ -85,7 +85,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from toolkit.cli import HelpFormatter
+from toolkit.cli import HelpFormatter, prog
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record, sha256_file
 
 __all__ = ["PROXIES", "CSV_FIELDS", "ProxySettings", "Judged", "naswot", "naswot_kernel", "synflow",
@@ -511,7 +511,7 @@ def parse_args(argv=None):
     from features.extract import HEAR_PREFIX
     names = list(architectures.FRONTENDS)
     p = argparse.ArgumentParser(
-        prog="python -m studies.proxies", formatter_class=HelpFormatter,
+        prog=prog("python -m studies.proxies"), formatter_class=HelpFormatter,
         description="Zero-cost proxies (params, flops, naswot, synflow, snip, grad_norm, fisher, jacob_cov, "
                     "zico) of untrained front-ends on one fixed batch of training clips, for each seed: "
                     "OUT/proxies/<dataset>/<arch>_<width>_<weights>_<key>/proxies.csv. The references and "

@@ -172,10 +172,10 @@ def test_embed_matches_extract(tmp_path, data):
     ds = datasets.load_dataset("folder", root=data, folds=None)
     waves = [audio.load_audio(c.path) for c in ds.clips]
     model = ex.build_frontend("7x96", width="small", seed=0)
-    X = ex.embed(model, waves, batch_size=2, device="cpu")
+    X = ex.embed(model, waves, sr=audio.SAMPLE_RATE, batch_size=2, device="cpu")
     np.testing.assert_allclose(X, arrays["X"], rtol=1e-5, atol=1e-4)
     with pytest.raises(ValueError, match="NaN"):
-        ex.embed(model, [np.array([0.0, np.nan], np.float32)])
+        ex.embed(model, [np.array([0.0, np.nan], np.float32)], sr=12000)
 
 
 def _cli(*args, cwd):
