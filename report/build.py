@@ -128,10 +128,21 @@ def _build(rows, read, messages, figures, scatter, pairs, corr, orderings, costs
                      "`cv-best (optimistic)` (hyper-parameters picked on the same folds that are "
                      "scored: an upper bound), `nested-cv` (picked inside each training fold), "
                      "`end-to-end` (a network trained and scored on its own). Significance: "
-                     "Student's two-sample t-test on per-run accuracies (as the study) and the "
+                     "Student's two-sample t-test on per-run accuracies and the "
                      "exact McNemar test on the first run's predictions of the same clips "
                      "(test clips, or out-of-fold predictions for cross-validation); `*` marks "
-                     "p < 0.05; Holm columns correct for the pairs of one table.")]
+                     "p < 0.05; Holm columns correct for the pairs of one table. Why Student's: the "
+                     "study says only \"a t-test\" with H0 that the averages are equal (thesis "
+                     "section 4.5) and its code runs none; Student's is the classic test of that H0 "
+                     "(scipy's default), and with 3 runs a side Welch's t is the same number with "
+                     "fewer degrees of freedom, so its p is never smaller.")]
+    if any(r.get("as_published") for r in rows):
+        blocks.append(("p", "Rows labelled `(as published)` were computed as the study's code did where "
+                            "it departs from its text (`--as-published`: one number per frame-level "
+                            "stack layer, resampy resampling, reflect-padded frames, the ELM selected by "
+                            "the mean of fold accuracies with a new hidden layer at every fit; "
+                            "docs/fidelity.md); the rows without the label follow the thesis text. Both "
+                            "stand beside the same published figure."))
     for ds in datasets:
         blocks += _dataset_blocks(ds, rows, summary, tests, figures)
 
@@ -296,15 +307,23 @@ def _batchnorm_blocks(paths, out_dir: Path, messages: list) -> list:
             return f"{100 * c['mean']:.1f}" + (f" ± {100 * c['std']:.1f}" if c.get("std") is not None else "") \
                 + f" ({len(c['accuracies'])} runs)"
 
-        def p_text(a):
-            return ("n/a" if a.get("p") is None else f"{a['p']:.3g}") + (f" ({a['note']})" if a.get("note") else "")
+        def anova_row(what, a):
+            df = a.get("df")
+            return [what, _num(a.get("groups"), "d"), _num(a.get("runs"), "d"), _num(a.get("distinct_networks"), "d"),
+                    _num(a.get("F"), ".3g"), "–" if not df else f"{df[0]}, {df[1]}",
+                    ("n/a" if a.get("p") is None else f"{a['p']:.3g}") + (f" ({a['note']})" if a.get("note") else "")]
         blocks += [("h3", f"{r['dataset']}, {r['arch']} (width {r['width']})"),
-                   ("p", f"SVM, `{r['protocol']}`; clips sorted by label before batching; source `{f}`. "
-                         f"One-way ANOVA over batch sizes: without batch norm p = {p_text(r['anova']['no_batchnorm'])}, "
-                         f"with batch norm p = {p_text(r['anova']['batchnorm'])} (the study, without: "
-                         f"p = {r['study']['anova_p_no_batchnorm']})."),
+                   ("p", f"SVM, `{r['protocol']}`; clips sorted by label before batching; "
+                         f"network: {r.get('network', r['arch'])}; {r.get('networks', 'networks: not recorded')}; "
+                         f"source `{f}`."),
                    ("table", ["batch size", "no batch norm %", "batch norm (batch statistics) %"],
                     [[str(b), cell(cells[False, b]), cell(cells[True, b])] for b in sizes]),
+                   ("table", ["one-way ANOVA over batch sizes", "groups", "runs", "distinct networks", "F",
+                              "df", "p"],
+                    [anova_row("without batch norm", r["anova"]["no_batchnorm"]),
+                     anova_row("with batch norm", r["anova"]["batchnorm"]),
+                     ["the study, without batch norm", "–", "–", "–", "–", "–",
+                      str(r["study"]["anova_p_no_batchnorm"])]]),
                    ("img", name, f"{r['dataset']}, {r['arch']}: accuracy against batch size, without and with "
                                  "batch norm; mean over runs, error bars one std")]
     if not blocks:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from report.published import published_variant
 from toolkit.provenance import sha256_file
 
 __all__ = ["KNOWN_DATASETS", "PROTOCOLS", "find_results", "load_results", "read_results_file"]
@@ -248,6 +249,9 @@ def read_results_file(path, _hashes=None) -> tuple[list[dict], list[str]]:
             "feature_length": int(length) if length else None,
             "n_params": number("n_params"), "gflop_per_clip": number("gflop_per_clip"),
             "extract_clips_per_s": number("extract_clips_per_s"), "source": str(path)}
+    variant = published_variant(data.get("as_published"))
+    if variant:  # its own rows, labelled, beside the thesis-text rows of the same architecture
+        meta.update(arch=f"{meta['arch']} ({variant})", as_published=variant)
     rows, messages = [], []
     for i, entry in enumerate(data["entries"]):
         try:

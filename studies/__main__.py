@@ -59,6 +59,10 @@ def parse_args(argv=None):
                         "process may use")
     p.add_argument("--out", default="runs", help="root of features/, results/ and report/")
     p.add_argument("--cache-dir", default="runs/cache/audio", help="decoded-audio cache ('none' disables)")
+    p.add_argument("--as-published", action="store_true",
+                   help="extract and score as the study's code did where it departs from its text "
+                        "(features.extract and classifiers.grid --as-published); the report labels those "
+                        "rows 'as published', beside the thesis-text rows of earlier runs")
     p.add_argument("--estimate-only", action="store_true",
                    help=f"print the time estimate and stop (above {LONG_S / 60:.0f} min it suggests a GPU "
                         "or Ray)")
@@ -82,7 +86,8 @@ def main(argv=None) -> int:
                input_seconds=a.input_seconds, custom=a.custom, device=a.device, batch_size=a.batch_size,
                workers=a.workers, engine=a.engine, address=a.address, classifier=a.classifier,
                protocol=a.protocol, grid=a.grid, per_layer=a.per_layer, layers=a.layers, jobs=a.jobs,
-               out=a.out, cache_dir=None if a.cache_dir.lower() == "none" else a.cache_dir)
+               out=a.out, cache_dir=None if a.cache_dir.lower() == "none" else a.cache_dir,
+               as_published=a.as_published)
     try:
         return run_study(st, estimate_only=a.estimate_only)
     except (ValueError, FileNotFoundError, RuntimeError) as e:  # the dataset itself cannot be listed

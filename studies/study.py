@@ -59,6 +59,7 @@ class Study:
     jobs: int = 1
     out: str = "runs"
     cache_dir: str | None = "runs/cache/audio"
+    as_published: bool = False  # extraction and grids as the study's code computed them (docs/fidelity.md)
 
     @property
     def feature_dir(self) -> Path:
@@ -140,7 +141,7 @@ def _extract_kwargs(st: Study) -> dict:
     return dict(dataset=st.dataset, root=st.root, split_dir=st.split_dir, manifest=st.manifest, width=st.width,
                 input_seconds=st.input_seconds, device=st.device, batch_size=st.batch_size, workers=st.workers,
                 out=st.feature_dir, cache_dir=st.cache_dir,
-                engine=st.engine, address=st.address, custom=st.custom)
+                engine=st.engine, address=st.address, custom=st.custom, as_published=st.as_published)
 
 
 def _plan_all(st: Study, ds, jobs, log):
@@ -265,7 +266,8 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
             path = Path(run_grid([str(p) for p in paths], classifier=st.classifier, protocol=st.protocol,
                                  grid=st.grid, jobs=st.jobs, per_layer=st.per_layer, layers=st.layers,
                                  folds=st.folds, fold_seed=st.fold_seed, results_root=st.results_dir,
-                                 reuse=True, progress=False, log=lambda m: None))
+                                 reuse=True, progress=False, log=lambda m: None,
+                                 as_published=st.as_published))
         except Exception as e:
             failed.append(f"grid {label}: {e}")
             log(f"grid {label} failed: {e}")
