@@ -336,6 +336,32 @@ def table(results) -> str:
     return "\n".join(lines)
 
 
+def failed_summary(results) -> str:
+    """What of the grid could not be searched: every failed grid point (classifier, seed, its
+    parameters, why) once, and every run that failed altogether. Empty when nothing failed.
+
+    A failed point is recorded under the entries' ``failed_points`` (the same points for each protocol
+    of a classifier); the others were searched, so the results stand, but the reader is told."""
+    points, errors = {}, []
+    for e in results.get("entries", []):
+        for f in e.get("failed_points") or []:
+            key = (e["classifier"], f.get("seed"), json.dumps(f.get("params"), sort_keys=True))
+            points.setdefault(key, f.get("reason", "unknown reason"))
+        errors += [f"{e['classifier']} {e['protocol']}: {x}" for x in e.get("errors") or []]
+    if not points and not errors:
+        return ""
+    lines = []
+    if points:
+        lines.append(f"{len(points)} grid point(s) failed and were left out of the search (the others were "
+                     "searched; results.json lists them under failed_points):")
+        lines += [f"  {clf} seed {seed} {params}: {why}" for (clf, seed, params), why in sorted(
+            points.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), kv[0][2]))]
+    if errors:
+        lines.append(f"{len(errors)} run(s) have no result:")
+        lines += [f"  {x}" for x in errors]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m classifiers.grid`` (choices read from the tables)."""
     parser = argparse.ArgumentParser(
@@ -410,7 +436,11 @@ def main(argv=None):
         parser.exit(2, f"error: {e}\n")
     except OSError as e:  # an unwritable --out, a full disk
         parser.exit(2, f"error: {e.filename or ''}: {e.strerror or e}\n")
-    print(table(json.loads(Path(path).read_text())))
+    results = json.loads(Path(path).read_text())
+    print(table(results))
+    failed = failed_summary(results)
+    if failed:
+        print(failed, file=sys.stderr)
     print(path)
     return path
 

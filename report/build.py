@@ -253,6 +253,27 @@ def _hpelm_note(rows) -> list:
                   "the study's pseudo-inverse, so they are never set beside the published ELM figures.")]
 
 
+def _failed_points_blocks(rows) -> list:
+    """The grid points that failed (how many, which, why), once per results file and classifier (each
+    protocol of a classifier searched the same points)."""
+    seen, items = set(), []
+    for r in rows:
+        for f in r.get("failed_points") or []:
+            params = json.dumps(f["params"], sort_keys=True, default=str)
+            key = (r["source"], r["classifier"], str(f["seed"]), params)
+            if key in seen:
+                continue
+            seen.add(key)
+            items.append(f"{r['dataset']} / {r['arch']} ({r['width']}, {r['weights']}) / {r['classifier']}, "
+                         f"seed {f['seed']}: `{params}`: {f['reason']} (`{r['source']}`)")
+    if not items:
+        return []
+    return [("h2", "Failed grid points"),
+            ("p", f"{len(items)} grid point(s) failed and were left out of the search; the accuracies above "
+                  "are the best of the points that ran."),
+            ("ul", items)]
+
+
 def _batchnorm_files(paths) -> list[Path]:
     found = set()
     for p in map(Path, paths):
@@ -333,6 +354,7 @@ def _render(rows, read, messages, results, out_dir: Path) -> str:
                     cost_table(rows), summary, tests)
     blocks = _insert_before(blocks, ("h2", "Cost"), batchnorm)
     blocks = _insert_before(blocks, ("h2", "Random vs trained"), _hpelm_note(rows))
+    blocks = _insert_before(blocks, ("h2", "Sources"), _failed_points_blocks(rows))
     at = blocks.index(("h2", "Sources"))  # a new front-end's rank, accuracy vs depth (report_rank.py)
     blocks[at:at] = rank_blocks(rows, out_dir) + judged
     buf = io.StringIO(newline="")

@@ -167,7 +167,13 @@ def _entry_row(entry: dict, meta: dict, where: str) -> dict:
     if isinstance(entry.get("std"), (int, float)) and std is not None and abs(entry["std"] - std) > _TOL:
         notes.append(f"{where}: stored std {entry['std']} differs from the runs' std {std:.6f}; "
                      "the runs' std is shown")
-    return dict(meta, classifier=str(entry["classifier"]), protocol=protocol,
+    failed = entry.get("failed_points") or []
+    if not isinstance(failed, list) or not all(isinstance(f, dict) for f in failed):
+        notes.append(f"{where}: failed_points is not a list of objects; not shown")
+        failed = []
+    failed = [{"params": f.get("params"), "seed": f.get("seed"), "reason": str(f.get("reason", "no reason given"))}
+              for f in failed]
+    return dict(meta, classifier=str(entry["classifier"]), protocol=protocol, failed_points=failed,
                 optimistic=protocol == "cv-best" or bool(entry.get("optimistic")),
                 accuracies=accuracies, seeds=seeds, predictions=predictions,
                 mean=mean, std=std, n_runs=len(accuracies), notes=notes)
