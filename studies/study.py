@@ -368,7 +368,7 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
     ok_sets = sum(len(v) for v in sets.values())
     todo_sets = len(jobs) - done
     log(f"time: extraction estimated {_fmt_s(est['total_s'])}, took {_fmt_s(extract_s)}"
-        + (f" (x{extract_s / est['total_s']:.2f} the estimate)" if est["total_s"] > 1 and todo_sets else
+        + (f" (x{extract_s / est['total_s']:.2f} the estimate)" if est["total_s"] > 0 and todo_sets else
            " (nothing was left to extract)" if not todo_sets else ""))
     log(f"summary: {ok_sets} of {len(jobs)} feature sets, {len(results)} of {len(archs)} results files, "
         f"report {report_state} ({report}); "
