@@ -4,12 +4,18 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TORCH_CPU ?= 2.13.0+cpu
 
 .PHONY: demo test test-all venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# the CPU build of torch first: pyproject.toml admits a range, and the registry's Linux wheels in
+	# that range pull several GB of CUDA libraries; pip then keeps this one (it satisfies the range)
+	$(PY) -m pip install --quiet 'torch==$(TORCH_CPU)'
+	# the ray extra too: the default suite runs the Ray engine on a simulated cluster (ray[data] brings
+	# pyarrow and no torch or CUDA package)
 	$(PY) -m pip install --quiet -e '.[test,ray]'
 	touch $(STAMP)
 

@@ -77,10 +77,30 @@ def build_frontend_from(arch: str, dims: dict) -> nn.Module:
     """An untrained front-end of ``arch`` with constructor arguments ``dims``."""
     if arch == SAMPLECNN:
         return SampleCNN(**dims)
+    if set(dims) == {"identity"}:  # a user's own module (architectures/custom.py), rebuilt from its spec
+        return _custom_from(arch, dims["identity"])
     if arch not in architectures.ARCHITECTURES:
         raise CheckpointError(f"unknown architecture {arch!r}; available: "
                               f"{', '.join(sorted(architectures.ARCHITECTURES))}, {SAMPLECNN}")
     return architectures.ARCHITECTURES[arch](**dims)
+
+
+def _custom_from(arch: str, identity: dict) -> nn.Module:
+    """The user's front-end of a checkpoint, built again from its spec and options; its source file must
+    be the one it was trained from (same SHA-256), else the weights would be read into another network."""
+    from toolkit.provenance import sha256_file
+    from .custom import CustomFrontend
+    source, want = identity.get("source"), identity.get("source_sha256")
+    if want is not None:
+        found = sha256_file(source) if source and os.path.isfile(source) else None
+        if found != want:
+            raise CheckpointError(f"{arch}: the checkpoint was trained from {source} with SHA-256 {want[:12]}..., "
+                                  + ("which no longer exists" if found is None else f"which now has {found[:12]}...")
+                                  + "; train it again or restore that file")
+    layer_types = identity.get("layer_types")
+    return CustomFrontend(identity["spec"], options=identity.get("options"), seed=int(identity.get("seed", 0)),
+                          width=identity.get("width", "large"), input=identity.get("input_kind"), init="keep",
+                          layer_types=None if layer_types == "extract_features" else layer_types)
 
 
 def _load_state(module: nn.Module, state: dict, what: str, path) -> None:

@@ -16,9 +16,11 @@ accepts them, ``width`` and ``seed``. The result must be an ``nn.Module``.
   ``layers`` attribute when it has one, else ``layer1``, ``layer2``...); otherwise forward hooks on the
   chosen layer types (default ``conv`` and ``pool``). A hooked layer's output is taken *after* the
   norm, dropout and activation modules that are applied directly to it (conv -> BatchNorm -> ReLU gives
-  the ReLU's output), so "every conv layer's output after its non-linearity" is what is averaged; an
-  activation written as a function (``F.relu`` in ``forward``) is invisible to hooks, so such a conv is
-  read before it. Layers are named by module path (``blocks.0.conv``; a module called twice gets
+  the ReLU's output), so "every conv layer's output after its non-linearity" is what is averaged. The
+  same holds for activations, norms and poolings written as functions in ``forward`` (``F.relu``,
+  ``torch.tanh``, ``x.relu()``, ``F.max_pool1d``: seen through a ``TorchFunctionMode`` while the module
+  runs, which also sees calls behind Python control flow that ``torch.fx`` tracing cannot follow); a
+  functional pooling is a ``pool`` layer named by the module calling it. Layers are named by module path (``blocks.0.conv``; a module called twice gets
   ``#2``), in the order they run. Every output is ``(batch, channels, ...)``: its mean over all axes
   after the channels is the layer's feature.
 - **Weights.** ``init="study"`` (default): every conv / linear re-drawn from ``seed`` with the study's
@@ -48,6 +50,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from toolkit.provenance import sha256_file
 
@@ -70,11 +73,43 @@ LAYER_TYPES = {
     "linear": (nn.Linear,),
 }
 DEFAULT_LAYER_TYPES = ("conv", "pool")
+LAYER_READER = 2  # version of how hooked layers are read; in the identity, so older feature sets are redone
 # Modules that act on a hooked layer's output in place of it: followed when they take it as input.
 _FOLLOWERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.modules.dropout._DropoutNd,
               nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU,
               nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Hardtanh,
               nn.Hardswish, nn.Hardsigmoid, nn.LogSigmoid, nn.Softsign, nn.Tanhshrink, nn.Threshold)
+
+
+# Functions (torch.nn.functional, torch.*, Tensor methods) seen while an own module runs, by name: an
+# activation, norm or dropout applied to a read layer's output is followed like its module form; a
+# functional pooling is a layer of its own (layer type "pool"). Calls made inside a hooked or follower
+# module (nn.MaxPool1d.forward calls F.max_pool1d) are left to that module's hook.
+FOLLOWER_FUNCTIONS = frozenset({
+    "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "elu", "elu_", "selu", "selu_", "celu", "celu_",
+    "gelu", "silu", "mish", "softplus", "hardtanh", "hardtanh_", "hardswish", "hardsigmoid", "sigmoid",
+    "sigmoid_", "tanh", "tanh_", "prelu", "rrelu", "rrelu_", "logsigmoid", "threshold", "threshold_",
+    "batch_norm", "layer_norm", "group_norm", "instance_norm", "dropout", "dropout1d", "dropout2d",
+    "dropout3d", "alpha_dropout"})
+POOL_FUNCTIONS = frozenset({
+    f"{kind}_pool{d}d{suffix}" for kind in ("max", "avg", "adaptive_max", "adaptive_avg", "lp")
+    for d in (1, 2, 3) for suffix in ("", "_with_indices")})
+
+
+class _Functional(TorchFunctionMode):
+    """Sees every torch function an own module calls in ``forward`` (``F.relu``, ``torch.max_pool1d``,
+    ``x.relu()``), on real and on meta tensors, and hands the named ones to ``on_call``."""
+
+    def __init__(self, on_call):
+        super().__init__()
+        self.on_call = on_call
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = getattr(func, "__name__", "")
+        if name in FOLLOWER_FUNCTIONS or name in POOL_FUNCTIONS:
+            self.on_call(name, args, out)
+        return out
 
 
 class CustomArchError(ValueError):
@@ -275,7 +310,9 @@ class CustomFrontend(nn.Module):
         base = {"spec": spec, "source": str(source) if source else None, "source_sha256": source_sha,
                 "options": self.options, "init": self.init, "state_dict_sha256": state_sha,
                 "input_kind": self.input_kind, "sample_rate": self.sample_rate,
-                "layer_types": list(self.layer_types) if self.layer_types else "extract_features"}
+                "layer_types": list(self.layer_types) if self.layer_types else "extract_features",
+                # 2: functional activations, norms and poolings in forward are seen (version 1 missed them)
+                "layer_reader": LAYER_READER if self.use_hooks else None}
         short = hashlib.sha256(json.dumps(base, sort_keys=True, default=str).encode()).hexdigest()[:8]
         stem = Path(source).stem if source else spec.rpartition(":")[0].rpartition(".")[2]
         attr = spec.rpartition(":")[2]
@@ -365,31 +402,63 @@ class CustomFrontend(nn.Module):
 
     def _run_hooks(self, x, net=None):
         """``(names, outputs, bytes)``: the hooked layers' outputs (after their followers) and the memory
-        they need (see :func:`_held_bytes`)."""
+        they need (see :func:`_held_bytes`). Followers and poolings written as functions in ``forward``
+        are seen too (:class:`_Functional`): ``F.relu(conv(x))`` is read after the ReLU, and
+        ``F.max_pool1d`` is a pool layer named after the module that calls it (``max_pool1d`` at the top)."""
         net = self.net if net is None else net
         names = {m: n for n, m in net.named_modules()}
         slots, where, calls = [], {}, {}  # slots: [name, tensor]; where: id(tensor) -> slot index
         largest = [0]
+        stack = []  # the modules running now, outermost first
+        pools = "pool" in self.layer_types
+
+        def read(key, name, out):
+            calls[key] = calls.get(key, 0) + 1
+            slots.append([name + ("" if calls[key] == 1 else f"#{calls[key]}"), out])
+            where[id(out)] = len(slots) - 1
+
+        def follow(inp, out):
+            i = where.get(id(inp))
+            if i is not None and slots[i][1] is inp:
+                slots[i][1] = out
+                where[id(out)] = i
+
+        def pre(module, inputs):
+            stack.append(module)
 
         def hook(module, inputs, output):
+            if stack and stack[-1] is module:
+                stack.pop()
             out = _first_tensor(output)
             if out is None:
                 return
             largest[0] = max(largest[0], out.numel() * out.element_size())
             if self._hooked(module):
-                calls[module] = calls.get(module, 0) + 1
-                name = names[module] + ("" if calls[module] == 1 else f"#{calls[module]}")
-                slots.append([name, out])
-                where[id(out)] = len(slots) - 1
+                read(module, names[module], out)
             elif isinstance(module, _FOLLOWERS) and inputs and isinstance(inputs[0], torch.Tensor):
-                i = where.get(id(inputs[0]))
-                if i is not None and slots[i][1] is inputs[0]:
-                    slots[i][1] = out
-                    where[id(out)] = i
+                follow(inputs[0], out)
 
-        handles = [m.register_forward_hook(hook) for m in net.modules() if m is not net]
+        def functional(name, args, output):
+            if any(self._hooked(m) or isinstance(m, _FOLLOWERS) for m in stack):
+                return  # inside nn.MaxPool1d, nn.ReLU ...: their own hooks see it
+            out = _first_tensor(output)
+            inp = args[0] if args and isinstance(args[0], torch.Tensor) else None
+            if out is None or inp is None:
+                return
+            if name in POOL_FUNCTIONS:
+                if pools:
+                    owner = names[stack[-1]] if stack else ""
+                    label = name.replace("_with_indices", "")
+                    read((owner, label), f"{owner}.{label}" if owner else label, out)
+                    largest[0] = max(largest[0], out.numel() * out.element_size())
+            else:
+                follow(inp, out)
+
+        handles = [m.register_forward_pre_hook(pre) for m in net.modules() if m is not net]
+        handles += [m.register_forward_hook(hook) for m in net.modules() if m is not net]
         try:
-            net(x)
+            with _Functional(functional):
+                net(x)
         finally:
             for h in handles:
                 h.remove()

@@ -8,6 +8,12 @@ from torch import nn
 from .layers import needs_grad, norm_layer
 
 KERNEL = 7
+# The stack layers whose features the study's code computed as ONE number each (``--as-published``).
+# elmarc's ``backend()`` (src/dl_models.py) returns each stack conv transposed to (batch, T', F, 1), and
+# ``format_cnn_data`` (src/main.py) averages each entry of the last axis, which has size 1: the layer's
+# first feature is the mean over time and all F channels, its other F-1 features stay zero.
+# ``features.compute.published_means`` applies it to the per-layer means (docs/fidelity.md, item 1).
+PUBLISHED_ONE_NUMBER = ("c1", "r2", "r3")
 
 
 class DeepeningStack(nn.Module):

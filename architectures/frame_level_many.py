@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .deepening import DeepeningStack
+from .deepening import PUBLISHED_ONE_NUMBER, DeepeningStack
 from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
 from .layers import check_input, norm_layer, pad_time, same_pad
@@ -41,6 +41,8 @@ class FrameLevelMany(StudyFrontEnd):
     """
 
     input_kind = "waveform"
+    # --as-published: the study's code reduced each of these maps to one number (see PUBLISHED_ONE_NUMBER)
+    published_one_number = PUBLISHED_ONE_NUMBER
 
     @keeps_global_rng
     def __init__(self, filters: int = 448, seed: int = 0, batchnorm: bool = False, fast: bool = True):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from audiodata.audio import SAMPLE_RATE
+from audiodata.audio import PUBLISHED_PAD_MODE, SAMPLE_RATE
 
 from .layers import check_input
 
@@ -26,14 +26,20 @@ N_FFT = 2048  # librosa.feature.mfcc's default window: clips shorter than this a
 DELTA_WIDTH = 9  # librosa.feature.delta's default Savitzky-Golay window (frames), MFCCDelta only
 
 
-def _min_length(wave: np.ndarray, n: int = N_FFT) -> np.ndarray:
-    """``wave`` repeated (then cropped) to ``n`` samples when shorter, as the study's code did."""
+def _min_length(wave: np.ndarray, n: int = N_FFT, published: bool = False) -> np.ndarray:
+    """``wave`` repeated to at least ``n`` samples when shorter: by default then cropped to ``n``; with
+    ``published`` (``--as-published``) whole copies are appended until it reaches ``n`` and nothing is
+    cropped, as the study's code did (elmarc ``src/main.py``, ``extract_mfcc_features``: ``while
+    len(src_repeat) < fixed_length: src_repeat = concatenate((src_repeat, src))``)."""
     if wave.shape[0] == 0:
         raise ValueError("mfcc: empty clip (0 samples)")
-    return wave if wave.shape[0] >= n else np.tile(wave, -(-n // wave.shape[0]))[:n]
+    if wave.shape[0] >= n:
+        return wave
+    tiled = np.tile(wave, -(-n // wave.shape[0]))
+    return tiled if published else tiled[:n]
 
 
-def mfcc_statistics(wave: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+def mfcc_statistics(wave: np.ndarray, sr: int = SAMPLE_RATE, published: bool = False) -> np.ndarray:
     """The study's 120 statistics of one whole clip.
 
     ``librosa.feature.mfcc`` with 20 coefficients and librosa's other defaults (n_fft 2048, hop 512,
@@ -45,14 +51,18 @@ def mfcc_statistics(wave: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     wave : np.ndarray
         ``(samples,)``, the whole clip; repeat-padded to 2048 samples when shorter.
     sr : int
+    published : bool
+        ``--as-published``: a short clip is repeated in whole copies, uncropped, and the STFT frames are
+        reflect-padded (the study's librosa), as :func:`_min_length` and ``audio.log_mel`` say.
 
     Returns
     -------
     np.ndarray
         ``(120,)`` float32: ``[mean(m), std(m), mean(d), std(d), mean(dd), std(dd)]``, 20 values each.
     """
-    wave = _min_length(np.asarray(wave, dtype=np.float32))
-    m = librosa.feature.mfcc(y=wave, sr=sr, n_mfcc=N_MFCC)   # (20, frames), frames >= 5
+    wave = _min_length(np.asarray(wave, dtype=np.float32), published=published)
+    extra = {"pad_mode": PUBLISHED_PAD_MODE} if published else {}
+    m = librosa.feature.mfcc(y=wave, sr=sr, n_mfcc=N_MFCC, **extra)   # (20, frames), frames >= 5
     d = m[:, 1:] - m[:, :-1]
     dd = d[:, 1:] - d[:, :-1]
     return np.concatenate([m.mean(axis=1), m.std(axis=1), d.mean(axis=1), d.std(axis=1),
@@ -125,8 +135,12 @@ class MFCC(nn.Module):
         x : Tensor ``(batch, samples)`` or list of Tensor ``(samples_i,)``
         """
         waves, ref = self._clips(x)
-        stats = np.stack([self.statistics(w) for w in waves])
+        stats = np.stack([self._statistics(w) for w in waves])
         return [torch.from_numpy(stats).to(device=ref.device, dtype=ref.dtype)[:, :, None]]
+
+    def _statistics(self, w: np.ndarray) -> np.ndarray:
+        # as_published is set by features.extract.build_frontend(as_published=True)
+        return mfcc_statistics(w, published=bool(getattr(self, "as_published", False)))
 
     def forward(self, x) -> torch.Tensor:
         """``(batch, 120, 1)``."""
@@ -145,3 +159,6 @@ class MFCCDelta(MFCC):
     input_kind = "waveform"
     statistics = staticmethod(mfcc_delta_statistics)
     name = "mfcc-delta"
+
+    def _statistics(self, w: np.ndarray) -> np.ndarray:
+        return mfcc_delta_statistics(w)

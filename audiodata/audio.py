@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 __all__ = ["SAMPLE_RATE", "N_SAMPLES", "N_FFT", "HOP_LENGTH", "N_MELS", "FMIN", "FMAX", "N_FRAMES",
-           "TOP_DB", "AMIN", "RES_TYPE", "AudioError", "load_audio", "resample", "fit_length", "input_lengths",
+           "TOP_DB", "AMIN", "RES_TYPE", "PUBLISHED_RES_TYPE", "PUBLISHED_PAD_MODE", "AudioError", "load_audio", "resample", "fit_length", "input_lengths",
            "log_mel", "repeat_frames", "spectrogram_input", "waveform_input", "clip_input", "LogMel"]
 
 # The study's settings (Pons & Serra 2019, thesis ch. 4; ../shared/design/frontends.md).
@@ -39,6 +39,11 @@ N_FRAMES = 1376       # spectrogram input: 1376 x 96 (about 29.4 s); 350000 samp
 TOP_DB = 80.0         # dB below each clip's maximum at which the log-mel is floored (power_to_db)
 AMIN = 1e-10          # power floor before the log (power_to_db)
 RES_TYPE = "soxr_hq"  # librosa.resample's default: band-limited, fast, deterministic
+# --as-published: what the study's librosa (< 0.10) did by default. ``librosa.load`` resampled with resampy's
+# "kaiser_best" filter, and ``melspectrogram``'s STFT centred its frames with reflect padding (librosa 0.10
+# changed the default to zero padding). docs/fidelity.md measures both against today's.
+PUBLISHED_RES_TYPE = "kaiser_best"
+PUBLISHED_PAD_MODE = "reflect"
 
 # libsndfile logs header fields it had to correct as "data : 24000 (should be 11978)" (WAV) or
 # "Data Size   : 24000 (should be 11988)" (AU): a declared size larger than the file holds means
@@ -95,7 +100,7 @@ def _decode_fallback(path: Path, cause: Exception) -> tuple[np.ndarray, int]:
     return np.atleast_2d(data).T.astype(np.float32, copy=False), int(rate)
 
 
-def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
+def load_audio(path, sr: int = SAMPLE_RATE, res_type: str = RES_TYPE) -> np.ndarray:
     """Decode an audio file to a mono float32 waveform at ``sr`` Hz.
 
     Parameters
@@ -104,6 +109,9 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
         Any file libsndfile reads (wav, au, flac, ogg, mp3, aiff) or, with ffmpeg, other containers.
     sr : int
         Target sample rate; other rates are resampled with ``librosa.resample`` (``RES_TYPE``).
+    res_type : str
+        ``librosa.resample``'s filter: ``RES_TYPE`` (soxr_hq), or ``PUBLISHED_RES_TYPE`` (resampy's
+        kaiser_best, the study's librosa default) for ``--as-published``.
 
     Returns
     -------
@@ -128,7 +136,7 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
         bad = int((~np.isfinite(data)).sum())
         raise AudioError(path, f"{bad} NaN or inf samples")
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    wave = resample(wave, rate, sr)
+    wave = resample(wave, rate, sr, res_type=res_type)
     peak = float(np.abs(wave).max())
     if peak == 0.0:
         warnings.warn(f"{path}: silent (all samples are zero)", stacklevel=2)
@@ -137,8 +145,8 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
     return wave
 
 
-def resample(wave: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Resample a mono waveform with ``librosa.resample(res_type=RES_TYPE)``.
+def resample(wave: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE, res_type: str = RES_TYPE) -> np.ndarray:
+    """Resample a mono waveform with ``librosa.resample(res_type=res_type)`` (default ``RES_TYPE``).
 
     Parameters
     ----------
@@ -159,7 +167,7 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np
         # librosa sizes the output as ceil(n * (target / orig)) in floating point, which gives
         # 12001 samples for one second at 22 050 Hz; the exact count is ceil(n * target / orig).
         n_out = -(-wave.shape[0] * int(target_sr) // int(orig_sr))
-        wave = librosa.resample(wave, orig_sr=orig_sr, target_sr=target_sr, res_type=RES_TYPE)[:n_out]
+        wave = librosa.resample(wave, orig_sr=orig_sr, target_sr=target_sr, res_type=res_type)[:n_out]
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
@@ -211,13 +219,16 @@ def input_lengths(input_seconds: float | None = None) -> tuple[int, int]:
     return int(round(s * SAMPLE_RATE)), int(round(s * SAMPLE_RATE / HOP_LENGTH))
 
 
-def log_mel(wave: np.ndarray) -> np.ndarray:
+def log_mel(wave: np.ndarray, published: bool = False) -> np.ndarray:
     """The study's log-mel power spectrogram of a 12 kHz waveform, computed with librosa.
 
     Parameters
     ----------
     wave : np.ndarray
         Shape ``(samples,)`` at ``SAMPLE_RATE``.
+    published : bool
+        ``--as-published``: the centred frames are reflect-padded (``PUBLISHED_PAD_MODE``), as the study's
+        librosa did; by default zero-padded (librosa >= 0.10). Only the first and last two frames differ.
 
     Returns
     -------
@@ -228,18 +239,21 @@ def log_mel(wave: np.ndarray) -> np.ndarray:
     wave = np.asarray(wave)
     if wave.ndim != 1 or wave.shape[0] == 0:
         raise ValueError(f"log_mel: expected a non-empty 1-D waveform (samples,), found shape {wave.shape}")
+    extra = {"pad_mode": PUBLISHED_PAD_MODE} if published else {}
     mel = librosa.feature.melspectrogram(y=wave, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH,
-                                         n_mels=N_MELS, fmin=FMIN, fmax=FMAX, power=2.0)
+                                         n_mels=N_MELS, fmin=FMIN, fmax=FMAX, power=2.0, **extra)
     db = librosa.power_to_db(mel, ref=1.0, amin=AMIN, top_db=TOP_DB)
     return np.ascontiguousarray(db.T, dtype=np.float32)
 
 
-def repeat_frames(frames: np.ndarray, n_frames: int, pad: str = "repeat") -> np.ndarray:
+def repeat_frames(frames: np.ndarray, n_frames: int, pad: str = "repeat", published: bool = False) -> np.ndarray:
     """Fit a ``(frames, bands)`` spectrogram to ``n_frames`` along time.
 
     Crops to the first ``n_frames``; a shorter spectrogram has its frames repeated (``"repeat"``,
     the study's code: the whole clip's frames tiled, then cropped) or is extended with the clip's
     floor value (``"zero"``: silence, ``TOP_DB`` below its maximum or ``10 log10(AMIN)``, whichever is higher).
+    With ``published`` (``--as-published``) ``"zero"`` appends 0.0 dB frames, as the study's code did
+    (``np.zeros`` filled with the clip's frames: elmarc ``src/main.py``, ``compute_input``).
 
     Parameters
     ----------
@@ -247,6 +261,7 @@ def repeat_frames(frames: np.ndarray, n_frames: int, pad: str = "repeat") -> np.
         Shape ``(frames, bands)``, at least one frame.
     n_frames : int
     pad : {"repeat", "zero"}
+    published : bool
 
     Returns
     -------
@@ -264,12 +279,13 @@ def repeat_frames(frames: np.ndarray, n_frames: int, pad: str = "repeat") -> np.
         return frames[:n_frames]
     if pad == "repeat":
         return np.tile(frames, (-(-n_frames // frames.shape[0]), 1))[:n_frames]
-    floor = max(10.0 * np.log10(AMIN), float(frames.max()) - TOP_DB)
+    floor = 0.0 if published else max(10.0 * np.log10(AMIN), float(frames.max()) - TOP_DB)
     fill = np.full((n_frames - frames.shape[0], frames.shape[1]), floor, dtype=frames.dtype)
     return np.concatenate([frames, fill])
 
 
-def spectrogram_input(wave: np.ndarray, n_frames: int = N_FRAMES, pad: str = "repeat") -> np.ndarray:
+def spectrogram_input(wave: np.ndarray, n_frames: int = N_FRAMES, pad: str = "repeat",
+                      published: bool = False) -> np.ndarray:
     """The input of a spectrogram front-end: ``(n_frames, 96)`` time x mel.
 
     The log-mel of the whole decoded clip (its 80 dB floor relative to the whole clip's maximum),
@@ -278,7 +294,8 @@ def spectrogram_input(wave: np.ndarray, n_frames: int = N_FRAMES, pad: str = "re
     UrbanSound8K clip of 3 s gives 141 frames, tiled ten times). ``pad="zero"`` appends silent frames.
     ``pad="repeat-samples"`` is this toolkit's former rule, kept for comparison: the waveform is
     repeat-padded to ``(n_frames - 1) * HOP_LENGTH`` samples before the log-mel, so the frames at
-    each seam mix the clip's end and start.
+    each seam mix the clip's end and start. ``published`` (``--as-published``): reflect-padded STFT
+    frames (:func:`log_mel`) and 0.0 dB zero-padding (:func:`repeat_frames`), as the study's code.
 
     Parameters
     ----------
@@ -286,6 +303,7 @@ def spectrogram_input(wave: np.ndarray, n_frames: int = N_FRAMES, pad: str = "re
         Shape ``(samples,)`` at ``SAMPLE_RATE``.
     n_frames : int
     pad : {"repeat", "zero", "repeat-samples"}
+    published : bool
 
     Returns
     -------
@@ -300,10 +318,10 @@ def spectrogram_input(wave: np.ndarray, n_frames: int = N_FRAMES, pad: str = "re
     if pad == "repeat-samples":
         if 1 + wave.shape[0] // HOP_LENGTH < n_frames:
             wave = fit_length(wave, (n_frames - 1) * HOP_LENGTH, pad="repeat")
-        return log_mel(wave)[:n_frames]
+        return log_mel(wave, published)[:n_frames]
     if pad not in ("repeat", "zero"):
         raise ValueError(f"spectrogram_input: pad must be 'repeat', 'zero' or 'repeat-samples', found {pad!r}")
-    return repeat_frames(log_mel(wave), n_frames, pad=pad)
+    return repeat_frames(log_mel(wave, published), n_frames, pad=pad, published=published)
 
 
 def waveform_input(wave: np.ndarray, n_samples: int = N_SAMPLES, pad: str = "repeat") -> np.ndarray:

@@ -21,9 +21,13 @@ Layouts relied on (as shipped by their authors):
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import errno
 import hashlib
+import io
 import os
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -53,7 +57,8 @@ LAYOUTS = {
                 + ", ".join(BALLROOM_FOLDERS),
     "extended-ballroom": "<root>/<class>/*.mp3 with the 13 folders " + ", ".join(EXTENDED_BALLROOM_CLASSES),
     "us8k": "<root>/audio/fold1..fold10/*.wav and <root>/metadata/UrbanSound8K.csv",
-    "folder": "<root>/<class>/**/<audio file>: the class is each file's parent folder",
+    "folder": "<root>/<class>/**/<audio file>: the class is the top-level folder under <root> (files in "
+              "subfolders such as <class>/album1/ belong to <class>)",
     "csv": "a manifest CSV with a header and columns path, label and optionally split "
            "(train/val/test) or fold (1..K); paths relative to the manifest's folder",
     "synthetic": f"generated on first use under {DEFAULT_SYNTHETIC_ROOT} (audiodata/synthetic.py)",
@@ -68,6 +73,7 @@ class Clip:
     label: str
     split: str | None = None
     fold: int | None = None
+    sha256: str | None = None   # the file's content hash, with ``load_dataset(verify_audio="content")``
 
 
 @dataclass
@@ -106,9 +112,9 @@ def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def _is_audio(path: Path) -> bool:
+def _is_audio_name(name: str) -> bool:
     # Hidden files include macOS "._name.wav" resource forks, which some archives carry.
-    return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith(".")
+    return Path(name).suffix.lower() in AUDIO_EXTENSIONS and not name.startswith(".")
 
 
 def _utf8_name(path: Path) -> bool:
@@ -119,19 +125,165 @@ def _utf8_name(path: Path) -> bool:
     return True
 
 
-def _audio_files(folder: Path, problems: list | None = None) -> list[Path]:
-    """Audio files under ``folder``, sorted. A name that is not valid UTF-8 cannot be an id (ids are
-    written to JSON and NumPy text arrays): it is left out, and named by its ``repr`` in ``problems``."""
-    out = []
-    for p in folder.rglob("*"):
-        if any(part.startswith(".") for part in p.relative_to(folder).parts) or not _is_audio(p):
-            continue
-        if _utf8_name(p):
-            out.append(p)
-        elif problems is not None:
-            problems.append({"path": repr(str(p)), "reason": "file name is not valid UTF-8; skipped "
-                             "(rename it, e.g. with convmv, to include it)"})
-    return sorted(out)
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _not_regular(mode: int) -> str:
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def _link_problem(path: Path) -> str | None:
+    """Why the symbolic link ``path`` leads nowhere usable (dangling, a loop), or None when it resolves."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return f"dangling symbolic link: its target {os.readlink(path)!r} does not exist"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return f"symbolic link loop (it points to {os.readlink(path)!r}, which never reaches a file)"
+        return f"symbolic link cannot be followed ({e.strerror})"
+    return None
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why a file named by a manifest, split list or metadata is not a usable clip, or None."""
+    if os.path.islink(path):
+        why = _link_problem(path)
+        if why is not None:
+            return why
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if stat.S_ISDIR(st.st_mode):
+        return "a folder, not an audio file"
+    if not stat.S_ISREG(st.st_mode):
+        return f"not a regular file: {_not_regular(st.st_mode)}"
+    if not os.access(path, os.R_OK):
+        return "unreadable: permission denied (make it readable and run the same command again)"
+    return None
+
+
+class _Walk:
+    """One walk over a dataset tree: every real folder is listed once (symlinked folders are followed
+    when they lead to a folder not otherwise in the tree), and every candidate audio file that is not a
+    usable clip goes to ``problems`` with its reason, so nothing disappears without a word."""
+
+    def __init__(self, top: Path, problems: list | None):
+        self.problems = problems if problems is not None else []
+        self.seen = set()
+        self.real = set()   # (st_dev, st_ino) of the folders reached without following a link
+        for d, subdirs, _ in os.walk(top, followlinks=False):
+            subdirs[:] = [x for x in subdirs if not x.startswith(".")]
+            try:
+                st = os.stat(d)
+            except OSError:
+                continue
+            self.real.add((st.st_dev, st.st_ino))
+
+    def problem(self, path, reason: str) -> None:
+        shown = str(path) if _utf8_name(Path(path)) else repr(str(path))
+        self.problems.append({"path": shown, "reason": reason})
+
+    def files(self, folder: Path, via_link: bool = False) -> list[Path]:
+        try:
+            st = os.stat(folder)
+        except OSError as e:
+            self.problem(folder, f"folder cannot be read ({e.strerror}); its files are not listed")
+            return []
+        ident = (st.st_dev, st.st_ino)
+        if ident in self.seen or (via_link and ident in self.real):
+            if via_link:
+                self.problem(folder, f"symbolic link to a folder already listed ({os.path.realpath(folder)}): "
+                                     "its files are listed once, under their own path")
+            return []
+        self.seen.add(ident)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            self.problem(folder, f"folder cannot be read ({e.strerror}); its files are not listed")
+            return []
+        out = []
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            path = Path(e.path)
+            if e.is_symlink():
+                why = _link_problem(path)
+                if why is not None:
+                    if _is_audio_name(e.name):
+                        self.problem(path, why)
+                    continue
+            try:
+                mode = os.stat(path).st_mode
+            except OSError as err:
+                if _is_audio_name(e.name):
+                    self.problem(path, f"cannot be read ({err.strerror})")
+                continue
+            if stat.S_ISDIR(mode):   # a folder, even one named like a file (x.wav/), holds clips
+                out += self.files(path, via_link=e.is_symlink())
+                continue
+            if not _is_audio_name(e.name):
+                continue
+            if not _utf8_name(path):
+                self.problem(path, "file name is not valid UTF-8; skipped (rename it, e.g. with convmv, "
+                                   "to include it)")
+            elif not stat.S_ISREG(mode):
+                self.problem(path, f"not a regular file: {_not_regular(mode)}")
+            elif not os.access(path, os.R_OK):
+                self.problem(path, "unreadable: permission denied (make it readable, e.g. chmod a+r, and "
+                                   "run the same command again)")
+            else:
+                out.append(path)
+        return out
+
+
+def _audio_files(folder: Path, problems: list | None = None, walk: _Walk | None = None,
+                 via_link: bool = False) -> list[Path]:
+    """Audio files under ``folder`` (any depth), sorted. Not clips, each named in ``problems`` with the
+    reason: dangling symbolic links, link loops, FIFOs / sockets / devices named like audio, unreadable
+    files, names that are not valid UTF-8 (ids are written to JSON and NumPy text arrays). A symbolic
+    link to a folder is followed once; a folder named like a file (``x.wav/``) is a folder.
+    ``walk`` shares one record of listed folders between calls over the same tree."""
+    walk = walk if walk is not None else _Walk(folder, problems)
+    return sorted(walk.files(folder, via_link=via_link))
+
+
+def read_text(path, what: str) -> str:
+    """A text input (manifest, split list, metadata) decoded as UTF-8, with or without a BOM.
+
+    Raises ``ValueError`` naming the file, and the line and column of the first byte that is not
+    UTF-8 (a Latin-1 or Windows-1252 export), or saying it is UTF-16; and for a file that cannot be read.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: {what} cannot be read ({e.strerror or e})") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ValueError(f"{path}: {what} is UTF-16 (it starts with a UTF-16 byte-order mark); expected "
+                         "UTF-8, with or without a BOM: save it as UTF-8 (e.g. iconv -f utf-16 -t utf-8)")
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ValueError(f"{path}: line {line}, column {column}: byte 0x{data[e.start]:02x} is not UTF-8; "
+                         f"{what} must be UTF-8 (with or without a BOM): re-save it as UTF-8 (a Latin-1 "
+                         "file: iconv -f latin1 -t utf-8)") from None
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise ValueError(f"{path}: line {line}: holds a NUL byte; {what} must be a UTF-8 text file")
+    return text
+
+
+def _csv_rows(path: Path, what: str) -> csv.DictReader:
+    return csv.DictReader(io.StringIO(read_text(path, what), newline=""))
 
 
 def _require_dir(name: str, root) -> Path:
@@ -191,13 +343,15 @@ def stratified_folds(ids, labels, k: int, seed: int) -> np.ndarray:
 
 def dataset_key(ds) -> str:
     """SHA-256 naming a dataset's exact contents: its name, and per clip the id, label, split, fold,
-    and the file's size and modification time (ns). A file replaced, re-encoded or touched changes it.
+    and the file's size and modification time (ns), and its SHA-256 when the clips carry one
+    (``verify_audio="content"``). A file replaced, re-encoded or touched changes it; content replaced
+    with the same size and the mtime restored (``cp -p``, ``tar``) changes it only with the SHA-256.
     A file that no longer exists is keyed as missing."""
     h = hashlib.sha256(f"dataset {ds.name}\n".encode("utf-8"))
     for c in ds.clips:
         try:
             st = os.stat(c.path)
-            stamp = f"{st.st_size}\t{st.st_mtime_ns}"
+            stamp = f"{st.st_size}\t{st.st_mtime_ns}" + (f"\t{c.sha256}" if c.sha256 else "")
         except OSError:
             stamp = "missing"
         h.update(f"{c.id}\t{c.label}\t{c.split}\t{c.fold}\t{stamp}\n".encode("utf-8", "surrogateescape"))
@@ -259,7 +413,7 @@ def _load_gtzan(root, split_dir, manifest, folds, seed) -> Dataset:
         if not list_path.is_file():
             raise FileNotFoundError(f"{list_path}: split list not found; --split-dir must hold "
                                     f"{', '.join(SPLIT_FILES.values())} (lines like blues/blues.00029.wav)")
-        for line in list_path.read_text(encoding="utf-8").splitlines():
+        for line in read_text(list_path, "a split list").splitlines():
             entry = line.strip()
             if not entry:
                 continue
@@ -270,11 +424,13 @@ def _load_gtzan(root, split_dir, manifest, folds, seed) -> Dataset:
                 continue
             # The lists name .wav while the original distribution ships .au: accept either.
             listed = base / entry
-            found = next((p for p in [listed] + [listed.with_name(listed.stem + e) for e in (".au", ".wav")]
-                          if p.is_file()), None)
+            tried = [listed] + [listed.with_name(listed.stem + e) for e in (".au", ".wav")]
+            found = next((p for p in tried if _file_problem(p) is None), None)
             if found is None:
+                why = next((w for w in map(_file_problem, tried) if w != "missing"), None)
                 problems.append({"path": str(base / entry),
-                                 "reason": f"listed in {fname} but missing (also tried .au and .wav)"})
+                                 "reason": f"listed in {fname} but {why}" if why else
+                                 f"listed in {fname} but missing (also tried .au and .wav)"})
                 continue
             clip_id = _rel(found, base)
             if clip_id in seen:
@@ -289,9 +445,10 @@ def _load_gtzan(root, split_dir, manifest, folds, seed) -> Dataset:
 def _class_folders(name: str, base: Path, folder_to_label: dict, folds: int, seed: int) -> Dataset:
     """One folder per class (the folder names given); other folders with audio are problems."""
     clips, problems = [], []
+    walk = _Walk(base, problems)
     for folder in sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")):
         label = folder_to_label.get(folder.name)
-        for path in _audio_files(folder, problems):
+        for path in _audio_files(folder, problems, walk, via_link=folder.is_symlink()):
             if label is None:
                 problems.append({"path": str(path), "reason": f"unknown label: folder '{folder.name}' is "
                                  f"not a class of '{name}' (expected {', '.join(folder_to_label)})"})
@@ -315,10 +472,11 @@ def _load_folder(root, split_dir, manifest, folds, seed) -> Dataset:
     base = _require_dir("folder", root)
     clips, problems = [], []
     for path in _audio_files(base, problems):
-        if path.parent == base:
+        rel = path.relative_to(base)
+        if len(rel.parts) == 1:
             problems.append({"path": str(path), "reason": "unknown label: the file is not inside a class folder"})
-        else:
-            clips.append(Clip(path=path, id=_rel(path, base), label=path.parent.name))
+        else:   # the class is the top-level folder, whatever lies between it and the file
+            clips.append(Clip(path=path, id=rel.as_posix(), label=rel.parts[0]))
     return _finish("folder", base, clips, problems, "folds", {}, folds=folds, seed=seed)
 
 
@@ -332,33 +490,35 @@ def _load_us8k(root, split_dir, manifest, folds, seed) -> Dataset:
     on_disk = {}   # file name -> fold folders that hold it
     for path in _audio_files(base / "audio", problems) if (base / "audio").is_dir() else []:
         on_disk.setdefault(path.name, []).append(path)
-    with open(meta, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        absent = [c for c in ("slice_file_name", "fold", "class") if c not in (reader.fieldnames or [])]
-        if absent:
-            raise ValueError(f"{meta}: missing columns {absent}; expected {', '.join(US8K_COLUMNS)}")
-        for line, row in enumerate(reader, start=2):
-            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-                continue  # a blank line
-            short = [c for c in ("slice_file_name", "fold", "class") if row.get(c) is None]
-            if short:
-                raise ValueError(f"{meta}: line {line}: too few fields ({short} missing); expected "
-                                 f"{len(reader.fieldnames)} comma-separated fields: {', '.join(reader.fieldnames)}")
-            fname, label = row["slice_file_name"].strip(), row["class"].strip()
-            try:
-                fold = int(row["fold"])
-            except ValueError as e:
-                raise ValueError(f"{meta}: line {line}: fold {row['fold']!r} is not an integer 1..10") from e
-            named.add(fname)
-            path = base / "audio" / f"fold{fold}" / fname
-            if path.is_file():
-                clips.append(Clip(path=path, id=_rel(path, base), label=label, fold=fold))
-            elif fname in on_disk:
-                where = ", ".join(p.parent.name for p in on_disk[fname])
-                problems.append({"path": str(path), "reason": f"found in {where} but the metadata "
-                                 f"(line {line}) says fold{fold}"})
-            else:
-                problems.append({"path": str(path), "reason": f"named in the metadata (line {line}) but missing"})
+    reader = _csv_rows(meta, "the UrbanSound8K metadata")
+    absent = [c for c in ("slice_file_name", "fold", "class") if c not in (reader.fieldnames or [])]
+    if absent:
+        raise ValueError(f"{meta}: missing columns {absent}; expected {', '.join(US8K_COLUMNS)}")
+    for line, row in enumerate(reader, start=2):
+        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+            continue  # a blank line
+        short = [c for c in ("slice_file_name", "fold", "class") if row.get(c) is None]
+        if short:
+            raise ValueError(f"{meta}: line {line}: too few fields ({short} missing); expected "
+                             f"{len(reader.fieldnames)} comma-separated fields: {', '.join(reader.fieldnames)}")
+        fname, label = row["slice_file_name"].strip(), row["class"].strip()
+        try:
+            fold = int(row["fold"])
+        except ValueError as e:
+            raise ValueError(f"{meta}: line {line}: fold {row['fold']!r} is not an integer 1..10") from e
+        named.add(fname)
+        path = base / "audio" / f"fold{fold}" / fname
+        why = _file_problem(path)
+        if why is None:
+            clips.append(Clip(path=path, id=_rel(path, base), label=label, fold=fold))
+        elif why != "missing":
+            problems.append({"path": str(path), "reason": f"named in the metadata (line {line}) but {why}"})
+        elif fname in on_disk:
+            where = ", ".join(p.parent.name for p in on_disk[fname])
+            problems.append({"path": str(path), "reason": f"found in {where} but the metadata "
+                             f"(line {line}) says fold{fold}"})
+        else:
+            problems.append({"path": str(path), "reason": f"named in the metadata (line {line}) but missing"})
     for fname, paths in on_disk.items():
         if fname not in named:
             problems += [{"path": str(p), "reason": "unknown label: not in metadata/UrbanSound8K.csv"}
@@ -376,42 +536,41 @@ def _load_csv(root, split_dir, manifest, folds, seed, name: str = "csv") -> Data
         raise FileNotFoundError(f"{manifest}: manifest not found; expected {LAYOUTS['csv']}")
     base = manifest.parent
     clips, problems = [], []
-    with open(manifest, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        if "path" not in cols or "label" not in cols:
-            raise ValueError(f"{manifest}: header {cols} lacks 'path' and 'label'; expected {LAYOUTS['csv']}")
-        if "split" in cols and "fold" in cols:
-            raise ValueError(f"{manifest}: has both 'split' and 'fold' columns; give one protocol only")
-        for line, row in enumerate(reader, start=2):
-            short = [c for c in cols if c and row.get(c) is None]
-            if short:
-                raise ValueError(f"{manifest}: line {line}: too few fields ({short} missing); expected "
-                                 f"{len(cols)} comma-separated fields: {', '.join(cols)}")
-            rel, label = (row["path"] or "").strip(), (row["label"] or "").strip()
-            split = fold = None
-            if "split" in cols:
-                value = (row["split"] or "").strip().lower()
-                if value not in SPLIT_NAMES:
-                    raise ValueError(f"{manifest}: line {line}: split {row['split']!r} is not one of "
-                                     f"train, val (or valid, validation), test")
-                split = SPLIT_NAMES[value]
-            if "fold" in cols:
-                try:
-                    fold = int(row["fold"])
-                    if fold < 1:
-                        raise ValueError("below 1")
-                except ValueError as e:
-                    raise ValueError(f"{manifest}: line {line}: fold {row['fold']!r} is not an "
-                                     f"integer >= 1") from e
-            path = base / rel
-            if not rel or not label:
-                problems.append({"path": str(path), "reason": f"line {line}: empty path or label"})
-            elif not path.is_file():
-                problems.append({"path": str(path), "reason": f"named in {manifest.name} (line {line}) but missing"})
-            else:
-                clips.append(Clip(path=path, id=Path(os.path.normpath(rel)).as_posix(), label=label,
-                                  split=split, fold=fold))
+    reader = _csv_rows(manifest, "a manifest")
+    cols = reader.fieldnames or []
+    if "path" not in cols or "label" not in cols:
+        raise ValueError(f"{manifest}: header {cols} lacks 'path' and 'label'; expected {LAYOUTS['csv']}")
+    if "split" in cols and "fold" in cols:
+        raise ValueError(f"{manifest}: has both 'split' and 'fold' columns; give one protocol only")
+    for line, row in enumerate(reader, start=2):
+        short = [c for c in cols if c and row.get(c) is None]
+        if short:
+            raise ValueError(f"{manifest}: line {line}: too few fields ({short} missing); expected "
+                             f"{len(cols)} comma-separated fields: {', '.join(cols)}")
+        rel, label = (row["path"] or "").strip(), (row["label"] or "").strip()
+        split = fold = None
+        if "split" in cols:
+            value = (row["split"] or "").strip().lower()
+            if value not in SPLIT_NAMES:
+                raise ValueError(f"{manifest}: line {line}: split {row['split']!r} is not one of "
+                                 f"train, val (or valid, validation), test")
+            split = SPLIT_NAMES[value]
+        if "fold" in cols:
+            try:
+                fold = int(row["fold"])
+                if fold < 1:
+                    raise ValueError("below 1")
+            except ValueError as e:
+                raise ValueError(f"{manifest}: line {line}: fold {row['fold']!r} is not an "
+                                 f"integer >= 1") from e
+        path = base / rel
+        if not rel or not label:
+            problems.append({"path": str(path), "reason": f"line {line}: empty path or label"})
+        elif (why := _file_problem(path)) is not None:
+            problems.append({"path": str(path), "reason": f"named in {manifest.name} (line {line}) but {why}"})
+        else:
+            clips.append(Clip(path=path, id=Path(os.path.normpath(rel)).as_posix(), label=label,
+                              split=split, fold=fold))
     info = {"manifest": str(manifest)}
     if "split" in cols:
         return _finish(name, base, clips, problems, "split", info)
@@ -438,7 +597,7 @@ DATASETS = {"gtzan": _load_gtzan, "ballroom": _load_ballroom, "extended-ballroom
 
 
 def load_dataset(name: str, root=None, split_dir=None, manifest=None, folds: int | None = 10,
-                 seed: int = 0) -> Dataset:
+                 seed: int = 0, verify_audio: str = "stamp") -> Dataset:
     """List a dataset's clips with labels and their split or folds.
 
     Parameters
@@ -459,6 +618,10 @@ def load_dataset(name: str, root=None, split_dir=None, manifest=None, folds: int
         ``fold=None`` and ``protocol_hint`` is ``None`` (extraction: features do not depend on folds).
     seed : int
         Shuffling seed of generated folds.
+    verify_audio : {"stamp", "content"}
+        ``content``: every clip carries the SHA-256 of its file (``Clip.sha256``), which
+        :func:`dataset_key` then covers, so content replaced with the same size and mtime is noticed; a
+        file that cannot be read while hashing goes to ``problems``. ``stamp`` (default): size and mtime.
 
     Returns
     -------
@@ -469,4 +632,21 @@ def load_dataset(name: str, root=None, split_dir=None, manifest=None, folds: int
         raise ValueError(f"unknown dataset '{name}'; available: {', '.join(DATASETS)}")
     if split_dir is not None and name != "gtzan":
         raise ValueError(f"split_dir applies to gtzan only, not '{name}' (use a csv manifest with a split column)")
-    return DATASETS[name](root, split_dir, manifest, folds, seed)
+    if verify_audio not in ("stamp", "content"):
+        raise ValueError(f"verify_audio must be 'stamp' or 'content', not {verify_audio!r}")
+    ds = DATASETS[name](root, split_dir, manifest, folds, seed)
+    return _with_content_hashes(ds) if verify_audio == "content" else ds
+
+
+def _with_content_hashes(ds: Dataset) -> Dataset:
+    from audiodata.decode import file_sha256
+    clips, problems = [], list(ds.problems)
+    for c in ds.clips:
+        try:
+            clips.append(replace(c, sha256=file_sha256(c.path)))
+        except OSError as e:
+            problems.append({"path": str(c.path), "reason": f"cannot be read to hash its content ({e.strerror})"})
+    if not clips:
+        raise ValueError(f"{ds.root}: no clip of dataset '{ds.name}' could be read to hash its content")
+    return replace(ds, clips=clips, problems=sorted(problems, key=lambda p: str(p["path"])),
+                   info={**ds.info, "verify_audio": "content"})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from sklearn.model_selection import ParameterGrid
 
-__all__ = ["SVM_GRID", "ELM_GRID", "SMALL_SVM_GRID", "SMALL_ELM_GRID", "GRIDS", "grid_points",
+__all__ = ["SVM_GRID", "ELM_GRID", "LINEAR_GRID", "KNN_GRID", "SMALL_SVM_GRID", "SMALL_ELM_GRID", "GRIDS", "grid_points",
            "resolve_gamma", "ELM_MAX_HIDDEN"]
 
 # 2^-3 ... 2^-13 in steps of 2^-2, then 1/#features ("auto" in SVC's spelling).
@@ -35,8 +35,14 @@ SMALL_SVM_GRID = [
 ]
 SMALL_ELM_GRID = [{"n_hidden": [10, 40, 100]}]
 
-GRIDS = {"study": {"svm": SVM_GRID, "elm": ELM_GRID},
-         "small": {"svm": SMALL_SVM_GRID, "elm": SMALL_ELM_GRID}}
+# Probes beside the study's classifiers (classifiers/probes.py): logistic regression over C in decades,
+# kNN with k = 10 (cosine), as HEAR / X-ARES probe embeddings.
+LINEAR_GRID = [{"C": [1e-3, 1e-2, 1e-1, 1.0, 10.0]}]
+SMALL_LINEAR_GRID = [{"C": [0.1, 10.0]}]
+KNN_GRID = [{"n_neighbors": [10]}]
+
+GRIDS = {"study": {"svm": SVM_GRID, "elm": ELM_GRID, "linear": LINEAR_GRID, "knn": KNN_GRID},
+         "small": {"svm": SMALL_SVM_GRID, "elm": SMALL_ELM_GRID, "linear": SMALL_LINEAR_GRID, "knn": KNN_GRID}}
 
 # One hidden layer of this many units is drawn per seed; smaller ELMs use its first units.
 ELM_MAX_HIDDEN = 2500

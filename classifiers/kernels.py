@@ -6,6 +6,8 @@ and task of a protocol at once, so work shared between points and tasks is done 
 - ``FastSVM``: the float64 Gram matrix ``X X'`` and squared distances ``|x|^2 + |y|^2 - 2 x.y`` (the
   formula libsvm itself uses) are computed once; each rbf kernel is ``exp(-gamma D)``, the linear kernel
   is the Gram matrix, and ``SVC(kernel="precomputed")`` is fitted on its blocks for every C and task.
+  Inside ``layer_grams`` (``--per-layer``) the Gram is the sum of the matrix's layers' Grams, shared
+  between the grids over subsets of the layers (``LayerGrams``).
 - ``FastELM``: one hidden layer of ``max(n_hidden)`` units per seed over all clips; an ELM of ``k`` units
   uses the first ``k`` (``elm.draw_hidden`` makes that the same layer a ``k``-unit ELM draws). Where a
   task has fewer *live* units (not zero on every training clip) than training clips (*primal*), its Gram
@@ -22,9 +24,12 @@ failed point to its reason. The straightforward scorers in ``reference.py`` have
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import hashlib
 import itertools
 import os
 import threading
+from collections import OrderedDict
 
 import numpy as np
 import scipy.linalg
@@ -38,7 +43,7 @@ from .elm import code_targets, draw_hidden, hidden_activations, solve_output
 from .grids import resolve_gamma
 
 __all__ = ["FastSVM", "FastELM", "feature_sources", "available_cpus", "CHOLESKY_RCOND", "MARGIN_SHARE",
-           "QR_RCOND"]
+           "QR_RCOND", "LayerGrams", "layer_grams"]
 
 # Normal-equation (Cholesky) answers are tried where LAPACK's estimate of 1 / cond(H) from the
 # triangular factor is above this: one refinement step then contracts their error by about
@@ -181,8 +186,13 @@ class FastSVM:
             if params["kernel"] not in ("linear", "rbf"):
                 raise ValueError(f"unsupported SVM kernel {params['kernel']!r}: expected rbf or linear")
             kernels.setdefault(spec, []).append(p)
+        shared = _LAYER_GRAMS.get()  # read here: joblib may advance jobs_of in a worker thread
+
         def jobs_of(ids, Xs):  # lazily: a kernel is computed when its first fit is dispatched
-            G = _symmetric(_gram_upper(Xs.T))  # X X' with syrk: half the flops of a product
+            if shared is not None and sum(shared[1]) == Xs.shape[1]:
+                G = shared[0].gram(Xs, shared[1])  # the sum of its layers' Grams, shared (--per-layer)
+            else:
+                G = _symmetric(_gram_upper(Xs.T))  # X X' with syrk: half the flops of a product
             D = None
             if any(kind == "rbf" for kind, _ in kernels):
                 sq = np.diag(G).copy()
@@ -234,6 +244,106 @@ def _gram_upper(A) -> np.ndarray:
 def _symmetric(U) -> np.ndarray:
     """The full symmetric matrix from its upper triangle."""
     return np.triu(U) + np.triu(U, 1).T
+
+
+def _memory_available() -> int | None:
+    """Bytes of memory available to new allocations (``/proc/meminfo``'s MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class LayerGrams:
+    """Grams ``X X'`` of feature matrices whose columns are layers, shared between the grids that score
+    subsets of those layers (``--per-layer``: each layer alone and layers 1..k).
+
+    ``X X' = sum_l X_l X_l'`` over its layers' column blocks ``X_l``, and standardization is per column,
+    so a standardized matrix's Gram is the sum of its standardized blocks' Grams as well. Each block's
+    Gram is kept under a digest of the block's bytes (its shape, dtype and numbers), and each sum of the
+    first ``j`` blocks under the tuple of their digests: layers 1..k then cost the Gram of layer k (kept
+    from "layer k alone") plus one addition to the kept sum of layers 1..k-1. Keys are contents, so a
+    block with other numbers (another seed, another training set's standardization) is another entry and
+    nothing stale is ever served. At most ``budget`` bytes are kept (least recently used dropped first,
+    default a quarter of the memory available); what is not kept is computed again. The sums agree with
+    the Gram computed in one go to rounding (``tests/test_per_layer_speed.py``).
+    """
+
+    def __init__(self, budget: int | None = None):
+        if budget is None:
+            avail = _memory_available()
+            budget = avail // 4 if avail else 1 << 30
+        self.budget = int(budget)
+        self._kept: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.computed = self.reused = 0  # block Grams computed, and Grams (blocks or sums) found kept
+
+    def _get(self, key):
+        with self._lock:
+            G = self._kept.get(key)
+            if G is not None:
+                self._kept.move_to_end(key)
+                self.reused += 1
+            return G
+
+    def _keep(self, key, G) -> None:
+        G.flags.writeable = False  # served to several grids: nobody may change it
+        with self._lock:
+            self._kept[key] = G
+            while sum(g.nbytes for g in self._kept.values()) > self.budget and self._kept:
+                self._kept.popitem(last=False)
+
+    def gram(self, X, widths) -> np.ndarray:
+        """``X X'`` (n, n), float64, read-only, of ``X`` (n, sum(widths)) whose consecutive column blocks
+        of ``widths`` are its layers."""
+        X = np.asarray(X, dtype=np.float64)
+        bounds = np.cumsum([0, *widths])
+        if bounds[-1] != X.shape[1] or min(widths, default=0) < 1:
+            raise ValueError(f"layer widths {list(widths)} do not tile the {X.shape[1]} columns")
+        blocks = [np.ascontiguousarray(X[:, a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        keys = [_digest(B) for B in blocks]
+        done, G = 0, None
+        for j in range(len(keys), 0, -1):  # the longest sum of leading blocks already kept
+            G = self._get(tuple(keys[:j]))
+            if G is not None:
+                done = j
+                break
+        for j in range(done, len(keys)):
+            Gj = self._get((keys[j],))
+            if Gj is None:
+                Gj = _symmetric(_gram_upper(blocks[j].T))
+                self.computed += 1
+                self._keep((keys[j],), Gj)
+            G = Gj if G is None else G + Gj
+            if j > 0:  # a new sum of the first j + 1 blocks
+                self._keep(tuple(keys[:j + 1]), G)
+        return G
+
+
+def _digest(B) -> str:
+    """A digest of an array's shape, dtype and numbers (C-contiguous ``B``)."""
+    h = hashlib.blake2b(repr((B.shape, B.dtype.str)).encode(), digest_size=16)
+    h.update(B.data)
+    return h.hexdigest()
+
+
+# (LayerGrams, layer widths) while a --per-layer grid runs: FastSVM takes its Gram from there
+_LAYER_GRAMS: contextvars.ContextVar = contextvars.ContextVar("layer_grams", default=None)
+
+
+@contextlib.contextmanager
+def layer_grams(cache: LayerGrams, widths):
+    """While inside, every ``FastSVM`` grid over a matrix of ``sum(widths)`` columns takes its Gram from
+    ``cache`` as the sum of the Grams of its column blocks of ``widths`` (its layers)."""
+    token = _LAYER_GRAMS.set((cache, tuple(int(w) for w in widths)))
+    try:
+        yield cache
+    finally:
+        _LAYER_GRAMS.reset(token)
 
 
 class FastELM:

@@ -9,7 +9,10 @@ A feature set's ``meta.json`` lists its layers with the columns of ``X`` each oc
 - ``--per-layer`` adds, per classifier and protocol, the accuracy of each layer alone and of layers
   1..k together, k = 1..K (``per_layer`` in the results): "which layers to keep" and "does depth help",
   the report's accuracy-vs-depth curve. Each point is a full grid on those columns, exactly as the
-  whole feature set is scored, so the cumulative curve ends at the full set's accuracy.
+  whole feature set is scored, so the cumulative curve ends at the full set's accuracy (the full set's
+  own results; layers 1..1 is layer 1 alone: neither is scored twice). The SVM's Grams of layers 1..k
+  are sums of per-layer Grams, computed once (``kernels.LayerGrams``); the libsvm fits and the ELM's
+  solves, most of a grid's time, are made per subset (docs/performance-grid.md, "--per-layer").
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .featureset import FeatureSet, write_feature_set
+from .kernels import LayerGrams, layer_grams
 
 __all__ = ["LayerSelectionError", "layer_table", "parse_layers", "select_layers", "per_layer_scores"]
 
@@ -133,7 +137,7 @@ def select_layers(sets: list[FeatureSet], tokens) -> tuple[list[FeatureSet], dic
                  "names": [names[0][p] for p in positions], "n_features": int(out[0].X.shape[1])}
 
 
-def per_layer_scores(sets: list[FeatureSet], score, progress: bool = False) -> dict:
+def per_layer_scores(sets: list[FeatureSet], score, progress: bool = False, full: dict | None = None) -> dict:
     """Accuracy of each layer alone and of layers 1..k together, per classifier and protocol.
 
     Parameters
@@ -145,6 +149,9 @@ def per_layer_scores(sets: list[FeatureSet], score, progress: bool = False) -> d
         same settings); each point's feature sets are written to a temporary folder for it.
     progress : bool
         Print one line per point.
+    full : dict, optional
+        The results of ``sets`` themselves under the same settings: they are layers 1..K, so that point
+        is not scored again (nor layers 1..1, which is layer 1 alone).
 
     Returns
     -------
@@ -152,33 +159,52 @@ def per_layer_scores(sets: list[FeatureSet], score, progress: bool = False) -> d
         ``{"layers": [{name, channels}], "curves": [{"classifier", "protocol", "mode": "alone" or
         "cumulative", "points": [{"k", "layers", "n_features", "mean", "std", "accuracies"}]}]}``;
         ``k`` counts layers from the first (cumulative) or is the layer's position (alone).
+
+    The subsets are scored in the order layer 1 alone, (1..1 = layer 1), layer 2 alone, layers 1..2,
+    ... so that the SVM's Gram of layers 1..k is the kept Gram of layers 1..k-1 plus layer k's, kept
+    from scoring it alone (``kernels.LayerGrams``); the results do not depend on the order.
     """
     table = layer_table(sets[0])
-    curves: dict = {}
+    widths = [t["stop"] - t["start"] for t in table]
+    n_layers = len(table)
+    done: dict = {}  # (mode, k) -> results
+    grams = LayerGrams()
     with tempfile.TemporaryDirectory(prefix="per_layer_") as tmp:
-        for mode in ("alone", "cumulative"):
-            if mode == "alone" and len(table) == 1:
-                continue
-            for k in range(1, len(table) + 1):
+        for k in range(1, n_layers + 1):
+            for mode in ("alone", "cumulative"):
+                if mode == "alone" and n_layers == 1:
+                    continue
                 positions = [k - 1] if mode == "alone" else list(range(k))
+                if mode == "cumulative" and k == n_layers and full is not None:
+                    done[mode, k] = full  # every layer: the feature sets' own results
+                    continue
+                if mode == "cumulative" and k == 1 and n_layers > 1:
+                    done[mode, k] = done["alone", 1]  # the same columns, the same settings
+                    continue
                 folders = []
                 for r, fs in enumerate(sets):
                     sub = _subset(fs, table, positions)
                     arrays = {"split": sub.split} if sub.split is not None else {"fold": sub.fold}
                     folders.append(write_feature_set(Path(tmp) / f"{mode}{k}_{r}", sub.X, sub.y, sub.ids,
                                                      meta=sub.meta, **arrays))
-                results = score(folders, Path(tmp) / f"{mode}{k}_results")
-                for e in results["entries"]:
-                    curve = curves.setdefault((e["classifier"], e["protocol"], mode), [])
-                    curve.append({"k": k, "layers": [table[p]["name"] for p in positions],
-                                  "n_features": int(sum(table[p]["stop"] - table[p]["start"]
-                                                        for p in positions)),
-                                  "mean": e["mean"], "std": e["std"],
-                                  "accuracies": [run["accuracy"] for run in e["runs"]]})
+                with layer_grams(grams, [widths[p] for p in positions]):
+                    done[mode, k] = results = score(folders, Path(tmp) / f"{mode}{k}_results")
                 if progress:
-                    print(f"per-layer {mode} {k}/{len(table)}: " + ", ".join(
+                    print(f"per-layer {mode} {k}/{n_layers}: " + ", ".join(
                         f"{e['classifier']} {e['protocol']} {100 * e['mean']:.1f}%" for e in results["entries"]
                         if e["mean"] is not None), flush=True)
-    return {"layers": [{"name": t["name"], "channels": t["stop"] - t["start"]} for t in table],
+    curves: dict = {}
+    for mode in ("alone", "cumulative"):
+        for k in range(1, n_layers + 1):
+            if (mode, k) not in done:
+                continue
+            positions = [k - 1] if mode == "alone" else list(range(k))
+            for e in done[mode, k]["entries"]:
+                curve = curves.setdefault((e["classifier"], e["protocol"], mode), [])
+                curve.append({"k": k, "layers": [table[p]["name"] for p in positions],
+                              "n_features": int(sum(widths[p] for p in positions)),
+                              "mean": e["mean"], "std": e["std"],
+                              "accuracies": [run["accuracy"] for run in e["runs"]]})
+    return {"layers": [{"name": t["name"], "channels": w} for t, w in zip(table, widths)],
             "curves": [{"classifier": c, "protocol": p, "mode": m, "points": pts}
                        for (c, p, m), pts in curves.items()]}

@@ -15,7 +15,7 @@ import torch
 from audiodata.decode import iter_prepared
 from toolkit.device import AdaptiveBatch, compute_dtype, precision_context
 
-__all__ = ["layer_means", "batch_features", "compute_chunk", "iter_inputs", "merge_warnings"]
+__all__ = ["layer_means", "published_means", "batch_features", "compute_chunk", "iter_inputs", "merge_warnings"]
 
 
 def layer_means(outputs) -> torch.Tensor:
@@ -52,12 +52,42 @@ def _features_of_batch(model, batch, device: torch.device, precision: str = "flo
     return means.cpu().numpy()  # means accumulated in float32 whatever the precision
 
 
+def published_means(means: torch.Tensor, layers, one_number) -> torch.Tensor:
+    """The per-layer means as the study's code computed them (``--as-published``): each layer named in
+    ``one_number`` keeps ONE number, the mean over time and all its channels, in its first column, and
+    zeros in the others (elmarc's ``backend()`` hands ``format_cnn_data`` those maps as ``(batch, T', F, 1)``;
+    see ``architectures.deepening.PUBLISHED_ONE_NUMBER``). Every channel of a layer has the same time
+    length, so the mean of its channel means is the mean over the whole map.
+
+    Parameters
+    ----------
+    means : Tensor ``(batch, sum(C))``, the per-channel means in ``layers`` order
+    layers : sequence of ``(name, channels)``
+    one_number : collection of layer names
+    """
+    out = means.clone()
+    start = 0
+    for name, channels in layers:
+        stop = start + int(channels)
+        if name in one_number:
+            out[:, start] = means[:, start:stop].mean(dim=1)
+            out[:, start + 1:stop] = 0.0
+        start = stop
+    return out
+
+
 def batch_features(model, x) -> torch.Tensor:
     """A batch's features, ``(batch, feature_length)`` float32: the front-end's ``extract_means`` where it
-    has one (its maps never reach memory whole), else the means of ``extract_features``' maps."""
+    has one (its maps never reach memory whole), else the means of ``extract_features``' maps; with the
+    model's ``as_published`` set (``build_frontend(as_published=True)``), then :func:`published_means`."""
     if hasattr(model, "extract_means"):
-        return model.extract_means(x).float()
-    return layer_means(model.extract_features(x))
+        means = model.extract_means(x).float()
+    else:
+        means = layer_means(model.extract_features(x))
+    one_number = getattr(model, "published_one_number", ())
+    if getattr(model, "as_published", False) and one_number:
+        means = published_means(means, model.layers, one_number)
+    return means
 
 
 def iter_inputs(paths, spec, cache_dir, workers: int = 2):
@@ -87,8 +117,11 @@ def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared
     skipped : list of {path, id, reason}
     timing : (decode_s, compute_s, wall_s)
     warned : dict message -> list of clip ids
+    crop : {"cut": [[id, seconds], ...], "windows": [[id, n], ...]}: the clips the network saw only part
+        of (``--crop start|center``), and those read as several windows (``--crop windows``)
     """
     idx_ok, feats, skipped, warned = [], [], [], {}
+    crop = {"cut": [], "windows": []}
     adaptive = adaptive if adaptive is not None else AdaptiveBatch(batch_size)
     decode_s = compute_s = 0.0
     t_chunk = time.perf_counter()
@@ -104,11 +137,18 @@ def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared
             if p.error is not None:
                 skipped.append({"path": str(clips[i].path), "id": clips[i].id, "reason": p.error})
             else:
-                xs.append(p.x)
+                xs.append(p.x if p.windows is None else (p.x, p.windows))
                 ok.append(i)
+                if p.cut_s > 0:
+                    crop["cut"].append([clips[i].id, round(float(p.cut_s), 4)])
+                if p.windows is not None and p.windows > 1:
+                    crop["windows"].append([clips[i].id, int(p.windows)])
         if xs:
             t0 = time.perf_counter()
-            f = adaptive(lambda a: _features_of_batch(model, a, dev, precision), _batch(xs))
+            if isinstance(xs[0], tuple):  # --crop windows: every window of the batch's clips, then their means
+                f = _window_means(model, dev, precision, adaptive, xs)
+            else:
+                f = adaptive(lambda a: _features_of_batch(model, a, dev, precision), _batch(xs))
             compute_s += time.perf_counter() - t0
             finite = np.isfinite(f).all(axis=1)
             for j in np.flatnonzero(~finite):
@@ -119,7 +159,16 @@ def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared
         if on_batch is not None:
             on_batch(min(hi, b + batch_size) - b)
     X = np.concatenate(feats) if feats else np.zeros((0, model.feature_length), np.float32)
-    return idx_ok, X, skipped, (decode_s, compute_s, time.perf_counter() - t_chunk), warned
+    return idx_ok, X, skipped, (decode_s, compute_s, time.perf_counter() - t_chunk), warned, crop
+
+
+def _window_means(model, dev, precision, adaptive, xs) -> np.ndarray:
+    """Features of clips given as ``(windows, n)`` stacks: each window through the network (in batches of
+    at most ``adaptive.size`` windows), then each clip's mean over its windows (float64 sums)."""
+    rows = np.concatenate([x for x, _ in xs])
+    f = adaptive(lambda a: _features_of_batch(model, a, dev, precision), rows).astype(np.float64)
+    bounds = np.cumsum([0] + [k for _, k in xs])
+    return np.stack([f[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])]).astype(np.float32)
 
 
 def merge_warnings(into: dict, new: dict) -> dict:

@@ -17,6 +17,7 @@ finished feature set is reused only when its key matches and ``features.npz`` ha
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import sys
 import time
@@ -28,17 +29,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from toolkit.cli import HelpFormatter
+from toolkit.cli import HelpFormatter, interruptible, prog
 import architectures
 from architectures.checkpoint import SAMPLECNN, load_frontend
 from architectures.custom import add_arguments as add_custom_arguments
 from architectures.custom import is_custom_spec
 from architectures.custom import options_from_args as custom_options_from_args
 from audiodata import audio, datasets, decode
-from audiodata.decode import DEFAULT_CACHE, InputSpec, model_input
+from audiodata.decode import CROPS, DEFAULT_CACHE, InputSpec, fitted_input, model_input  # noqa: F401
 from features import ray_engine, store
-from features.compute import (_batch, _features_of_batch, batch_features, compute_chunk, iter_inputs, layer_means,  # noqa: F401
-                              merge_warnings)
+from features.embed import clip_minimum, embed, input_spec  # noqa: F401
+from features.compute import (_batch, _features_of_batch, _window_means, batch_features, compute_chunk,  # noqa: F401
+                              iter_inputs, layer_means, merge_warnings, published_means)
 from features.store import Chunks, ExtractionError
 from toolkit.device import PRECISIONS, AdaptiveBatch, cast_model, check_precision, device_record, resolve_device
 from toolkit.ray import RayUnavailable, connect
@@ -58,14 +60,27 @@ ENGINES = ("local", "ray")
 # ----------------------------------------------------------------------------- building blocks
 
 def build_frontend(arch: str, width: str = "large", seed: int = 0, weights=None,
-                   batchnorm: bool = False, custom: dict | None = None) -> torch.nn.Module:
+                   batchnorm: bool = False, custom: dict | None = None,
+                   as_published: bool = False) -> torch.nn.Module:
     """A front-end with random weights from ``seed``, or the trained weights of checkpoint ``weights``.
 
     ``arch = "hear:MODULE"`` wraps an installed HEAR module (``features/hear_adapter.py``); ``weights``
     is then its ``model_file_path``. ``arch = "pkg.mod:Name"`` or ``"path/file.py:Name"`` wraps the
     user's module (``architectures/custom.py``; ``weights`` is then a state dict); ``custom`` holds its
     keywords ``options``, ``input``, ``init`` and ``layer_types``.
+
+    ``as_published`` marks the model (``model.as_published``) to be read out as the study's code did
+    where that departs from its text (docs/fidelity.md): the frame-level stacks' one number per layer
+    (``features.compute.published_means``), the MFCC's uncropped repetition of short clips, and, through
+    :func:`input_spec`, the study's audio front (resampy, reflect-padded frames, 0 dB zero-padding).
     """
+    model = _build_frontend(arch, width, seed, weights, batchnorm, custom)
+    if as_published:
+        model.as_published = True
+    return model
+
+
+def _build_frontend(arch, width, seed, weights, batchnorm, custom):
     if is_custom_spec(arch):
         from architectures.custom import CustomFrontend
         return CustomFrontend(arch, seed=seed, width=width, weights=weights, **(custom or {}))
@@ -79,95 +94,6 @@ def build_frontend(arch: str, width: str = "large", seed: int = 0, weights=None,
                               "checkpoint of `python -m trained.train --arch samplecnn`")
     kwargs = {"batchnorm": True} if batchnorm else {}
     return architectures.build(arch, width=width, seed=seed, **kwargs)
-
-
-def input_spec(model, input_seconds: float | None = None, pad: str = "repeat") -> InputSpec:
-    """The input a front-end consumes: waveform samples or spectrogram frames at ``input_seconds``."""
-    if hasattr(model, "input_spec"):  # e.g. a HEAR module: waveform at its own sample rate
-        return model.input_spec(input_seconds, pad)
-    n_samples, n_frames = audio.input_lengths(input_seconds)
-    if model.input_kind == "waveform":
-        return InputSpec("waveform", n_samples, pad)
-    if model.input_kind == "spectrogram":
-        return InputSpec("spectrogram", n_frames, pad)
-    if model.input_kind == "clip":  # the whole decoded clip, never padded (the mfcc baseline)
-        return InputSpec("clip", 0 if input_seconds is None else n_samples, pad)
-    raise ValueError(f"front-end {type(model).__name__} has unknown input_kind {model.input_kind!r}")
-
-
-def embed(model, waves, sr: int = audio.SAMPLE_RATE, input_seconds: float | None = None,
-          pad: str = "repeat", device: str = "auto", batch_size: int = 8,
-          precision: str = "float32") -> np.ndarray:
-    """Feature vectors of in-memory audio. Returns ``(n_clips, feature_length)`` float32.
-
-    ``waves`` is one clip ``(samples,)``, a batch ``(batch, samples)``, or a list of clips of any length,
-    each ``(samples,)`` or channels-first ``(channels, samples)`` (librosa's convention; mixed to mono),
-    at sample rate ``sr``. Floats are taken as they are (full scale +-1); integer PCM (int16, int32,
-    uint8, ...) is scaled to +-1. A samples-first array such as ``soundfile.read`` returns
-    (``(samples, channels)``) is refused with a message rather than read as thousands of tiny clips.
-    """
-    if isinstance(waves, np.ndarray):
-        if waves.ndim == 2 and _samples_first(waves.shape):
-            raise ValueError(f"waves: expected (batch, samples) or (samples,), found {waves.shape}: pass "
-                             "channels first (waves.T) or mix to mono (waves.mean(axis=1))")
-        if waves.ndim == 1:
-            waves = [waves]
-        elif waves.ndim not in (2, 3):
-            raise ValueError(f"waves: expected (samples,), (batch, samples) or (batch, channels, samples), "
-                             f"found {waves.shape}")
-    dev = resolve_device(device)
-    check_precision(precision, dev)
-    if precision == "bf16":
-        import copy
-        model = cast_model(copy.deepcopy(model), precision)  # the caller's model stays as it was
-    model = model.to(dev).eval()
-    spec = input_spec(model, input_seconds, pad)
-    inputs = []
-    for i, w in enumerate(waves):
-        w = _as_mono(np.asarray(w), sr, f"waves[{i}]")
-        inputs.append(np.asarray(model_input(w, spec), dtype=np.float32))
-    out = [_features_of_batch(model, _batch(inputs[i:i + batch_size]), dev, precision)
-           for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(out).astype(np.float32, copy=False)
-
-
-MAX_CHANNELS = 8  # more "channels" than this in a 2-D clip means the array is not channels-first
-
-
-def _samples_first(shape) -> bool:
-    """``(samples, channels)``, as soundfile.read returns: few columns, many more rows."""
-    return len(shape) == 2 and shape[1] <= MAX_CHANNELS < shape[0]
-
-
-def _as_float(w: np.ndarray, name: str) -> np.ndarray:
-    """float32 samples at full scale +-1: floats as they are, integer PCM scaled by its type's range."""
-    if w.dtype.kind == "f":
-        return w.astype(np.float32, copy=False)
-    if w.dtype.kind == "i":
-        return (w.astype(np.float64) / -float(np.iinfo(w.dtype).min)).astype(np.float32)
-    if w.dtype.kind == "u":
-        half = (float(np.iinfo(w.dtype).max) + 1) / 2
-        return ((w.astype(np.float64) - half) / half).astype(np.float32)
-    raise ValueError(f"{name}: expected float or integer PCM samples, found dtype {w.dtype}")
-
-
-def _as_mono(w: np.ndarray, sr: int, name: str) -> np.ndarray:
-    """One clip as mono float32 at the front-ends' rate; ``(channels, n)`` is mixed down."""
-    if _samples_first(w.shape):
-        raise ValueError(f"{name}: expected (samples,) or (channels, samples), found {w.shape}: pass "
-                         "channels first (w.T) or mix to mono (w.mean(axis=1))")
-    w = _as_float(w, name)
-    if w.ndim == 2:
-        w = w.mean(axis=0)  # (channels, n), librosa's convention
-    if w.ndim != 1 or w.size == 0:
-        raise ValueError(f"{name}: expected a non-empty (samples,) or (channels, samples) array, "
-                         f"found shape {w.shape}")
-    if not np.isfinite(w).all():
-        raise ValueError(f"{name}: has NaN or inf samples")
-    if sr != audio.SAMPLE_RATE:
-        import librosa
-        w = librosa.resample(w, orig_sr=sr, target_sr=audio.SAMPLE_RATE, res_type=audio.RES_TYPE)
-    return w
 
 
 # ----------------------------------------------------------------------------- the run
@@ -215,7 +141,7 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
             weights=None, pad: str = "repeat", batchnorm: bool = False, cache_dir=DEFAULT_CACHE,
             ds=None, progress: bool = True, engine: str = "local", address: str | None = None,
             folds=None, fold_seed=None, precision: str = "float32",
-            custom: dict | None = None) -> Path:
+            custom: dict | None = None, as_published: bool = False, crop: str = "start") -> Path:
     """Extract one feature set and return its folder. See the module docstring and ``--help``.
 
     ``engine="ray"`` computes the chunks on Ray workers (``features/ray_engine.py``; ``workers`` is then
@@ -230,6 +156,9 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
     depend on folds; the evaluation makes them. With ``weights`` (a ``trained.train`` checkpoint) the
     model's seed, width and fold come from the checkpoint. ``folds`` and ``fold_seed`` are accepted
     from older callers and ignored, with a ``DeprecationWarning``.
+
+    ``as_published`` computes what the study's code computed where it departs from its text (see
+    :func:`build_frontend`; docs/fidelity.md); it is part of the settings, hence of the key.
     """
     if folds is not None or fold_seed is not None:
         warnings.warn("extract(folds=, fold_seed=) are ignored: feature sets no longer carry generated "
@@ -248,7 +177,8 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
     run = plan(arch, dataset=dataset, root=root, split_dir=split_dir, manifest=manifest, width=width,
                input_seconds=input_seconds, seed=seed, dev=dev, batch_size=batch_size, workers=workers,
                out=out, weights=weights, pad=pad, batchnorm=batchnorm, cache_dir=cache_dir, ds=ds,
-               engine=engine, address=address, precision=precision, custom=custom)
+               engine=engine, address=address, precision=precision, custom=custom,
+               as_published=as_published, crop=crop)
     with store.lock(run.folder, progress):
         if store.verified(run.folder, run.key, progress):
             if progress:
@@ -290,7 +220,8 @@ def _resolved(path) -> str | None:
 
 # the functions whose source determines feature bytes, bound at import (a test's monkeypatch of a
 # module attribute does not change the code version)
-_CODE_FUNCTIONS = (layer_means, batch_features, _features_of_batch, compute_chunk)
+_CODE_FUNCTIONS = (layer_means, published_means, batch_features, _features_of_batch, compute_chunk, _window_means,
+                   fitted_input)
 
 
 def _code_version() -> str:
@@ -300,7 +231,8 @@ def _code_version() -> str:
 def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, width="large",
          input_seconds=None, seed=0, dev=torch.device("cpu"), batch_size=8, workers=2, out=DEFAULT_OUT,
          weights=None, pad="repeat", batchnorm=False, cache_dir=DEFAULT_CACHE, ds=None,
-         engine="local", address=None, precision="float32", custom=None) -> Run:
+         engine="local", address=None, precision="float32", custom=None, as_published=False,
+         crop="start") -> Run:
     """Everything an engine needs (a :class:`Run`): the clips, the model, the keys, the folder.
 
     Chunks are not read here (``extract`` reads them once it holds the folder's lock).
@@ -323,7 +255,7 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
     if ds is None:
         ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest, folds=None)
     model = build_frontend(arch, width=width, seed=seed, weights=weights, batchnorm=batchnorm,
-                           custom=custom).eval()
+                           custom=custom, as_published=as_published).eval()
     arch = getattr(model, "arch_name", None) or arch  # a folder-safe name for any --arch string
     cast_model(model, precision)  # bf16: weights in bfloat16 (the Ray workers get the cast copy)
     if engine == "local":  # the Ray engine's workers move their own copies (dev may exist only there)
@@ -332,7 +264,9 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
         torch.backends.cudnn.benchmark = False  # same seed, same features: fixed algorithms
         torch.backends.cudnn.deterministic = True
         # TF32 is set per batch by toolkit.device.precision_context: off unless --precision tf32
-    spec = input_spec(model, input_seconds, pad)
+    spec = input_spec(model, input_seconds, pad, crop, name=arch)
+    if ds.info.get("verify_audio") == "content":   # the decode cache knows files by their content too
+        spec = dataclasses.replace(spec, verify="content")
     weights_name = getattr(model, "weights_name", None) or ("trained" if weights is not None else "random")
     weights_file = weights is not None and Path(str(weights)).is_file()
     code = _code_version()
@@ -343,7 +277,7 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
                     model_identity=identity, input=spec.__dict__, pad=pad, batchnorm=batchnorm,
                     dataset=ds.name, root=_resolved(ds.root), manifest=_resolved(manifest),
                     split_dir=_resolved(split_dir), dtype=precision, device=dev.type, batch_size=batch_size,
-                    torch=torch.__version__, code_version=code)
+                    torch=torch.__version__, code_version=code, as_published=bool(as_published))
     if spec.kind == "spectrogram":  # a feature set made by an older input rule (waveform repetition) is redone
         settings["spectrogram_input_version"] = decode.SPECTROGRAM_INPUT_VERSION
     settings_sha = store.settings_key(settings)
@@ -362,7 +296,9 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
             "model_fold": ckpt.get("model_fold"), "model_folds": ckpt.get("model_folds"),
             "model_fold_seed": ckpt.get("model_fold_seed"), "model_train_ids": ckpt.get("model_train_ids"),
             "checkpoint_sha256": ckpt.get("checkpoint_sha256"),
-            "model_dataset_key": ckpt.get("model_dataset_key")}
+            "model_dataset_key": ckpt.get("model_dataset_key"),
+            # the study's code's computation (--as-published) rather than its text's
+            "as_published": bool(as_published)}
     chunks = Chunks(folder.with_name(folder.name + ".partial"))
     chunk_size = batch_size * CHUNK_BATCHES
     meta.update(precision=precision, device_record=device_record(dev) if engine == "local" else None)
@@ -398,11 +334,11 @@ def _run_local(run: Run, dev, workers, cache_dir, progress) -> dict:
     try:
         for c in run.todo:
             lo, hi = run.chunk_range(c)
-            idx_ok, X, skipped, timing, w = compute_chunk(run.model, dev, clips, lo, hi, run.batch_size,
-                                                          prepared, on_batch=bar.update,
-                                                          precision=run.precision, adaptive=adaptive)
+            idx_ok, X, skipped, timing, w, crop = compute_chunk(run.model, dev, clips, lo, hi, run.batch_size,
+                                                                prepared, on_batch=bar.update,
+                                                                precision=run.precision, adaptive=adaptive)
             merge_warnings(warned, w)
-            run.chunks.save(c, idx_ok, X, skipped, timing)
+            run.chunks.save(c, idx_ok, X, skipped, timing, crop)
     finally:
         if adaptive.halvings:
             run.meta["batch_halvings"] = [list(h) for h in adaptive.halvings]
@@ -437,7 +373,8 @@ def extract_many(archs, seeds=(0,), weights=None, **kwargs) -> list[Path]:
     """
     name = kwargs.pop("dataset", "synthetic")
     ds = datasets.load_dataset(name, root=kwargs.get("root"), split_dir=kwargs.get("split_dir"),
-                               manifest=kwargs.get("manifest"), folds=None)
+                               manifest=kwargs.get("manifest"), folds=None,
+                               verify_audio=kwargs.pop("verify_audio", "stamp"))
     jobs = [(a, s, None) for a in archs for s in seeds] if not weights else \
         [(archs[0], seeds[0], w) for w in weights]
     written, failed = [], []
@@ -466,7 +403,7 @@ def _describe(e: BaseException) -> str:
 def parse_args(argv=None):
     names = list(architectures.ARCHITECTURES)
     p = argparse.ArgumentParser(
-        prog="python -m features.extract",
+        prog=prog("python -m features.extract"),
         description="Run audio through random-weight (or trained) CNN front-ends and write, per clip, "
                     "the mean of every feature map of every layer. Writes one feature set folder "
                     "(features.npz + meta.json) per architecture and seed, named "
@@ -495,12 +432,22 @@ def parse_args(argv=None):
                    help="input length; default: the study's 350000 samples / 1376 frames (about 29 s)")
     p.add_argument("--pad", default="repeat", choices=["repeat", "zero"],
                    help="how clips shorter than the input are filled")
+    p.add_argument("--crop", default="start", choices=list(CROPS),
+                   help="how clips longer than the input are read: start (the study's: the first input "
+                        "length only), center (the middle), windows (every consecutive input-length window, "
+                        "the last padded, features averaged over them); the summary and meta.json say how "
+                        "many clips were cut and by how much; part of the feature set's key")
     p.add_argument("--seed", type=int, nargs="+", default=[0],
                    help="random-weight seed(s); the study averages 3 runs (e.g. --seed 0 1 2); with "
                         "--weights the checkpoint's own training seed is used")
     p.add_argument("--weights", nargs="+", default=None, metavar="CHECKPOINT",
                    help="trained checkpoint(s) from trained.train (one feature set each, named by the "
                         "checkpoint's seed, width and fold) instead of random weights")
+    p.add_argument("--as-published", action="store_true",
+                   help="compute what the study's code computed where it departs from the thesis text: "
+                        "frame-level(-many) stack layers give one number each (and F-1 zeros), short MFCC "
+                        "clips repeated uncropped, resampy kaiser_best resampling, reflect-padded STFT "
+                        "frames, --pad zero appends 0.0 dB frames (docs/fidelity.md); part of the key")
     p.add_argument("--batchnorm", action="store_true",
                    help="study tool: batch norm with batch statistics, which leaks labels across a batch")
     p.add_argument("--device", default="auto", help="auto (CUDA when there is a GPU), cpu or cuda[:N]")
@@ -523,6 +470,11 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE),
                    help="decoded-audio cache ('none' disables); may be shared by several users")
+    p.add_argument("--verify-audio", default="stamp", choices=list(decode.VERIFY_AUDIO),
+                   help="how an audio file is known to be unchanged since a feature set or the decode cache "
+                        "was made: stamp = size + modification time (content replaced with the same size "
+                        "and the mtime restored, as cp -p or tar do, is NOT noticed); content = also the "
+                        "SHA-256 of every file (read once more per run)")
     a = p.parse_args(argv)
     if a.arch == ["all"]:
         a.arch = names
@@ -544,6 +496,7 @@ def parse_args(argv=None):
     return a
 
 
+@interruptible
 def main(argv=None) -> int:
     a = parse_args(argv)
     cache = None if a.cache_dir.lower() == "none" else a.cache_dir
@@ -552,7 +505,9 @@ def main(argv=None) -> int:
                      split_dir=a.split_dir, manifest=a.manifest, width=a.width,
                      input_seconds=a.input_seconds, device=a.device, precision=a.precision, batch_size=a.batch_size,
                      workers=a.workers, out=a.out, pad=a.pad, batchnorm=a.batchnorm,
-                     cache_dir=cache, engine=a.engine, address=a.address, custom=a.custom)
+                     cache_dir=cache, engine=a.engine, address=a.address, custom=a.custom,
+                     as_published=a.as_published, crop=a.crop,
+                     verify_audio=a.verify_audio)
     except (ExtractionError, ValueError, OSError) as e:
         print(f"error: {_describe(e)}", file=sys.stderr)
         return 1

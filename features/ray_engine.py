@@ -86,7 +86,7 @@ class Embedder:
         return ray.get_runtime_context().get_node_id(), os.getpid()
 
     def run(self, c: int, lo: int, clips: list, batch_size: int, precision: str = "float32"):
-        """Chunk ``c`` = clips ``lo .. lo + len(clips)``; returns ``(c, (node id, pid), compute_chunk's five
+        """Chunk ``c`` = clips ``lo .. lo + len(clips)``; returns ``(c, (node id, pid), compute_chunk's six
         results)``."""
         paths = [clip.path for clip in clips]
         prepared = iter_inputs(paths, self.spec, self.cache_dir, workers=0)
@@ -189,7 +189,7 @@ class _Driver:
                 ref = ready[0]
                 c, actor = self.pending.pop(ref)
                 try:
-                    _, (node, pid), (idx_ok, X, skipped, timing, w) = ray.get(ref)
+                    _, (node, pid), (idx_ok, X, skipped, timing, w, crop) = ray.get(ref)
                 except Exception as e:  # a worker dead for good (after its retries) or an error in the chunk
                     if is_worker_loss(ray, e) and self._on_lost_node(actor):
                         self._lose(actor, f"its node {self._node_name(actor)} was lost", c)
@@ -211,7 +211,7 @@ class _Driver:
                     self.node_of[id(actor)], self.pid_of[id(actor)] = node, pid
                     if c in run.chunks.done:  # never written twice (a chunk is in flight once at a time)
                         raise ExtractionError(f"{run.arch}: chunk {c} came back twice; nothing was overwritten")
-                    run.chunks.save(c, idx_ok, X, skipped, timing)
+                    run.chunks.save(c, idx_ok, X, skipped, timing, crop)
                     self.by_node[node] = self.by_node.get(node, 0) + 1
                     merge_warnings(warned, w)
                     bar.update(len(idx_ok) + len(skipped))

@@ -94,14 +94,16 @@ def config_key(settings_sha: str, dataset_sha: str) -> str:
 
 
 def clip_stamps(clips) -> list:
-    """``[id, label, size, mtime_ns]`` of every clip, in order (``None`` size / mtime: missing file)."""
+    """``[id, label, size, mtime_ns]`` of every clip, in order (``None`` size / mtime: missing file), with
+    the file's SHA-256 appended when the clip carries one (``--verify-audio content``)."""
     out = []
     for c in clips:
+        sha = [c.sha256] if getattr(c, "sha256", None) else []
         try:
             st = os.stat(c.path)
-            out.append([c.id, c.label, int(st.st_size), int(st.st_mtime_ns)])
+            out.append([c.id, c.label, int(st.st_size), int(st.st_mtime_ns)] + sha)
         except OSError:
-            out.append([c.id, c.label, None, None])
+            out.append([c.id, c.label, None, None] + sha)
     return out
 
 
@@ -230,6 +232,7 @@ class Chunks:
     folder: Path
     key: str = ""
     done: dict = field(default_factory=dict)  # chunk index -> (indices, X, skipped, timing)
+    crop: dict = field(default_factory=dict)  # chunk index -> compute_chunk's crop record (None: not known)
     chunk_range: object = None  # chunk index -> (lo, hi), set by load()
 
     def load(self, key: str, chunk_range, n_chunks: int, progress: bool = True):
@@ -249,24 +252,28 @@ class Chunks:
                         why = "its clip range is not this run's"
                     else:
                         entry = (z["indices"], z["X"], json.loads(str(z["skipped"])), z["timing"])
+                        crop = json.loads(str(z["crop"])) if "crop" in z.files else None
             except Exception as e:  # zero bytes, cut short, missing members, a stray file name
                 why = f"damaged ({type(e).__name__}: {e})"
             if why is None:
                 self.done[c] = entry
+                self.crop[c] = crop
             else:
                 _say(f"{f}: not used, {why}; recomputed")
                 with contextlib.suppress(OSError):
                     f.unlink()
 
-    def save(self, c: int, indices, X, skipped, timing):
-        """``timing`` = (decode_s, compute_s, wall_s) of this chunk, so resumed runs report true rates."""
+    def save(self, c: int, indices, X, skipped, timing, crop=None):
+        """``timing`` = (decode_s, compute_s, wall_s) of this chunk, so resumed runs report true rates;
+        ``crop`` = which clips were cut or windowed (``compute_chunk``), or None where not known."""
         timing = np.asarray(timing, np.float64)
         indices = np.asarray(indices, np.int64)
         lo, hi = self.chunk_range(c)
         atomic_save_npz(self.folder / f"chunk_{c:06d}.npz", key=np.array(self.key), lo=np.int64(lo),
                         hi=np.int64(hi), indices=indices, X=X, skipped=np.array(json.dumps(skipped)),
-                        timing=timing)
+                        timing=timing, **({} if crop is None else {"crop": np.array(json.dumps(crop))}))
         self.done[c] = (indices, X, skipped, timing)
+        self.crop[c] = crop
 
 
 def reusable_chunks(out_dataset: Path, settings_sha: str, key: str, stamps: list, batch_size: int,
@@ -369,6 +376,7 @@ def write_feature_set(run, session_s: float, warned: dict, progress: bool, extra
         float(cost.flops_per_clip(model, shape)) / 1e9,
         "warnings": [{"message": m, "clips": ids[:20], "n_clips": len(ids)}
                      for m, ids in sorted(warned.items())],
+        "crop": crop_record(spec, [chunks.crop.get(c) for c in order], int(len(indices))),
         # summed over every session that computed a part (a resumed run counts its earlier parts)
         "timings": {"decode_s": round(float(decode_s), 3), "compute_s": round(float(compute_s), 3),
                     "total_s": round(float(total_s), 3), "this_session_s": round(session_s, 3),
@@ -387,11 +395,43 @@ def write_feature_set(run, session_s: float, warned: dict, progress: bool, extra
     return folder
 
 
+def crop_record(spec, per_chunk: list, n_clips: int) -> dict:
+    """What ``--crop`` did: how many clips were longer than the input and by how much (start, center),
+    or how many were read as several windows (windows). ``clips_counted`` < ``n_clips`` when rows were
+    reused from an earlier feature set that did not record it."""
+    known = [c for c in per_chunk if c is not None]
+    cut = [s for c in known for _, s in c.get("cut", [])]
+    win = [k for c in known for _, k in c.get("windows", [])]
+    rec = {"rule": getattr(spec, "crop", "start"), "clips_counted": n_clips if len(known) == len(per_chunk)
+           else None, "n_cut": len(cut), "cut_s_mean": round(float(np.mean(cut)), 3) if cut else 0.0,
+           "cut_s_max": round(float(max(cut)), 3) if cut else 0.0, "n_windowed": len(win),
+           "windows_max": int(max(win)) if win else 1,
+           "cut_examples": [i for c in known for i, _ in c.get("cut", [])][:20]}
+    return rec
+
+
+def crop_line(meta) -> str | None:
+    """One line saying what the network did not see, or None when it saw every clip whole."""
+    crop, n = meta.get("crop") or {}, meta["n_clips"]
+    if crop.get("n_cut"):
+        where = "middle" if crop["rule"] == "center" else "start"
+        return (f"  crop {crop['rule']}: {crop['n_cut']} of {n} clips were longer than the input and were "
+                f"read at their {where} only ({crop['cut_s_mean']} s left out on average, at most "
+                f"{crop['cut_s_max']} s); --crop windows reads them whole")
+    if crop.get("n_windowed"):
+        return (f"  crop windows: {crop['n_windowed']} of {n} clips were read as consecutive windows (at most "
+                f"{crop['windows_max']}), their features averaged")
+    return None
+
+
 def summary(arch, meta, warned):
     t = meta["timings"]
     print(f"{arch}: {meta['n_clips']} clips x {meta['feature_length']} features "
           f"({t['clips_per_s']} clips/s; decode {t['decode_s']} s in workers, network {t['compute_s']} s)",
           file=sys.stderr)
+    line = crop_line(meta)
+    if line:
+        print(line, file=sys.stderr)
     for m, ids in sorted(warned.items()):
         print(f"  warning ({len(ids)} clips, e.g. {ids[0]}): {m}", file=sys.stderr)
     if meta["skipped"]:

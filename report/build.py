@@ -11,16 +11,20 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import errno
 import html
+import io
 import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from toolkit.cli import HelpFormatter
+from toolkit.cli import HelpFormatter, interruptible, prog
+from toolkit.provenance import atomic_write_many
 from report.published import (PUBLISHED, PUBLISHED_PROTOCOLS, STUDY_DATASETS, TRAINED_REFERENCES,
                               published_figure)
-from report.figures import bar_charts, batchnorm_chart, scatter_random_trained, slug
+from report.figures import bar_charts, batchnorm_chart, read_staged, scatter_random_trained, slug, stage, staged
+from report.judge import judge_blocks
 from report.load import load_results
 from report.rank import rank_blocks
 from report.stats import (check_orderings, correlations, cost_table, fmt_p, pairwise_tests, protocol_label,
@@ -125,10 +129,21 @@ def _build(rows, read, messages, figures, scatter, pairs, corr, orderings, costs
                      "`cv-best (optimistic)` (hyper-parameters picked on the same folds that are "
                      "scored: an upper bound), `nested-cv` (picked inside each training fold), "
                      "`end-to-end` (a network trained and scored on its own). Significance: "
-                     "Student's two-sample t-test on per-run accuracies (as the study) and the "
+                     "Student's two-sample t-test on per-run accuracies and the "
                      "exact McNemar test on the first run's predictions of the same clips "
                      "(test clips, or out-of-fold predictions for cross-validation); `*` marks "
-                     "p < 0.05; Holm columns correct for the pairs of one table.")]
+                     "p < 0.05; Holm columns correct for the pairs of one table. Why Student's: the "
+                     "study says only \"a t-test\" with H0 that the averages are equal (thesis "
+                     "section 4.5) and its code runs none; Student's is the classic test of that H0 "
+                     "(scipy's default), and with 3 runs a side Welch's t is the same number with "
+                     "fewer degrees of freedom, so its p is never smaller.")]
+    if any(r.get("as_published") for r in rows):
+        blocks.append(("p", "Rows labelled `(as published)` were computed as the study's code did where "
+                            "it departs from its text (`--as-published`: one number per frame-level "
+                            "stack layer, resampy resampling, reflect-padded frames, the ELM selected by "
+                            "the mean of fold accuracies with a new hidden layer at every fit; "
+                            "docs/fidelity.md); the rows without the label follow the thesis text. Both "
+                            "stand beside the same published figure."))
     for ds in datasets:
         blocks += _dataset_blocks(ds, rows, summary, tests, figures)
 
@@ -206,7 +221,7 @@ def _html(blocks, out_dir: Path) -> str:
         elif b[0] == "ul":
             body.append("<ul>" + "".join(f"<li>{_inline_code(x)}</li>" for x in b[1]) + "</ul>")
         elif b[0] == "img":
-            data = base64.b64encode((out_dir / b[1]).read_bytes()).decode("ascii")
+            data = base64.b64encode(read_staged(out_dir / b[1])).decode("ascii")
             body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(b[2])}">'
                         f"<figcaption>{html.escape(b[2])}</figcaption></figure>")
         elif b[0] == "table":
@@ -238,6 +253,27 @@ def _hpelm_note(rows) -> list:
                   "the study's pseudo-inverse, so they are never set beside the published ELM figures.")]
 
 
+def _failed_points_blocks(rows) -> list:
+    """The grid points that failed (how many, which, why), once per results file and classifier (each
+    protocol of a classifier searched the same points)."""
+    seen, items = set(), []
+    for r in rows:
+        for f in r.get("failed_points") or []:
+            params = json.dumps(f["params"], sort_keys=True, default=str)
+            key = (r["source"], r["classifier"], str(f["seed"]), params)
+            if key in seen:
+                continue
+            seen.add(key)
+            items.append(f"{r['dataset']} / {r['arch']} ({r['width']}, {r['weights']}) / {r['classifier']}, "
+                         f"seed {f['seed']}: `{params}`: {f['reason']} (`{r['source']}`)")
+    if not items:
+        return []
+    return [("h2", "Failed grid points"),
+            ("p", f"{len(items)} grid point(s) failed and were left out of the search; the accuracies above "
+                  "are the best of the points that ran."),
+            ("ul", items)]
+
+
 def _batchnorm_files(paths) -> list[Path]:
     found = set()
     for p in map(Path, paths):
@@ -263,7 +299,7 @@ def _batchnorm_blocks(paths, out_dir: Path, messages: list) -> list:
             if missing:
                 raise ValueError(f"no cell for {missing}")
             name = slug("fig", "batchnorm", r["dataset"], r["arch"], r["width"], k) + ".png"
-            (out_dir / name).write_bytes(batchnorm_chart(r))
+            stage(out_dir / name, batchnorm_chart(r))
         except (OSError, ValueError, KeyError, TypeError) as e:
             messages.append(f"skipped {f}: not a usable batch-norm experiment ({type(e).__name__}: {e})")
             continue
@@ -272,15 +308,23 @@ def _batchnorm_blocks(paths, out_dir: Path, messages: list) -> list:
             return f"{100 * c['mean']:.1f}" + (f" ± {100 * c['std']:.1f}" if c.get("std") is not None else "") \
                 + f" ({len(c['accuracies'])} runs)"
 
-        def p_text(a):
-            return ("n/a" if a.get("p") is None else f"{a['p']:.3g}") + (f" ({a['note']})" if a.get("note") else "")
+        def anova_row(what, a):
+            df = a.get("df")
+            return [what, _num(a.get("groups"), "d"), _num(a.get("runs"), "d"), _num(a.get("distinct_networks"), "d"),
+                    _num(a.get("F"), ".3g"), "–" if not df else f"{df[0]}, {df[1]}",
+                    ("n/a" if a.get("p") is None else f"{a['p']:.3g}") + (f" ({a['note']})" if a.get("note") else "")]
         blocks += [("h3", f"{r['dataset']}, {r['arch']} (width {r['width']})"),
-                   ("p", f"SVM, `{r['protocol']}`; clips sorted by label before batching; source `{f}`. "
-                         f"One-way ANOVA over batch sizes: without batch norm p = {p_text(r['anova']['no_batchnorm'])}, "
-                         f"with batch norm p = {p_text(r['anova']['batchnorm'])} (the study, without: "
-                         f"p = {r['study']['anova_p_no_batchnorm']})."),
+                   ("p", f"SVM, `{r['protocol']}`; clips sorted by label before batching; "
+                         f"network: {r.get('network', r['arch'])}; {r.get('networks', 'networks: not recorded')}; "
+                         f"source `{f}`."),
                    ("table", ["batch size", "no batch norm %", "batch norm (batch statistics) %"],
                     [[str(b), cell(cells[False, b]), cell(cells[True, b])] for b in sizes]),
+                   ("table", ["one-way ANOVA over batch sizes", "groups", "runs", "distinct networks", "F",
+                              "df", "p"],
+                    [anova_row("without batch norm", r["anova"]["no_batchnorm"]),
+                     anova_row("with batch norm", r["anova"]["batchnorm"]),
+                     ["the study, without batch norm", "–", "–", "–", "–", "–",
+                      str(r["study"]["anova_p_no_batchnorm"])]]),
                    ("img", name, f"{r['dataset']}, {r['arch']}: accuracy against batch size, without and with "
                                  "batch norm; mean over runs, error bars one std")]
     if not blocks:
@@ -289,6 +333,39 @@ def _batchnorm_blocks(paths, out_dir: Path, messages: list) -> list:
             ("p", "With batch norm using the batch's statistics, a clip's features depend on the other clips "
                   "of its batch; the study (thesis section 4.4) found accuracy then depends on the batch size, "
                   "and does not without batch norm. Run by `python -m studies.batchnorm`.")] + blocks
+
+
+def _render(rows, read, messages, results, out_dir: Path) -> str:
+    """Draw the figures and make the pages (staged, see ``report.figures.staged``); returns report.md."""
+    summary = summary_table(rows)
+    tests = pairwise_tests(rows)
+    pairs = random_vs_trained(rows)
+    corr = correlations(pairs)
+    pooled = corr[-1] if corr else None
+    title = ("Spearman ρ = {:+.2f}, Kendall τ = {:+.2f} ({} pairs, {})".format(
+        pooled["spearman"], pooled["kendall"], pooled["n"], pooled["scope"])
+        if pooled and not pooled["note"] else
+        f"correlation {pooled['note']}" if pooled else "")
+    figures = bar_charts(rows, out_dir)
+    scatter = scatter_random_trained(pairs, out_dir, title)
+    batchnorm = _batchnorm_blocks(results, out_dir, messages)
+    judged = judge_blocks(rows, results, out_dir, messages)  # report/judge.py: each judgement vs trained
+    blocks = _build(rows, read, messages, figures, scatter, pairs, corr, check_orderings(rows),
+                    cost_table(rows), summary, tests)
+    blocks = _insert_before(blocks, ("h2", "Cost"), batchnorm)
+    blocks = _insert_before(blocks, ("h2", "Random vs trained"), _hpelm_note(rows))
+    blocks = _insert_before(blocks, ("h2", "Sources"), _failed_points_blocks(rows))
+    at = blocks.index(("h2", "Sources"))  # a new front-end's rank, accuracy vs depth (report_rank.py)
+    blocks[at:at] = rank_blocks(rows, out_dir) + judged
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=_SUMMARY_COLUMNS)
+    writer.writeheader()
+    writer.writerows(summary)
+    markdown = _md(blocks)
+    stage(out_dir / "summary.csv", buf.getvalue().encode("utf-8"))
+    stage(out_dir / "report.html", _html(blocks, out_dir).encode("utf-8"))
+    stage(out_dir / "report.md", markdown.encode("utf-8"))
+    return markdown
 
 
 def render_report(results=("runs",), out="runs/report", log=None) -> Path:
@@ -312,40 +389,40 @@ def render_report(results=("runs",), out="runs/report", log=None) -> Path:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OSError(f"cannot create report folder {out_dir}: {e}") from e
-    for old in out_dir.glob("fig_*.png"):  # stale figures of settings no longer present
-        old.unlink()
+        raise ReportWriteError(out_dir, e) from None
+    earlier = set(out_dir.glob("fig_*.png"))  # removed at the end unless this report draws them again
     rows, read, messages = load_results(results, log=log)
-    summary = summary_table(rows)
-    tests = pairwise_tests(rows)
-    pairs = random_vs_trained(rows)
-    corr = correlations(pairs)
-    pooled = corr[-1] if corr else None
-    title = ("Spearman ρ = {:+.2f}, Kendall τ = {:+.2f} ({} pairs, {})".format(
-        pooled["spearman"], pooled["kendall"], pooled["n"], pooled["scope"])
-        if pooled and not pooled["note"] else
-        f"correlation {pooled['note']}" if pooled else "")
-    figures = bar_charts(rows, out_dir)
-    scatter = scatter_random_trained(pairs, out_dir, title)
-    batchnorm = _batchnorm_blocks(results, out_dir, messages)
-    blocks = _build(rows, read, messages, figures, scatter, pairs, corr, check_orderings(rows),
-                    cost_table(rows), summary, tests)
-    blocks = _insert_before(blocks, ("h2", "Cost"), batchnorm)
-    blocks = _insert_before(blocks, ("h2", "Random vs trained"), _hpelm_note(rows))
-    at = blocks.index(("h2", "Sources"))  # a new front-end's rank, accuracy vs depth (report_rank.py)
-    blocks[at:at] = rank_blocks(rows, out_dir)
-    (out_dir / "report.md").write_text(_md(blocks), encoding="utf-8")
-    (out_dir / "report.html").write_text(_html(blocks, out_dir), encoding="utf-8")
-    with open(out_dir / "summary.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=_SUMMARY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(summary)
+    with staged() as files:   # figures and pages in memory, then written all or nothing
+        markdown = _render(rows, read, messages, results, out_dir)
+        # every file through a temporary file first, then renamed: a failure on the way (a full disk)
+        # leaves the earlier report whole, its pages and its figures, never a cut or a mixed one
+        atomic_write_many(files)
+    for old in earlier:   # figures of settings no longer present
+        if old.name not in markdown:
+            old.unlink(missing_ok=True)
     return out_dir
 
 
+class ReportWriteError(OSError):
+    """The report folder cannot be created or written (read-only, full, not a folder): one message."""
+
+    def __init__(self, out_dir, cause: OSError):
+        where = cause.filename or out_dir
+        why = cause.strerror or str(cause)
+        hint = {errno.ENOSPC: "free space and run the same command again; the earlier report's pages are "
+                              "left whole",
+                errno.EROFS: "the file system is read-only: choose another --out",
+                errno.EACCES: "no permission to write there: choose another --out",
+                errno.EPERM: "no permission to write there: choose another --out",
+                errno.ENOTDIR: "a file is in the way: choose another --out"}.get(cause.errno, "choose another --out")
+        super().__init__(cause.errno, f"cannot write the report in {out_dir} ({where}: {why}); {hint}")
+        self.filename = str(out_dir)
+
+
+@interruptible
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m report",
+        prog=prog("python -m report"),
         description="Compare results files: tables per dataset with the published figures, bar "
                     "charts, significance tests, random vs trained correlations, the study's "
                     "orderings and cost, as report.md / report.html / summary.csv with PNGs. "
@@ -355,7 +432,12 @@ def main(argv=None) -> None:
                         help="results.json files and folders searched recursively for them")
     parser.add_argument("--out", default="runs/report", help="report folder to write")
     args = parser.parse_args(argv)
-    path = render_report(results=args.results, out=args.out)
+    try:
+        path = render_report(results=args.results, out=args.out)
+    except OSError as e:   # a read-only, full or unwritable --out: one message, no traceback
+        if not isinstance(e, ReportWriteError):
+            e = ReportWriteError(args.out, e)
+        parser.exit(1, f"error: {e.strerror}\n")
     print(path)
 
 

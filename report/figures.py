@@ -1,6 +1,9 @@
 """Figures of the report (matplotlib, Agg backend, PNG files next to ``report.md``)."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import io
 import re
 from pathlib import Path
 
@@ -11,8 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from report.published import published_figure  # noqa: E402
 from report.stats import ARCH_ORDER, group_rows, protocol_label  # noqa: E402
+from toolkit.provenance import atomic_write_bytes  # noqa: E402
 
-__all__ = ["bar_charts", "scatter_random_trained", "batchnorm_chart", "slug"]
+__all__ = ["bar_charts", "scatter_random_trained", "batchnorm_chart", "slug", "save_figure", "staged", "stage",
+           "read_staged"]
 
 _CMAP = plt.get_cmap("tab20")
 
@@ -20,6 +25,47 @@ _CMAP = plt.get_cmap("tab20")
 def slug(*parts) -> str:
     """A file-name-safe name from parts (``"fig", "us8k", "cv-best"`` -> ``fig_us8k_cv-best``)."""
     return "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", str(p)).strip("-") for p in parts)
+
+
+_STAGED = contextvars.ContextVar("report_staged_files", default=None)
+
+
+@contextlib.contextmanager
+def staged():
+    """Within the block, :func:`save_figure` and :func:`stage` keep files in memory (the dict yielded,
+    path -> bytes) instead of writing them; the report then writes them all at once with
+    ``toolkit.provenance.atomic_write_many``, so the earlier report stays whole when writing fails."""
+    files = {}
+    token = _STAGED.set(files)
+    try:
+        yield files
+    finally:
+        _STAGED.reset(token)
+
+
+def stage(path, data: bytes) -> Path:
+    """Keep ``data`` for ``path`` (inside :func:`staged`), or write it atomically now (outside)."""
+    files = _STAGED.get()
+    if files is None:
+        return atomic_write_bytes(path, data)
+    files[Path(path)] = data
+    return Path(path)
+
+
+def read_staged(path) -> bytes:
+    """The bytes of a figure written or staged for ``path``."""
+    files = _STAGED.get()
+    if files is not None and Path(path) in files:
+        return files[Path(path)]
+    return Path(path).read_bytes()
+
+
+def save_figure(fig, path, dpi: int = 100) -> Path:
+    """``fig`` as a PNG for ``path``, never written in place: staged (see :func:`staged`) or written
+    through a temporary file and a rename, so a full disk or a crash never leaves a cut figure."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return stage(path, buf.getvalue())
 
 
 def _colour(arch: str):
@@ -99,7 +145,7 @@ def bar_charts(rows: list[dict], out_dir: Path) -> list[tuple[str, str]]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         fig.tight_layout()
         name = slug("fig", "bars", ds, weights, width, protocol) + ".png"
-        fig.savefig(out_dir / name, dpi=100)
+        save_figure(fig, out_dir / name, dpi=100)
         plt.close(fig)
         written.append((name, f"{ds}, {weights} weights, width {width}, "
                               f"{protocol_label(protocol)}: mean accuracy over runs, error bars "
@@ -152,7 +198,7 @@ def scatter_random_trained(pairs: list[dict], out_dir: Path, title: str) -> str 
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     name = "fig_random_vs_trained.png"
-    fig.savefig(out_dir / name, dpi=100)
+    save_figure(fig, out_dir / name, dpi=100)
     plt.close(fig)
     return name
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from report.figures import plt, slug
+from report.figures import plt, save_figure, slug
 from report.stats import (ARCH_ORDER, correlations, fmt_p, group_rows, holm, protocol_label,
                           random_vs_trained, ttest)
 
@@ -57,6 +57,28 @@ def rank_new(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _number_or_none(x) -> bool:
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
+                         and abs(x) != float("inf"))
+
+
+def _usable_per_layer(per: dict) -> bool:
+    """A ``per_layer`` section the curves can be drawn from (a malformed one is left out, not drawn)."""
+    layers, curves = per.get("layers"), per.get("curves")
+    if not isinstance(layers, list) or not all(isinstance(x, dict) and "name" in x for x in layers):
+        return False
+    if not isinstance(curves, list):
+        return False
+    for c in curves:
+        if not isinstance(c, dict) or not all(k in c for k in ("classifier", "protocol", "mode", "points")):
+            return False
+        if not isinstance(c["points"], list) or not all(
+                isinstance(p, dict) and isinstance(p.get("k"), int) and _number_or_none(p.get("mean"))
+                for p in c["points"]):
+            return False
+    return True
+
+
 def per_layer_curves(rows: list[dict]) -> list[dict]:
     """The ``per_layer`` sections of the results files behind ``rows`` (one per file that has one).
 
@@ -72,10 +94,10 @@ def per_layer_curves(rows: list[dict]) -> list[dict]:
         seen.add(r["source"])
         try:
             data = json.loads(Path(r["source"]).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue  # the loader already reported an unreadable file
-        per = data.get("per_layer")
-        if isinstance(per, dict) and per.get("curves"):
+        per = data.get("per_layer") if isinstance(data, dict) else None
+        if isinstance(per, dict) and per.get("curves") and _usable_per_layer(per):
             out.append({k: r[k] for k in ("dataset", "arch", "width", "weights", "source")}
                        | {"layers": per["layers"], "curves": per["curves"]})
     return out
@@ -105,7 +127,7 @@ def per_layer_figures(curves: list[dict], out_dir: Path) -> list[tuple[str, str]
         ax.set_title(f"{c['dataset']}: {c['arch']} ({c['weights']}, {c['width']})", fontsize=9)
         name = slug("fig", "layers", c["dataset"], c["arch"], c["width"], c["weights"]) + ".png"
         fig.tight_layout()
-        fig.savefig(out_dir / name, dpi=110)
+        save_figure(fig, out_dir / name, dpi=110)
         plt.close(fig)
         written.append((name, f"Accuracy vs depth, {c['arch']} on {c['dataset']} ({c['weights']} weights, "
                               f"width {c['width']}): solid, layers 1..k together; dashed, layer k alone"))

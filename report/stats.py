@@ -5,8 +5,12 @@ dicts, so the markdown, HTML, CSV and figures all show the same numbers.
 
 Tests used (the study's and the paired one the issue asks for):
 
-- The study's t-test: scipy's independent two-sample t-test on the per-run accuracies, Student's
-  version (``equal_var=True``, as the study used); "n/a (1 run)" when a side has fewer than 2 runs.
+- The t-test: scipy's independent two-sample t-test on the per-run accuracies, Student's version
+  (``equal_var=True``); "n/a (1 run)" when a side has fewer than 2 runs. The study says only "a
+  t-test, H0 being that averages are equal" (thesis section 4.5) and its code (jordipons/elmarc) runs
+  none, so which version it used is unknown: Student's is the classic test of that H0 and the
+  default of ``scipy.stats.ttest_ind``. With equal run counts (3 and 3) Welch's t statistic is the
+  same number; only its degrees of freedom (at most 4) are fewer, so its p is never smaller.
 - McNemar: the exact (binomial) version on the discordant clips of the two architectures' first
   runs (lowest seed), matched by clip id: the test clips for ``split``, the out-of-fold
   predictions of every clip for the cross-validated protocols. Runs are not pooled because the
@@ -24,7 +28,7 @@ import numpy as np
 from scipy import stats
 
 from architectures import FRONTENDS
-from report.published import ORDERINGS, STUDY_DATASETS, published_figure
+from report.published import ORDERINGS, STUDY_DATASETS, base_arch, published_figure
 
 __all__ = ["ALPHA", "ARCH_ORDER", "ttest", "mcnemar", "holm", "summary_table", "group_rows",
            "pairwise_tests", "random_vs_trained", "correlations", "check_orderings", "cost_table",
@@ -44,14 +48,15 @@ def sort_key(row: dict) -> tuple:
     """Study datasets first, then arch in the study's order, then the rest alphabetically."""
     ds = row["dataset"]
     arch = row["arch"]
+    base = base_arch(arch)  # an "as published" row right after its architecture's own
     return (STUDY_DATASETS.index(ds) if ds in STUDY_DATASETS else len(STUDY_DATASETS), ds,
             row["weights"], row["width"], {"svm": 0, "elm": 1}.get(row["classifier"], 2),
             row["classifier"], row["protocol"],
-            ARCH_ORDER.index(arch) if arch in ARCH_ORDER else len(ARCH_ORDER), arch)
+            ARCH_ORDER.index(base) if base in ARCH_ORDER else len(ARCH_ORDER), arch)
 
 
 def ttest(a, b) -> dict:
-    """Student's two-sample t-test on per-run accuracies.
+    """Student's two-sample t-test on per-run accuracies (the module docstring says why Student's).
 
     Parameters
     ----------

@@ -59,6 +59,8 @@ class Study:
     jobs: int = 1
     out: str = "runs"
     cache_dir: str | None = "runs/cache/audio"
+    as_published: bool = False  # extraction and grids as the study's code computed them (docs/fidelity.md)
+    judge: object = None  # studies.judge.JudgeOptions: --proxies, --train (None: neither)
 
     @property
     def feature_dir(self) -> Path:
@@ -76,7 +78,8 @@ class Study:
         import architectures
         out = []
         for a in self.archs:
-            out += list(architectures.ARCHITECTURES) if a == "all" else [a]
+            from studies.judge import expand_arch  # space:FILE -> each member of its SPACE
+            out += list(architectures.ARCHITECTURES) if a == "all" else expand_arch(a)
         return list(dict.fromkeys(out))
 
 
@@ -140,7 +143,7 @@ def _extract_kwargs(st: Study) -> dict:
     return dict(dataset=st.dataset, root=st.root, split_dir=st.split_dir, manifest=st.manifest, width=st.width,
                 input_seconds=st.input_seconds, device=st.device, batch_size=st.batch_size, workers=st.workers,
                 out=st.feature_dir, cache_dir=st.cache_dir,
-                engine=st.engine, address=st.address, custom=st.custom)
+                engine=st.engine, address=st.address, custom=st.custom, as_published=st.as_published)
 
 
 def _plan_all(st: Study, ds, jobs, log):
@@ -233,6 +236,9 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
     for arch, s in sorted(est["per_arch"].items(), key=lambda kv: -kv[1])[:5]:
         if s > 1:
             log(f"  {arch}: about {_fmt_s(s)}")
+    from studies import judge  # --proxies, --train (studies/judge.py)
+    if (line := judge.train_estimate(st, plans, rate, ds, _fmt_s)) is not None:
+        log(line)
     if est["total_s"] > LONG_S:
         hint = "--device cuda (a GPU is visible)" if torch.cuda.is_available() and dev.type == "cpu" else \
             "--device cuda on a machine with a GPU"
@@ -265,7 +271,8 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
             path = Path(run_grid([str(p) for p in paths], classifier=st.classifier, protocol=st.protocol,
                                  grid=st.grid, jobs=st.jobs, per_layer=st.per_layer, layers=st.layers,
                                  folds=st.folds, fold_seed=st.fold_seed, results_root=st.results_dir,
-                                 reuse=True, progress=False, log=lambda m: None))
+                                 reuse=True, progress=False, log=lambda m: None,
+                                 as_published=st.as_published))
         except Exception as e:
             failed.append(f"grid {label}: {e}")
             log(f"grid {label} failed: {e}")
@@ -278,11 +285,15 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
         results.append(path)
         log(f"{label}: grids done ({path})")
 
+    judge_failed, judge_changed = judge.run_judge_steps(st, ds, archs, log)
+    failed, changed = failed + judge_failed, changed or judge_changed
+
     # 3. report
     report = st.report_dir / "report.html"
     if results and (changed or not report.exists()):
         try:
-            render_report([str(st.results_dir / ds.name)], out=st.report_dir, log=lambda m: None)
+            render_report([str(st.results_dir / ds.name)] + judge.report_paths(st, ds), out=st.report_dir,
+                          log=lambda m: None)
         except Exception as e:
             failed.append(f"report: {e}")
     elif results:

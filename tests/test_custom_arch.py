@@ -89,6 +89,39 @@ def test_hook_reads_after_norm_and_activation(tmp_path):
     assert m.layers == [("conv", 4)]
 
 
+def test_functional_activations_and_poolings_are_seen(tmp_path):
+    """F.relu / torch.relu / x.relu() and F.max_pool1d inside forward: each conv is read after its ReLU and
+    each functional pooling is a layer (5 layers; hooks alone gave 3, read before their ReLUs)."""
+    spec = _module(tmp_path, """
+        import torch.nn.functional as F
+        class Net(nn.Module):
+            input_kind = "waveform"
+            input_seconds = 1.0
+            def __init__(self):
+                super().__init__()
+                self.c1, self.c2, self.c3 = nn.Conv1d(1, 6, 9), nn.Conv1d(6, 6, 3), nn.Conv1d(6, 6, 3)
+                self.pool = nn.MaxPool1d(2)
+            def forward(self, x):
+                x = F.max_pool1d(F.relu(self.c1(x[:, None])), 3)
+                if x.shape[-1] > 10:  # control flow: still seen
+                    x = F.max_pool1d(torch.relu(self.c2(x)), 3)
+                return self.pool(self.c3(x).relu())
+        """) + ":Net"
+    m = CustomFrontend(spec, seed=0)
+    assert [n for n, _ in m.layers] == ["c1", "max_pool1d", "c2", "max_pool1d#2", "c3", "pool"]
+    x = torch.randn(2, 12000)
+    outs = m.extract_features(x)
+    assert all(o.min() >= 0 for o in outs)  # every conv read after its functional ReLU
+    import torch.nn.functional as F
+    h1 = F.relu(m.net.c1(x[:, None]))
+    torch.testing.assert_close(outs[0], h1, rtol=0, atol=0)
+    torch.testing.assert_close(outs[1], F.max_pool1d(h1, 3), rtol=0, atol=0)
+    torch.testing.assert_close(outs[-1], m.net(x), rtol=0, atol=0)
+    X = ex.embed(m, [x[0].numpy()], sr=12000, input_seconds=1.0, device="cpu")
+    assert X.shape == (1, 36) and (X >= 0).all()
+    assert m.identity["layer_reader"] == 2  # feature sets read by the older rule are never served
+
+
 def test_weights_init_modes_and_identity(tmp_path):
     a = CustomFrontend(WAVE, seed=0, width="small")
     b = CustomFrontend(WAVE, seed=0, width="small")

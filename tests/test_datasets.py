@@ -160,12 +160,12 @@ def test_us8k_bad_metadata(tmp_path):
 
 # ----------------------------------------------------------------------------------------- folder / csv
 
-def test_folder_classes_from_parent_folders(tmp_path):
+def test_folder_classes_from_top_level_folders(tmp_path):
     write_tree(tmp_path, [f"cats/{i}.wav" for i in range(3)] + [f"dogs/loud/{i}.flac" for i in range(3)]
                + ["top.wav", ".hidden/x.wav"])
     (tmp_path / "cats" / "notes.txt").write_text("not audio")
     ds = load_dataset("folder", tmp_path, folds=3)
-    assert ds.classes == ["cats", "loud"] and len(ds) == 6
+    assert ds.classes == ["cats", "dogs"] and len(ds) == 6   # dogs/loud/ belongs to dogs
     assert ds.problems[0]["path"].endswith("top.wav") and len(ds.problems) == 1
 
 

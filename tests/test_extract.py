@@ -172,10 +172,10 @@ def test_embed_matches_extract(tmp_path, data):
     ds = datasets.load_dataset("folder", root=data, folds=None)
     waves = [audio.load_audio(c.path) for c in ds.clips]
     model = ex.build_frontend("7x96", width="small", seed=0)
-    X = ex.embed(model, waves, batch_size=2, device="cpu")
+    X = ex.embed(model, waves, sr=audio.SAMPLE_RATE, batch_size=2, device="cpu")
     np.testing.assert_allclose(X, arrays["X"], rtol=1e-5, atol=1e-4)
     with pytest.raises(ValueError, match="NaN"):
-        ex.embed(model, [np.array([0.0, np.nan], np.float32)])
+        ex.embed(model, [np.array([0.0, np.nan], np.float32)], sr=12000)
 
 
 def _cli(*args, cwd):
@@ -205,7 +205,8 @@ def test_cuda_matches_cpu(tmp_path, data):
     kw = dict(dataset="folder", root=data, cache_dir=tmp_path / "cache", **SMALL)
     cpu = _load(ex.extract("vgg", out=tmp_path / "cpu", device="cpu", **kw))[0]["X"]
     gpu = _load(ex.extract("vgg", out=tmp_path / "gpu", device="cuda", **kw))[0]["X"]
-    np.testing.assert_allclose(cpu, gpu, rtol=1e-3, atol=1e-3)
+    # extraction runs float32 with TF32 off (toolkit.device.precision_context): CPU-equal to 1e-5
+    assert np.abs(gpu - cpu).max() <= 1e-5 * np.abs(cpu).max()
 
 
 def test_decode_errors_are_cached_and_reported_again(tmp_path):

@@ -19,25 +19,25 @@ def model():
 def test_embed_refuses_samples_first_stereo(model):
     stereo = np.stack([tone(2.0), tone(2.0, freq=880.0)], axis=1)  # (24000, 2): soundfile.read's layout
     with pytest.raises(ValueError, match=r"found \(24000, 2\): pass channels first"):
-        ex.embed(model, [stereo], input_seconds=1.0, device="cpu")
+        ex.embed(model, [stereo], input_seconds=1.0, sr=12000, device="cpu")
     with pytest.raises(ValueError, match=r"expected \(batch, samples\) or \(samples,\), found \(24000, 2\)"):
-        ex.embed(model, stereo, input_seconds=1.0, device="cpu")
-    both = ex.embed(model, [stereo.T], input_seconds=1.0, device="cpu")  # channels first: mixed to mono
-    mono = ex.embed(model, [stereo.mean(axis=1)], input_seconds=1.0, device="cpu")
+        ex.embed(model, stereo, input_seconds=1.0, sr=12000, device="cpu")
+    both = ex.embed(model, [stereo.T], input_seconds=1.0, sr=12000, device="cpu")  # channels first: mixed to mono
+    mono = ex.embed(model, [stereo.mean(axis=1)], input_seconds=1.0, sr=12000, device="cpu")
     np.testing.assert_array_equal(both, mono)
 
 
 def test_embed_scales_integer_pcm(model):
     w = tone(2.0, amplitude=0.5)
     pcm16 = np.round(w * 32767).astype(np.int16)
-    from_int = ex.embed(model, [pcm16], input_seconds=1.0, device="cpu")
-    from_float = ex.embed(model, [pcm16.astype(np.float32) / 32768], input_seconds=1.0, device="cpu")
+    from_int = ex.embed(model, [pcm16], input_seconds=1.0, sr=12000, device="cpu")
+    from_float = ex.embed(model, [pcm16.astype(np.float32) / 32768], input_seconds=1.0, sr=12000, device="cpu")
     np.testing.assert_array_equal(from_int, from_float)
     pcm8 = np.round(w * 127 + 128).astype(np.uint8)  # 8-bit WAV: unsigned, centred at 128
-    from_u8 = ex.embed(model, [pcm8], input_seconds=1.0, device="cpu")
+    from_u8 = ex.embed(model, [pcm8], input_seconds=1.0, sr=12000, device="cpu")
     np.testing.assert_allclose(from_u8, from_float, rtol=0.05, atol=1e-3 * np.abs(from_float).max())
     with pytest.raises(ValueError, match="expected float or integer PCM samples, found dtype bool"):
-        ex.embed(model, [w > 0], input_seconds=1.0, device="cpu")
+        ex.embed(model, [w > 0], input_seconds=1.0, sr=12000, device="cpu")
 
 
 def test_precision_is_part_of_the_key_and_bf16_stays_close(tmp_path):

@@ -132,7 +132,7 @@ def test_cli_writes_results_in_the_agreed_format(tmp_path, capsys):
     assert res["kind"] == "randomcnn-results" and res["version"] == 1 and res["dataset"] == "toy"
     assert res["n_params"] == 12 and res["extract_clips_per_s"] == 45.0 and res["features"] == paths
     assert {(e["classifier"], e["protocol"]) for e in res["entries"]} == {
-        ("svm", "cv-best"), ("svm", "nested-cv"), ("elm", "cv-best"), ("elm", "nested-cv")}
+        (c, p) for c in ("svm", "elm", "linear", "knn") for p in ("cv-best", "nested-cv")}
     for e in res["entries"]:
         assert e["optimistic"] == (e["protocol"] == "cv-best") and e["n_runs"] == 2
         accs = [r["accuracy"] for r in e["runs"]]
@@ -146,7 +146,7 @@ def test_cli_writes_results_in_the_agreed_format(tmp_path, capsys):
             assert hit == pytest.approx(r["accuracy"], abs=0.02)  # pooled vs fold mean
             assert set(r["per_class_accuracy"]) == set(r["labels"])
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert len(rows) == 2 * 2 * 2  # runs x classifiers x protocols
+    assert len(rows) == 2 * 4 * 2  # runs x classifiers x protocols
 
 
 def test_cli_bad_input_exits_with_message(tmp_path, capsys):

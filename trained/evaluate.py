@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from toolkit.cli import HelpFormatter
+from toolkit.cli import HelpFormatter, interruptible
 from toolkit.device import resolve_device
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
 from trained import data
@@ -209,6 +209,7 @@ def _write_csv(path, res) -> None:
     atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
 
 
+@interruptible
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m trained.evaluate",
                                 formatter_class=HelpFormatter,

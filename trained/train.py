@@ -33,13 +33,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from toolkit.cli import HelpFormatter
+from toolkit.cli import HelpFormatter, interruptible, prog
 import architectures
 from audiodata import audio, datasets
 from audiodata.decode import DEFAULT_CACHE
 from toolkit.provenance import atomic_write_json, run_record
 from trained import data
 from architectures.backend import FrontEndClassifier, PonsBackend, init_he_normal
+from architectures.custom import add_arguments as add_custom_arguments
+from architectures.custom import is_custom_spec
+from architectures.custom import options_from_args as custom_options_from_args
 from architectures.checkpoint import SAMPLECNN, read_checkpoint
 from trained.loop import StagedLR, Trainer, fit, patch_lengths, windows
 from architectures.samplecnn import (BLOCKS, CHANNELS, LR_DECREASES, LR_FACTOR, SAMPLE_RATE, SEGMENT_SAMPLES,
@@ -57,18 +60,33 @@ DEFAULT_RESULTS = Path("runs/results")
 _RESUME_KEYS = ("arch", "width", "seed", "block", "se_ratio", "multi_level", "batchnorm", "lr",
                 "batch_size", "input_seconds", "pad", "segments_per_clip", "fold", "dataset", "folds",
                 "fold_seed")
-_RESUME_KEYS += ("frontend_bn", "patch_seconds", "window_hop_seconds", "weight_decay",
+_RESUME_KEYS += ("custom", "frontend_bn", "patch_seconds", "window_hop_seconds", "weight_decay",
                  "plateau_patience", "lr_decreases")
 FRONTEND_BN = ("running", "none")  # trained front-end batch norm; "batch" (the leak) is extraction's
 PATCH_SECONDS = 15.0  # Pons et al. 2018: 15 s training patches
 SAMPLECNN_MAX_EPOCHS = 500  # only a bound: SampleCNN's learning-rate schedule ends its training
 
 
+def check_trainable(arch: str) -> None:
+    """Refuse, before any data is read, a front-end with no weights (the MFCC baseline)."""
+    spec = architectures.FRONTENDS.get(arch)
+    if spec is not None and spec.input_kind == "clip":
+        trainable = [n for n, f in architectures.FRONTENDS.items() if f.input_kind != "clip"]
+        raise ValueError(f"--arch {arch}: {arch} has no weights to train (the fixed MFCC baseline: "
+                         f"`python -m features.extract --arch {arch}` computes its features); choose a CNN "
+                         f"front-end ({', '.join(trainable)}) or {SAMPLECNN}")
+
+
 def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
                 block: str = "basic", se_ratio: float = 0.125, multi_level: bool = False,
                 batchnorm: bool = True, input_seconds: float | None = None,
-                frontend_bn: str = "running"):
+                frontend_bn: str = "running", custom: dict | None = None):
     """``(model, frontend, backend)`` with the initial (random, seeded) weights.
+
+    ``arch`` may be your own module (``pkg.mod:Class`` or ``path/file.py:factory``, with ``custom`` the
+    keywords of ``architectures.custom.CustomFrontend``: options, input, init, layer_types): it gets the
+    study's init from ``seed``, as in extraction, and keeps its own layers (``frontend_bn`` must be
+    ``"none"``: batch norm is added only to the study's front-ends).
 
     The front-end is ``architectures.build(arch, width, seed)`` (the random features of the same
     seed; with ``frontend_bn="running"`` plus a batch norm with running statistics after each conv,
@@ -76,6 +94,7 @@ def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
     its batch norm); for ``samplecnn`` the model is a ``SampleCNN`` (``width="small"`` divides its
     channels by 8) and ``backend`` is ``None``.
     """
+    check_trainable(arch)
     if arch == SAMPLECNN:
         channels = CHANNELS if width == "large" else SMALL_CHANNELS
         model = SampleCNN(n_classes, block=block, se_ratio=se_ratio, multi_level=multi_level,
@@ -85,8 +104,15 @@ def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
     if frontend_bn not in FRONTEND_BN:
         raise ValueError(f"--frontend-bn must be one of {', '.join(FRONTEND_BN)}, found {frontend_bn!r} "
                          "(batch-statistics batch norm is extraction's leak experiment, not a training mode)")
-    frontend = architectures.build(arch, width=width, seed=seed,
-                                   **({"batchnorm": "running"} if frontend_bn == "running" else {}))
+    if is_custom_spec(arch):
+        if frontend_bn != "none":
+            raise ValueError(f"--arch {arch}: --frontend-bn {frontend_bn} adds batch norm after the convs of the "
+                             "study's front-ends only; your own module keeps its own layers (--frontend-bn none)")
+        from architectures.custom import CustomFrontend
+        frontend = CustomFrontend(arch, seed=seed, width=width, **(custom or {}))
+    else:
+        frontend = architectures.build(arch, width=width, seed=seed,
+                                       **({"batchnorm": "running"} if frontend_bn == "running" else {}))
     if not any(p.requires_grad for p in frontend.parameters()):
         raise ValueError(f"architecture {arch!r} has no weights to train (a fixed baseline); "
                          f"choose a CNN front-end or samplecnn")
@@ -108,14 +134,14 @@ def _example_input(model, input_seconds: float | None) -> torch.Tensor:
 def dry_run(arch: str, n_classes: int = 10, width: str = "large", block: str = "basic",
             se_ratio: float = 0.125, multi_level: bool = False, batchnorm: bool = True,
             input_seconds: float | None = None, frontend_bn: str = "running",
-            patch_seconds: float | None = PATCH_SECONDS) -> str:
+            patch_seconds: float | None = PATCH_SECONDS, custom: dict | None = None) -> str:
     """The model summary (layers, output shapes, parameters, totals) as text, without training.
 
     Front-ends are shown on the input they train on: one patch (``patch_seconds``) when it is
     shorter than the input."""
     model, _, _ = build_model(arch, n_classes, width=width, block=block, se_ratio=se_ratio,
                               multi_level=multi_level, batchnorm=batchnorm,
-                              input_seconds=input_seconds, frontend_bn=frontend_bn)
+                              input_seconds=input_seconds, frontend_bn=frontend_bn, custom=custom)
     x = _example_input(model.frontend if hasattr(model, "frontend") else model, input_seconds)
     patch = None if arch == SAMPLECNN else patch_lengths(model.input_kind, input_seconds, patch_seconds)
     if patch is not None:
@@ -173,12 +199,14 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
           window_hop_seconds: float | None = None, weight_decay: float | None = None,
           plateau_patience: int | None = None, lr_decreases: int = LR_DECREASES,
           workers: int = 2, cache_dir=DEFAULT_CACHE, out=DEFAULT_OUT, resume: bool = True,
-          evaluate: bool = True, results_out=DEFAULT_RESULTS, ds=None, progress: bool = True) -> Path:
+          evaluate: bool = True, results_out=DEFAULT_RESULTS, ds=None, progress: bool = True,
+          custom: dict | None = None) -> Path:
     """Train one model per portion (the split, or each fold) and return the run's folder.
 
     See the module docstring and ``--help`` for the arguments. With ``evaluate`` the test clips
     are predicted by each ``best.pt`` and ``results.json`` is written next to the fold folders.
     """
+    check_trainable(arch)
     if arch == SAMPLECNN and block not in BLOCKS:
         raise ValueError(f"unknown SampleCNN block {block!r}; available: {', '.join(BLOCKS)}")
     recipe = _recipe(arch, block, patience, frontend_bn, patch_seconds, window_hop_seconds,
@@ -190,7 +218,11 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
     dev = resolve_device(device)
     batch_size = batch_size or (23 if arch == SAMPLECNN else 16)
     epochs = epochs or (SAMPLECNN_MAX_EPOCHS if arch == SAMPLECNN else 30)
-    run_root = Path(out) / ds.name / f"{arch}_{width}_seed{seed}"
+    label = arch  # your own module: its arch_name, as its random-weight feature sets and results are named
+    if is_custom_spec(arch):
+        from architectures.custom import CustomFrontend
+        label = CustomFrontend(arch, seed=seed, width=width, **(custom or {})).arch_name
+    run_root = Path(out) / ds.name / f"{label}_{width}_seed{seed}"
     if ds.protocol_hint == "split":
         todo = [None]
     else:
@@ -219,7 +251,7 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
                    multi_level=multi_level, segments_per_clip=segments_per_clip,
                    batchnorm=batchnorm, device=dev.type, workers=workers,
                    cache_dir=str(cache_dir) if cache_dir else None, multilabel=multilabel,
-                   amp=dev.type == "cuda", **recipe)
+                   amp=dev.type == "cuda", custom=custom, label=label, **recipe)
         _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
     if evaluate:
         return run_eval([run_root], out=results_out, ds=ds, device=dev.type, progress=progress)
@@ -256,7 +288,7 @@ def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
     model, frontend, backend = build_model(cfg["arch"], len(classes), cfg["width"], cfg["seed"],
                                            cfg["block"], cfg["se_ratio"], cfg["multi_level"],
                                            cfg["batchnorm"], cfg["input_seconds"],
-                                           cfg["frontend_bn"] or "none")
+                                           cfg["frontend_bn"] or "none", cfg.get("custom"))
     cfg["input_kind"] = model.input_kind
     if backend is not None:
         cfg["backend"] = backend.dims
@@ -289,7 +321,7 @@ def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
         val_set = (xw, val_set[1][rows], val_set[2][rows])
     model = model.to(dev)
     opt, sched = _optimizer(cfg["arch"], model, cfg)
-    base = {"arch": cfg["arch"], "dims": frontend.dims, "fold": k, "dataset": ds.name,
+    base = {"arch": cfg.get("label") or cfg["arch"], "dims": frontend.dims, "fold": k, "dataset": ds.name,
             "config": cfg, "classes": classes, "width": cfg["width"], "seed": cfg["seed"],
             "folds": cfg["folds"], "fold_seed": cfg["fold_seed"],
             "train_ids": [ds.clips[i].id for i in part["train"]],
@@ -313,16 +345,21 @@ def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
     return run_dir
 
 
+@interruptible
 def main(argv=None) -> None:
     archs = list(architectures.ARCHITECTURES) + [SAMPLECNN]
     p = argparse.ArgumentParser(
-        prog="python -m trained.train", formatter_class=HelpFormatter,
+        prog=prog("python -m trained.train"), formatter_class=HelpFormatter,
         description="Train a front-end + the Pons et al. 2018 back-end (Adam 1e-3, batch norm, 15 s "
                     "patches, windowed prediction), or SampleCNN (SGD Nesterov 0.01, /5 on plateau, "
                     "4 decreases), on the training portion of a dataset; "
                     "write checkpoints that `python -m features.extract --weights` reads, and "
                     "the end-to-end results. The last line printed is the results (or run) path.")
-    p.add_argument("--arch", required=True, choices=archs, help="front-end, or samplecnn")
+    p.add_argument("--arch", required=True, metavar="NAME",
+                   help=f"front-end ({', '.join(archs)}), or your own pkg.module:Class / path/to/file.py:factory "
+                        "(as features.extract: the study's init from --seed, the study's back-end; "
+                        "docs/own-architecture.md)")
+    add_custom_arguments(p)
     p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS),
                    help="dataset layout to read (as features.extract)")
     p.add_argument("--root", default=None, help="dataset root folder")
@@ -357,8 +394,9 @@ def main(argv=None) -> None:
     p.add_argument("--backend-bn", default="running", choices=("running", "none"),
                    help="batch norm in the back-end: running statistics at prediction (Pons et al. 2018), "
                         "or none. (Extraction's --batchnorm is another thing: the label-leaking study tool.)")
-    p.add_argument("--frontend-bn", default="running", choices=FRONTEND_BN,
-                   help="batch norm after every conv of the FRONT-END: 'running' trains it and uses "
+    p.add_argument("--frontend-bn", default=None, choices=FRONTEND_BN,
+                   help="(unset: running for the study's front-ends, none for your own module, which keeps "
+                        "its own layers) batch norm after every conv of the FRONT-END: 'running' trains it and uses "
                         "its running statistics at prediction and feature extraction (a clip's "
                         "features do not depend on its batch; Pons et al. 2018); 'none': the earlier "
                         "recipe without it. Not extraction's --batchnorm, which uses batch statistics "
@@ -390,15 +428,25 @@ def main(argv=None) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the model summary and exit")
     p.add_argument("--n-classes", type=int, default=10, help="output units for --dry-run")
     a = p.parse_args(argv)
+    if a.arch not in archs and not is_custom_spec(a.arch):
+        p.error(f"unknown --arch {a.arch!r}; available: {', '.join(archs)}, or pkg.module:Class / "
+                "path/to/file.py:factory")
+    custom = custom_options_from_args(p, argparse.Namespace(**{**vars(a), "arch": [a.arch]}))
+    if a.frontend_bn is None:  # the study's front-ends: Pons et al. 2018's batch norm; your own: its layers
+        a.frontend_bn = "none" if custom is not None else "running"
+    for flag in ("arch_options", "input", "keep_init", "layer_types"):
+        delattr(a, flag)
     if a.dry_run:
         try:
             print(dry_run(a.arch, a.n_classes, a.width, a.block, a.se_ratio, a.multi_level,
-                          a.backend_bn == "running", a.input_seconds, a.frontend_bn, a.patch_seconds))
+                          a.backend_bn == "running", a.input_seconds, a.frontend_bn, a.patch_seconds,
+                          custom=custom))
         except ValueError as e:
             p.exit(2, f"error: {e}\n")
         return
     kw = {k: v for k, v in vars(a).items() if k not in ("dry_run", "n_classes", "seed", "backend_bn")}
     kw["batchnorm"] = a.backend_bn == "running"
+    kw["custom"] = custom
     failed = []
     for seed in a.seed:  # one run per seed; a failed one is reported and the others go on
         try:

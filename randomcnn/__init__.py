@@ -1,0 +1,1 @@
+"""The ``randomcnn`` console command: one entry point for every stage (see :mod:`randomcnn.cli`)."""

@@ -1,0 +1,142 @@
+"""Ctrl-C at every entry point: one line, exit status 130, no traceback (toolkit.cli.interruptible).
+
+Two tests send a real SIGINT to a subprocess (the helper alone, and a running extraction, which must
+then resume to the same feature set); the others check that each command's ``main`` is wrapped, by
+raising ``KeyboardInterrupt`` from the work it calls.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, write_class_folders
+from toolkit.cli import EXIT_INTERRUPTED, INTERRUPTED, interruptible
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _sigint_when(proc, stderr_file: Path, marker: str, timeout: float = 120.0) -> None:
+    """Send SIGINT to ``proc`` once ``marker`` appears in its stderr (so it is inside its main loop)."""
+    t0 = time.monotonic()
+    while marker not in stderr_file.read_text(errors="replace"):
+        if proc.poll() is not None:
+            pytest.fail(f"the process ended before {marker!r}: {stderr_file.read_text()}")
+        if time.monotonic() - t0 > timeout:
+            proc.kill()
+            pytest.fail(f"no {marker!r} on stderr within {timeout} s")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+
+
+def _assert_one_line(stderr: str, after: str = "") -> None:
+    tail = stderr[len(after):] if after and stderr.startswith(after) else stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert tail.rstrip("\n").splitlines()[-1] == INTERRUPTED, stderr
+    assert stderr.count(INTERRUPTED) == 1
+
+
+def test_helper_real_sigint(tmp_path):
+    script = tmp_path / "cmd.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        from toolkit.cli import interruptible
+
+        @interruptible
+        def main():
+            try:
+                print("ready", file=sys.stderr, flush=True)
+                time.sleep(60)
+            finally:
+                print("cleaned up", flush=True)   # the command's own finally blocks still run
+
+        main()
+    """))
+    err = tmp_path / "err.txt"
+    with open(err, "w") as ferr:
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=ferr,
+                                env=_env(), text=True)
+        _sigint_when(proc, err, "ready")
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == EXIT_INTERRUPTED == 130
+    assert out.strip() == "cleaned up"
+    assert err.read_text() == "ready\n" + INTERRUPTED + "\n"
+
+
+def test_extraction_real_sigint_then_resume(tmp_path):
+    """SIGINT in the middle of a real extraction: one line, 130; the same command then finishes."""
+    root = write_class_folders(tmp_path / "data", per_class=4, seconds=0.5)
+    cmd = [sys.executable, "-m", "features.extract", "--arch", "sample-level", "--width", "small", "--dataset", "folder",
+           "--root", str(root), "--input-seconds", "4", "--batch-size", "2", "--workers", "0",
+           "--cache-dir", "none",
+           "--out", str(tmp_path / "out")]
+    err = tmp_path / "err.txt"
+    with open(err, "w") as ferr:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=ferr, env=_env(), text=True,
+                                cwd=tmp_path)
+        _sigint_when(proc, err, "sample-level:")   # the progress bar: the run is computing
+        out, _ = proc.communicate(timeout=120)
+    stderr = err.read_text()
+    assert proc.returncode == 130, stderr
+    _assert_one_line(stderr)
+    assert out.strip() == ""   # no feature set was finished, none is printed
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip().splitlines()[-1], "features.npz").is_file()
+
+
+def test_decorator_keeps_results_and_other_errors():
+    @interruptible
+    def ok(x):
+        return x + 1
+
+    @interruptible
+    def broken():
+        raise RuntimeError("boom")
+
+    assert ok(1) == 2 and ok.__name__ == "ok"
+    with pytest.raises(RuntimeError, match="boom"):   # only Ctrl-C is turned into the one line
+        broken()
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+# (module, the function its main calls for the work, argv)
+ENTRY_POINTS = [
+    ("features.extract", "extract_many", []),
+    ("classifiers.grid", "run_grid", ["--features", "x"]),
+    ("report.build", "render_report", []),
+    ("trained.train", "train", ["--arch", "vgg"]),
+    ("trained.evaluate", "evaluate", ["some_run"]),
+    ("studies.__main__", "run_study", []),
+    ("studies.batchnorm", "run", []),
+    ("randomcnn.cli", "importlib", ["extract"]),   # the console command, while it imports a subcommand
+]
+
+
+@pytest.mark.parametrize("module,work,argv", ENTRY_POINTS, ids=[e[0] for e in ENTRY_POINTS])
+def test_every_entry_point_is_wrapped(module, work, argv, monkeypatch, capsys, tmp_path):
+    import importlib
+    mod = importlib.import_module(module)
+    if work == "importlib":
+        monkeypatch.setattr(mod.importlib, "import_module", _interrupt)
+    else:
+        monkeypatch.setattr(mod, work, _interrupt)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        mod.main(argv)
+    assert e.value.code == 130
+    err = capsys.readouterr().err
+    assert err == INTERRUPTED + "\n"
