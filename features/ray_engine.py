@@ -30,6 +30,7 @@ from collections import deque
 from pathlib import Path
 
 from features.compute import compute_chunk, iter_inputs, merge_warnings
+from features.progress import clips_done
 from features.store import ExtractionError
 from toolkit.ray import (HeadLost, HeadWatch, RayUnavailable, check_nodes_see, dead_nodes, head_reachable,
                          import_ray, is_worker_loss, node_names)
@@ -215,6 +216,7 @@ class _Driver:
                     self.by_node[node] = self.by_node.get(node, 0) + 1
                     merge_warnings(warned, w)
                     bar.update(len(idx_ok) + len(skipped))
+                    clips_done(len(idx_ok) + len(skipped))
                 if healthy:
                     self._fill()
             for c in self.queue:  # every worker died for good
