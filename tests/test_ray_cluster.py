@@ -120,7 +120,7 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_set(tmp_path_factory, data):
     out = tmp_path_factory.mktemp("local")
-    return ex.extract("sample-level", dataset="folder", root=data, out=out, cache_dir=out / "cache",
+    return ex.extract(arch="sample-level", dataset="folder", root=data, out=out, cache_dir=out / "cache",
                       workers=0, **SMALL)
 
 
@@ -182,7 +182,7 @@ def _by_value():
 
 def test_extraction_on_two_nodes_equals_the_local_engine(cluster, data, local_set, tmp_path,
                                                          one_chunk_per_batch):
-    out = ex.extract("sample-level", dataset="folder", root=data, out=tmp_path, engine="ray", workers=2,
+    out = ex.extract(arch="sample-level", dataset="folder", root=data, out=tmp_path, engine="ray", workers=2,
                      cache_dir=tmp_path / "cache", **SMALL)
     assert (out / "features.npz").read_bytes() == (local_set / "features.npz").read_bytes()
     meta = _meta(out)
@@ -199,7 +199,8 @@ def test_grid_through_joblibs_ray_backend_equals_the_local_grid(cluster, tmp_pat
     local = json.loads(run_grid([fs], grid="small", jobs=1, out=tmp_path / "l", progress=False).read_text())
     remote = json.loads(run_grid([fs], grid="small", jobs=2, backend="ray", out=tmp_path / "r",
                                  progress=False).read_text())
-    assert remote["config"]["backend"] == "ray" and len(local["entries"]) == len(remote["entries"]) >= 2
+    engine = remote["config"].get("engine", remote["config"].get("backend"))  # --backend is now --engine
+    assert engine == "ray" and len(local["entries"]) == len(remote["entries"]) >= 2
     assert _picks(local) == _picks(remote)
     assert not [n for n in remote["notes"] if "lost" in n]
 
@@ -229,7 +230,7 @@ def test_a_node_that_cannot_see_the_audio_or_the_cache_is_refused_at_the_start(c
         blind = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "node_blind" in n["Resources"])
         t0 = time.monotonic()
         with pytest.raises(ex.ExtractionError) as err:
-            ex.extract("sample-level", dataset="folder", root=data, out=tmp_path / "out", engine="ray",
+            ex.extract(arch="sample-level", dataset="folder", root=data, out=tmp_path / "out", engine="ray",
                        workers=3, cache_dir=cache, **SMALL)
         msg = str(err.value)
         assert f"node 127.0.0.1 (id {blind[:8]})" in msg
@@ -272,7 +273,7 @@ def test_a_node_lost_mid_extraction_hands_its_chunks_to_the_other(cluster, data,
     monkeypatch.setattr(ray_engine, "Embedder", Stalling)
     saves = _saves_per_chunk(monkeypatch)
     watcher = _remove_when(cluster, "a", marker)
-    out = ex.extract("sample-level", dataset="folder", root=data, out=tmp_path, engine="ray", workers=2,
+    out = ex.extract(arch="sample-level", dataset="folder", root=data, out=tmp_path, engine="ray", workers=2,
                      cache_dir=tmp_path / "cache", **dict(SMALL, progress=True))
     watcher.join(timeout=5)
     assert marker.exists() and "a" not in cluster.nodes  # node a really died mid-chunk
@@ -359,7 +360,7 @@ def test_the_head_lost_mid_extraction_stops_with_a_message_then_resumes(sim, dat
     assert kept and len(kept) < 6
     # a new cluster, the same command: only the missing chunks are computed, the same bytes
     sim.start()
-    out = ex.extract("sample-level", dataset="folder", root=data, out=tmp_path, engine="ray", workers=2,
+    out = ex.extract(arch="sample-level", dataset="folder", root=data, out=tmp_path, engine="ray", workers=2,
                      cache_dir=tmp_path / "cache", **SMALL)
     assert (out / "features.npz").read_bytes() == (local_set / "features.npz").read_bytes()
     assert not partial.exists()
