@@ -120,21 +120,52 @@ def report_paths(st, ds) -> list[str]:
     return [str(folder)] if folder.is_dir() else []
 
 
-def train_estimate(st, plans: list, rate_gflops: float, ds, fmt=lambda s: f"{s:.0f} s") -> str | None:
-    """One line: the training time, a lower bound from the plans' GFLOP per clip (see the docstring);
-    ``fmt`` formats seconds (the study's ``_fmt_s``)."""
+def _train_gflop(arch: str, st, n_classes: int) -> float | None:
+    """Forward GFLOP of one training clip through ``arch`` and the study's back-end (convs and dense
+    layers; shapes from a copy on PyTorch's meta device), or None when it cannot be measured."""
+    import copy
+    import math
+
+    import torch
+    from architectures import cost
+    from features.extract import build_frontend, input_spec
+    from trained.loop import patch_lengths
+    try:
+        model = build_frontend(arch, width=st.width, seed=0, custom=st.custom)
+        spec = input_spec(model, st.input_seconds)
+        patch = patch_lengths(model.input_kind, st.input_seconds, 15.0)  # trained.train's default patches
+        length = patch[0] if patch else spec.length
+        shape = (length,) if model.input_kind == "waveform" else (length, 96)
+        front = cost.flops_per_clip(model, shape)
+        shadow = copy.deepcopy(model).to("meta")
+        if hasattr(shadow, "fast"):
+            shadow.fast = False
+        from architectures.backend import frontend_output
+        with torch.no_grad():
+            _, c, t = frontend_output(shadow, torch.zeros((1, *shape), device="meta")).shape
+    except Exception:  # a module that cannot run on the meta device: unknown
+        return None
+    f = 512  # PonsBackend: three 7-tap convs of 512 filters (the second and third 512 -> 512), two dense
+    back = 2 * 7 * (t * c * f + t * f * f + math.ceil(t / 2) * f * f) + 2 * (2 * f * 500 + 500 * n_classes)
+    return (front + back) / 1e9
+
+
+def train_estimate(st, archs: list, rate_gflops: float, ds, fmt=lambda s: f"{s:.0f} s") -> str | None:
+    """One line: the training time, a lower bound (see the module docstring); ``fmt`` formats seconds
+    (the study's ``_fmt_s``)."""
     j = st.judge
     if j is None or not j.train:
         return None
     epochs, n_train = j.epochs or 30, _n_train(ds)
-    per_arch = {}
-    for p in plans:
-        if p.get("gflop_per_clip") and _trainable(p["arch"]) is None:
-            per_arch[p["arch"]] = p["gflop_per_clip"]
-    gflop = 3 * sum(per_arch.values()) * n_train * epochs * len(st.seeds)
-    return (f"training estimate: at least {fmt(gflop / rate_gflops)} ({len(per_arch)} front-end(s) x "
-            f"{len(st.seeds)} seed(s) x {epochs} epoch(s) x {n_train} training clips, 3 x forward GFLOP; the "
-            "back-end and data loading come on top; early stopping may end sooner)")
+    todo = [a for a in archs if _trainable(a) is None]
+    costs = {a: _train_gflop(a, st, len(ds.classes)) for a in todo}
+    known = [g for g in costs.values() if g is not None]
+    unknown = [a for a, g in costs.items() if g is None]
+    gflop = 3 * sum(known) * n_train * epochs * len(st.seeds)
+    return (f"training estimate: at least {fmt(gflop / rate_gflops)} ({len(todo)} front-end(s) x "
+            f"{len(st.seeds)} seed(s) x {epochs} epoch(s) x {n_train} training clips, 3 x the forward GFLOP of "
+            "front-end and back-end at the measured rate; validation and data loading come on top, early "
+            "stopping may end sooner)" + (f"; cost unknown for {', '.join(unknown)}" if unknown else ""))
 
 
 def _n_train(ds) -> int:

@@ -109,7 +109,8 @@ class Judged(nn.Module):
         self.frontend, self.backend = frontend, backend
 
     def forward(self, x):
-        return self.backend(self.frontend(x))
+        from architectures.backend import frontend_output
+        return self.backend(frontend_output(self.frontend, x))
 
     def scored(self) -> list[nn.Module]:
         """The front-end's conv and linear layers, in module order."""
@@ -308,8 +309,9 @@ def score_network(frontend: nn.Module, x: torch.Tensor | None, y: torch.Tensor |
     kind = getattr(frontend, "input_kind", None)
     net = None
     if has_net and kind in ("waveform", "spectrogram") and x is not None:
+        from architectures.backend import frontend_output
         with torch.no_grad():
-            channels = frontend.eval()(x[:1]).shape[1]
+            channels = frontend_output(frontend.eval(), x[:1]).shape[1]
         backend = init_he_normal(PonsBackend(channels, n_classes, batchnorm=False), seed)
         net = Judged(frontend, backend).eval()
     for name in proxies:

@@ -284,7 +284,7 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
         if s > 1:
             log(f"  {arch}: about {_fmt_s(s)}")
     from studies import judge  # --proxies, --train (studies/judge.py)
-    if (line := judge.train_estimate(st, plans, rate, ds, _fmt_s)) is not None:
+    if (line := judge.train_estimate(st, archs, rate, ds, _fmt_s)) is not None:
         log(line)
     if est["total_s"] > LONG_S:
         hint = "--device cuda (a GPU is visible)" if torch.cuda.is_available() and dev.type == "cpu" else \

@@ -132,3 +132,18 @@ def test_space_and_flag_errors(tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             main(argv + ["--estimate-only"])
         assert e.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_own_module_forward_feeds_the_backend():
+    """trained.train and the proxies give the back-end a user's module's own forward (the space's pools time
+    to <= 32 steps), not the last read-out layer (6000 steps here)."""
+    import torch
+    from architectures.backend import frontend_output
+    from architectures.custom import CustomFrontend
+    from trained.train import build_model
+    spec = f"{SPACE}:wave_d2_f8_sample"
+    fe = CustomFrontend(spec, width="small")
+    x = torch.zeros(2, 18000)
+    assert tuple(fe(x).shape) == (2, 8, 6000) and tuple(frontend_output(fe, x).shape) == (2, 8, 32)
+    model, _, backend = build_model(spec, 3, "small", 0, input_seconds=1.5, frontend_bn="none")
+    assert backend.dims["in_channels"] == 8 and model.logits(x).shape == (2, 3)
