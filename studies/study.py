@@ -267,8 +267,8 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
            else ""))
     from features.extract import resolve_device
     rate = measure_rate(torch.device("cpu") if st.engine == "ray" else resolve_device(st.device))
+    dec_per_clip, undecoded, decoded_now = _decode_rate(ds, st)  # first: planning may decode a clip to time it
     plans, failed_build, dev = _plan_all(st, ds, jobs, log, rate)
-    dec_per_clip, undecoded, decoded_now = _decode_rate(ds, st)
     est = estimate(plans, rate, dec_per_clip * max(undecoded - decoded_now, 0) / max(st.workers, 1))
     done = sum(p["done"] for p in plans)
     unknown = sorted({p["arch"] for p in plans if p["gflop_per_clip"] is None and p.get("s_per_clip") is None
