@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from features.progress import clips_done, fmt_s, listening, measure_rate, part_seconds  # noqa: F401
+from features.progress import TIME_BELOW_S, clips_done, fmt_s, listening, measure_rate, part_seconds  # noqa: F401
 
 __all__ = ["Study", "run_study", "estimate", "measure_rate", "LONG_S"]
 
@@ -166,7 +166,8 @@ def _plan_all(st: Study, ds, jobs, log, rate=None):
             g = None
         todo = len(run.ds.clips)  # at most: finished chunks of an interrupted run are read only under its lock
         per = None
-        if (g is None or g == 0 or spec.kind == "clip") and rate is not None and st.engine == "local":
+        if rate is not None and st.engine == "local" and (g is None or g == 0 or spec.kind == "clip"
+                                                          or g / rate < TIME_BELOW_S):
             if arch not in timed:
                 def one(run=run):
                     from audiodata.decode import prepare
