@@ -315,8 +315,9 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
                 try:
                     path = extract(arch, seed=seed, ds=ds, **kw)
                 except Exception as e:  # one front-end failing never stops the others
+                    if not any(f[0] == f"extract {arch}" and f[2] == str(e) for f in failed):
+                        overall.bar.write(f"{arch} seed {seed} failed: {e}", file=sys.stderr)  # once per error
                     failed.append((f"extract {arch}", seed, str(e)))
-                    overall.bar.write(f"{arch} seed {seed} failed: {e}", file=sys.stderr)
                     continue
                 finally:  # the part's share of the estimate is done, however many clips it computed
                     overall.set_done(part_s * p.get("clips_todo", 0) - (overall.bar.n - before))
