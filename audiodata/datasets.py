@@ -32,7 +32,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 __all__ = ["stratified_folds", "dataset_key", "AUDIO_EXTENSIONS", "GTZAN_GENRES", "BALLROOM_FOLDERS", "EXTENDED_BALLROOM_CLASSES",
            "SPLIT_FILES", "Clip", "Dataset", "DATASETS", "load_dataset"]
@@ -333,6 +332,7 @@ def stratified_folds(ids, labels, k: int, seed: int) -> np.ndarray:
         raise ValueError(f"{k} stratified folds need at least {k} clips per class; these classes have "
                          f"fewer: {small}")
     fold_sorted = np.zeros(len(ids), dtype=np.int64)
+    from sklearn.model_selection import StratifiedKFold  # here: importing scikit-learn costs seconds
     skf = StratifiedKFold(n_splits=int(k), shuffle=True, random_state=int(seed))
     for f, (_, test) in enumerate(skf.split(np.zeros(len(ids)), labels[order]), start=1):
         fold_sorted[test] = f
@@ -588,7 +588,7 @@ def _load_synthetic(root, split_dir, manifest, folds, seed) -> Dataset:
                              f"synthetic dataset, or pass another root")
         if root.exists():
             root.rmdir()
-        make_synthetic(root)
+        make_synthetic(root, progress=True)
     return _load_csv(root, None, root / "manifest.csv", folds, seed, name="synthetic")
 
 

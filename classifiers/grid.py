@@ -31,7 +31,7 @@ from .layers import per_layer_scores, select_layers
 from .per_fold import evaluate_per_fold, group_runs
 from .probes import KNNProbe, LinearProbe
 from .protocols import CV_WEIGHTINGS, OPTIMISTIC, choose_protocols, evaluate
-from .reference import HpelmELM, NaiveELM, NaiveSVM
+from .reference import FreshELM, HpelmELM, NaiveELM, NaiveSVM
 
 __all__ = ["run_grid", "main", "ELM_DEFAULTS", "CLASSIFIERS", "Classifier"]
 
@@ -60,7 +60,8 @@ class Classifier:
 # The one table of classifiers: the CLI's choices, "all", and the results read it (docs/adding.md).
 CLASSIFIERS = {
     "svm": Classifier({"fast": FastSVM, "sklearn": NaiveSVM}, "fast", randomized=False),
-    "elm": Classifier({"fast": FastELM, "estimator": NaiveELM, "hpelm": HpelmELM}, "fast", randomized=True),
+    "elm": Classifier({"fast": FastELM, "estimator": NaiveELM, "fresh": FreshELM, "hpelm": HpelmELM}, "fast",
+                      randomized=True),
     "linear": Classifier({"sklearn": LinearProbe}, "sklearn", randomized=False),  # classifiers/probes.py
     "knn": Classifier({"sklearn": KNNProbe}, "sklearn", randomized=False),
 }
@@ -69,8 +70,13 @@ ELM_ENGINES = CLASSIFIERS["elm"].engines
 # What each ELM engine's output weights are: "fast" and "estimator" are the study's ELM; "hpelm" is a
 # cross-check only (hpelm solves ridge-regularised normal equations, not the pseudo-inverse).
 ELM_ENGINE_ROLE = {"fast": "study", "estimator": "study",
+                   "fresh": "study, as its code ran it (a hidden layer drawn anew at every fit)",
                    "hpelm": "cross-check (not the study's ELM: ridge-regularised normal equations, "
                             "hpelm's 50*eps ridge, instead of the pseudo-inverse)"}
+# --as-published: how the study's code combined folds (elmarc src/main.py): the SVM through GridSearchCV
+# (iid=True, its default then: folds pooled), every other classifier through cross_val_score(...).mean()
+PUBLISHED_WEIGHTING = {"svm": "pooled"}
+PUBLISHED_ELM_ENGINE = "fresh"
 HPELM_OUTPUT_WEIGHTS = "hpelm: normal equations (H'H + 50 eps I)^-1 H'T, a ridge; not the pseudo-inverse"
 BACKENDS = ("local", "ray")  # where joblib runs the scorers' parallel fits
 CSV_FIELDS = ["dataset", "arch", "width", "weights", "classifier", "protocol", "optimistic", "seed",
@@ -128,13 +134,18 @@ def _parallel(backend, address):
 def run_grid(features, classifier="all", protocol="auto", standardize=False, jobs=1, out=None,
              grid="study", elm_engine="fast", svm_engine="fast", progress=True, backend="local",
              address=None, folds=10, fold_seed=0, log=None, cv_weighting="pooled", layers=None,
-             per_layer=False, results_root=None, reuse=False) -> Path:
+             per_layer=False, results_root=None, reuse=False, as_published=False) -> Path:
     """Run the grids on ``features`` (list of feature-set folders) and write the results.
 
     Returns the path of ``results.json``. See ``python -m classifiers.grid --help`` for the arguments.
     Without ``out`` the results go to ``<results_root>/<dataset>/<arch>_<width>_<weights>_<key>``
     (``runs/results``), the key naming the settings and the feature sets' bytes; with ``reuse`` a
     results file of the same key already there is returned as it is (the study command's resume).
+
+    ``as_published`` runs the grids as the study's code did where it departs from its text
+    (docs/fidelity.md, items 2 and 3): cv-best combines the SVM's folds pooled and every other
+    classifier's by the unweighted mean of fold accuracies (``PUBLISHED_WEIGHTING``), and the ELM draws
+    a new hidden layer at every fit (engine ``fresh``). It is part of the results' settings and key.
     """
     if grid not in GRIDS:
         raise ValueError(f"unknown grid {grid!r}; available: {', '.join(GRIDS)}")
@@ -147,6 +158,16 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
     if elm_engine not in ELM_ENGINES or svm_engine not in SVM_ENGINES:
         raise ValueError(f"unknown engine: elm {elm_engine!r} (available {list(ELM_ENGINES)}), "
                          f"svm {svm_engine!r} (available {list(SVM_ENGINES)})")
+    if as_published:
+        if cv_weighting != "pooled":
+            raise ValueError(f"--cv-weighting {cv_weighting} with --as-published: the study's code fixes the "
+                             "fold weighting (SVM pooled, ELM and the others the mean of fold accuracies); "
+                             "drop one of the two")
+        if elm_engine not in ("fast", PUBLISHED_ELM_ENGINE):
+            raise ValueError(f"--elm-engine {elm_engine} with --as-published: the study's code drew a new ELM "
+                             f"hidden layer at every fit (engine {PUBLISHED_ELM_ENGINE!r}); drop one of the two")
+        elm_engine = PUBLISHED_ELM_ENGINE
+        engines["elm"] = elm_engine
     t_start = time.perf_counter()
     notes = []
     log = log or (lambda m: print(m, file=sys.stderr))
@@ -162,6 +183,8 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
                                        folds, fold_seed)
     # the columns scored and how cv-best pools its folds change numbers too: other settings, other results
     settings.update(layers=selection, per_layer=bool(per_layer), cv_weighting=cv_weighting)
+    if as_published:  # only when set, so the keys of results made before the switch still hold
+        settings["as_published"] = True
     records = integrity.feature_set_records(sets)
     key = integrity.results_key(settings, records)
     out = Path(out) if out else integrity.results_folder(sets[0].meta, key, root=results_root or "runs/results")
@@ -176,6 +199,7 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
     entries = []
     for name in names:
         points = grid_points(GRIDS[grid][name])
+        weighting = PUBLISHED_WEIGHTING.get(name, "mean") if as_published else cv_weighting
         per_protocol = {p: {"runs": [], "failed_points": [], "total_s": 0.0} for p in protocols}
         for run_sets in runs:
             fs = run_sets[0]
@@ -196,10 +220,10 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
                 if len(run_sets) == 1:
                     scorer = make_scorer(fs.X)
                     results = evaluate(scorer, points, y_index, protocols, split=first.split,
-                                       fold=first.fold, cv_weighting=cv_weighting, **kw)
+                                       fold=first.fold, cv_weighting=weighting, **kw)
                 else:
                     scorer, results = evaluate_per_fold(make_scorer, run_sets, points, y_index,
-                                                        protocols, first.fold, cv_weighting=cv_weighting, **kw)
+                                                        protocols, first.fold, cv_weighting=weighting, **kw)
             seconds = time.perf_counter() - t0
             one_class = [integrity.one_class_note(s, seed) for s in made]
             one_class += [f"seed {seed}: {n}" for s in made for n in dict.fromkeys(getattr(s.scorer, "notes", ()))]
@@ -231,7 +255,9 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
                      "standardize": standardize,
                      # how the accuracy combines folds: cv-best pooled (size-weighted, the study's) or
                      # mean; nested-cv is the mean of its outer folds; split has one test set
-                     "fold_weighting": {"cv-best": cv_weighting, "nested-cv": "mean"}.get(p)}
+                     "fold_weighting": {"cv-best": weighting, "nested-cv": "mean"}.get(p)}
+            if as_published:
+                entry["as_published"] = True
             if name == "elm":
                 entry["elm"] = dict(ELM_DEFAULTS, engine=elm_engine, role=ELM_ENGINE_ROLE[elm_engine])
                 if elm_engine == "hpelm":
@@ -246,7 +272,7 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
     config = {"features": [str(f) for f in features], "classifier": classifier, "protocol": protocol,
               "standardize": standardize, "jobs": jobs, "grid": grid, "elm_engine": elm_engine,
                "svm_engine": svm_engine, "backend": backend, "address": address, "folds": folds,
-               "fold_seed": fold_seed, "cv_weighting": cv_weighting}
+               "fold_seed": fold_seed, "cv_weighting": cv_weighting, "as_published": bool(as_published)}
     results = {"kind": "randomcnn-results", "version": 1, "dataset": meta.get("dataset"),
                "arch": meta.get("arch"), "width": meta.get("width"), "weights": meta.get("weights"),
                "feature_length": int(first.X.shape[1]), "n_params": meta.get("n_params"),
@@ -254,7 +280,14 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
                "features": [str(fs.path) for fs in sets],
                "feature_meta": [fs.meta for fs in sets], "entries": entries,
                "grid_settings": settings, "results_key": key, "feature_sets": records, "notes": notes,
-               "timings": {"total_s": time.perf_counter() - t_start}}
+               "timings": {"total_s": time.perf_counter() - t_start},
+               # which side computed what the study's code computed (--as-published): the grid here, the
+               # features at extraction; the report labels such rows "as published"
+               "as_published": {"grid": bool(as_published),
+                                "features": all(bool(fs.meta.get("as_published")) for fs in sets)}}
+    if as_published and not results["as_published"]["features"]:
+        note("--as-published grid on feature sets extracted without --as-published: the features are the "
+             "thesis text's definition (extract with --as-published for the study's code's)")
     if selection is not None:  # its own row in the report, never the full feature set's
         results["arch"] = f"{meta.get('arch')}[{selection['label']}]"
         results["feature_length"], results["layers"] = selection["n_features"], selection
@@ -262,7 +295,8 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
         results["per_layer"] = per_layer_scores(sets, lambda fs, o: json.loads(run_grid(
             fs, classifier=classifier, protocol=protocol, standardize=standardize, jobs=jobs, out=o,
             grid=grid, elm_engine=elm_engine, svm_engine=svm_engine, progress=False, backend=backend,
-            address=address).read_text()), progress=progress, full={"entries": entries})
+            address=address, as_published=as_published).read_text()), progress=progress,
+            full={"entries": entries})
     config.update(layers=layers, per_layer=per_layer)
     results.update(run_record(config))
     path = atomic_write_json(out / "results.json", results)
@@ -294,9 +328,37 @@ def table(results) -> str:
             f" +- {100 * e['std']:.2f}" if e["std"] is not None else "")
         sel = e["runs"][0]["selected"] if e["runs"] else "-"
         flag = " (optimistic)" if e["optimistic"] else ""
-        if e.get("elm", {}).get("role", "study") != "study":
+        if e.get("as_published"):
+            flag += " (as published)"
+        if e.get("elm", {}).get("engine") == "hpelm":
             flag += " (hpelm cross-check, not the study's ELM)"
         lines.append(f"{e['classifier']:<10} {e['protocol']:<10} {acc:>14} {e['n_runs']:>4}  {sel}{flag}")
+    return "\n".join(lines)
+
+
+def failed_summary(results) -> str:
+    """What of the grid could not be searched: every failed grid point (classifier, seed, its
+    parameters, why) once, and every run that failed altogether. Empty when nothing failed.
+
+    A failed point is recorded under the entries' ``failed_points`` (the same points for each protocol
+    of a classifier); the others were searched, so the results stand, but the reader is told."""
+    points, errors = {}, []
+    for e in results.get("entries", []):
+        for f in e.get("failed_points") or []:
+            key = (e["classifier"], f.get("seed"), json.dumps(f.get("params"), sort_keys=True))
+            points.setdefault(key, f.get("reason", "unknown reason"))
+        errors += [f"{e['classifier']} {e['protocol']}: {x}" for x in e.get("errors") or []]
+    if not points and not errors:
+        return ""
+    lines = []
+    if points:
+        lines.append(f"{len(points)} grid point(s) failed and were left out of the search (the others were "
+                     "searched; results.json lists them under failed_points):")
+        lines += [f"  {clf} seed {seed} {params}: {why}" for (clf, seed, params), why in sorted(
+            points.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), kv[0][2]))]
+    if errors:
+        lines.append(f"{len(errors)} run(s) have no result:")
+        lines += [f"  {x}" for x in errors]
     return "\n".join(lines)
 
 
@@ -339,6 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how cv-best combines folds: pooled = accuracy over all held-out predictions "
                              "(folds weighted by size, the study's scikit-learn); mean = unweighted mean of "
                              "fold accuracies")
+    parser.add_argument("--as-published", action="store_true",
+                        help="run the grids as the study's code did where it departs from its text: cv-best "
+                             "pools the SVM's folds (GridSearchCV) but takes the unweighted mean of fold "
+                             "accuracies for the ELM and the others (cross_val_score().mean()), and the ELM "
+                             "draws a new hidden layer at every fit (engine 'fresh'); part of the results' "
+                             "key, labelled 'as published' in the report (docs/fidelity.md)")
     parser.add_argument("--svm-engine", choices=list(SVM_ENGINES), default="fast",
                         help="fast: precomputed kernels; sklearn: SVC refitted per point and fold")
     parser.add_argument("--backend", choices=list(BACKENDS), default="local",
@@ -368,7 +436,11 @@ def main(argv=None):
         parser.exit(2, f"error: {e}\n")
     except OSError as e:  # an unwritable --out, a full disk
         parser.exit(2, f"error: {e.filename or ''}: {e.strerror or e}\n")
-    print(table(json.loads(Path(path).read_text())))
+    results = json.loads(Path(path).read_text())
+    print(table(results))
+    failed = failed_summary(results)
+    if failed:
+        print(failed, file=sys.stderr)
     print(path)
     return path
 

@@ -16,7 +16,7 @@ from sklearn.svm import SVC
 
 from .elm import ELMClassifier, draw_hidden, hpelm_fit_predict
 
-__all__ = ["NaiveSVM", "NaiveELM", "HpelmELM", "straightforward_cv_best"]
+__all__ = ["NaiveSVM", "NaiveELM", "FreshELM", "HpelmELM", "straightforward_cv_best"]
 
 
 def _maybe_scaled(estimator, standardize):
@@ -77,6 +77,35 @@ class NaiveELM(_Naive):
     def fit_predict(self, params, train, test):
         elm = ELMClassifier(n_hidden=int(params["n_hidden"]), alpha=self.alpha,
                             input_scale=self.input_scale, random_state=self.seed)
+        model = _maybe_scaled(elm, self.standardize)
+        return model.fit(self.X[train], self.y[train]).predict(self.X[test])
+
+
+class FreshELM(NaiveELM):
+    """The study's ELM as its code ran it (``--as-published``): a hidden layer drawn anew at every fit.
+
+    elmarc builds ``GenELMClassifier(hidden_layer=RandomLayer(n_hidden=...))`` without a random state
+    and hands it to ``cross_val_score`` (each fold a new draw) or fits it once more for the test set
+    (src/main.py), so the network scored on test is not the one that won on validation. Here each fit's
+    draw is seeded by the run's seed, the number of units and the fit's training and test clips (a
+    SHA-256 of them), so every fit has its own layer and the same inputs still give the same bytes.
+    """
+
+    name = "elm-fresh-per-fit"
+
+    def fit_draw(self, n_hidden: int, train, test) -> int:
+        """The seed of one fit's hidden layer."""
+        import hashlib
+        h = hashlib.sha256(f"{self.seed}|{int(n_hidden)}|".encode())
+        h.update(np.asarray(train, dtype=np.int64).tobytes())
+        h.update(b"|")
+        h.update(np.asarray(test, dtype=np.int64).tobytes())
+        return int.from_bytes(h.digest()[:8], "little")
+
+    def fit_predict(self, params, train, test):
+        n_hidden = int(params["n_hidden"])
+        elm = ELMClassifier(n_hidden=n_hidden, alpha=self.alpha, input_scale=self.input_scale,
+                            random_state=self.fit_draw(n_hidden, train, test))
         model = _maybe_scaled(elm, self.standardize)
         return model.fit(self.X[train], self.y[train]).predict(self.X[test])
 

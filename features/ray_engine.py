@@ -29,6 +29,7 @@ from collections import deque
 from pathlib import Path
 
 from features.compute import compute_chunk, iter_inputs, merge_warnings
+from features.progress import clips_done
 from features.store import ExtractionError
 from toolkit.ray import import_ray
 
@@ -165,6 +166,7 @@ def run_chunks(run, dev, workers: int = 2, cache_dir=None, progress: bool = True
                 run.chunks.save(c, idx_ok, X, skipped, timing, crop)
                 merge_warnings(warned, w)
                 bar.update(len(idx_ok) + len(skipped))
+                clips_done(len(idx_ok) + len(skipped))
             fill()
         for c in queue:  # every worker died for good
             failed.setdefault(c, "no Ray worker left to compute it")

@@ -27,7 +27,10 @@ Choices made here:
 comma-separated list: an item without ``=`` is a checkpoint written by ``trained.train`` (trained
 weights); ``key=value`` items set ``seed`` (int, default 0), ``width`` (large | small, default large),
 ``input_seconds`` (float, default the study's ~29 s) and ``batch_size`` (int, default 8). Empty: random
-weights, seed 0, width large. Example: ``load_model("seed=2,width=small")``.
+weights, seed 0, width large. Example: ``load_model("seed=2,width=small")``. Options are checked at
+``load_model`` (batch_size >= 1, seed in 0 .. 2**32 - 1, input_seconds > 0, a known width), and the
+audio at every call (:func:`check_audio`: at least one sound, float samples in [-1, 1], finite, long
+enough for the front-end), each with a message saying what was found and what is expected.
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ import architectures
 from audiodata import audio
 from features import extract as ex
 
-__all__ = ["SAMPLE_RATE", "TIMESTAMP_HOP_MS", "ENV_OPTIONS", "HearModel", "parse_options", "load_model",
+__all__ = ["SAMPLE_RATE", "TIMESTAMP_HOP_MS", "ENV_OPTIONS", "HearModel", "parse_options", "load_model", "check_audio",
            "get_scene_embeddings", "get_timestamp_embeddings", "module_api"]
 
 SAMPLE_RATE = 16000       # Hz: the smallest HEAR-accepted rate above the front-ends' 12 kHz
@@ -76,6 +79,13 @@ def parse_options(model_file_path: str = "") -> dict:
                                  f"{OPTIONS[key].__name__}") from e
     if opts["width"] not in architectures.WIDTH_NAMES:
         raise ValueError(f"width {opts['width']!r}: expected one of {', '.join(architectures.WIDTH_NAMES)}")
+    if opts["batch_size"] < 1:
+        raise ValueError(f"option batch_size={opts['batch_size']}: expected an integer >= 1")
+    if not 0 <= opts["seed"] < 2 ** 32:
+        raise ValueError(f"option seed={opts['seed']}: expected an integer in 0 .. 2**32 - 1")
+    s = opts["input_seconds"]
+    if s is not None and not (math.isfinite(s) and s > 0):
+        raise ValueError(f"option input_seconds={s}: expected a finite number of seconds > 0")
     return opts
 
 
@@ -88,7 +98,7 @@ class HearModel(nn.Module):
         super().__init__()
         self.arch, self.frontend, self.options = arch, frontend.eval(), dict(options)
         self.weights_name = "trained" if options.get("checkpoint") else "random"
-        self.spec = ex.input_spec(frontend, options.get("input_seconds"), "repeat")
+        self.spec = ex.input_spec(frontend, options.get("input_seconds"), "repeat", name=arch)
         # samples of 12 kHz audio one input window covers (a spectrogram input: its frames' hops)
         # (kind "clip", the mfcc baseline, takes the whole clip: its timestamp windows are the study's 29 s)
         self.window = {"waveform": self.spec.length, "clip": audio.N_SAMPLES}.get(
@@ -116,16 +126,50 @@ def load_model(arch: str, model_file_path: str = "") -> HearModel:
     return HearModel(arch, frontend, opts)
 
 
-def _waves_12k(audio_batch, model: HearModel) -> list[np.ndarray]:
+FULL_SCALE_TOLERANCE = 1e-4   # float rounding of audio normalised to +-1 (resampled, mixed) is accepted
+
+
+def check_audio(audio_batch, model: HearModel) -> torch.Tensor:
+    """The HEAR input contract: a float tensor ``(n_sounds, n_samples)`` with at least one sound, finite
+    samples in [-1, 1] (float rounding allowed), at ``model.sample_rate``, at least as long as the
+    front-end needs. Raises ``ValueError`` / ``TypeError`` saying what was found and what is expected."""
     if not isinstance(model, HearModel):
         raise TypeError(f"model: expected the HearModel of load_model(), found {type(model).__name__}")
-    a = torch.as_tensor(audio_batch)
-    if a.ndim != 2 or a.shape[1] == 0:
+    try:
+        a = torch.as_tensor(audio_batch)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"audio: expected a float tensor (n_sounds, n_samples), found "
+                        f"{type(audio_batch).__name__} ({e})") from None
+    if a.ndim != 2:
+        hint = "; for one sound pass audio[None]" if a.ndim == 1 else ""
         raise ValueError(f"audio: expected a tensor (n_sounds, n_samples) at {model.sample_rate} Hz, "
-                         f"found shape {tuple(a.shape)}")
-    x = a.detach().to("cpu", torch.float32).numpy()
-    if not np.isfinite(x).all():
-        raise ValueError("audio: has NaN or inf samples")
+                         f"found shape {tuple(a.shape)}{hint}")
+    if a.shape[0] == 0:
+        raise ValueError("audio: an empty batch (0 sounds); expected at least one sound, "
+                         f"(n_sounds, n_samples) at {model.sample_rate} Hz")
+    if a.shape[1] == 0:
+        raise ValueError(f"audio: sounds of 0 samples; expected (n_sounds, n_samples) at {model.sample_rate} Hz")
+    if not a.is_floating_point():
+        raise TypeError(f"audio: expected float samples in [-1, 1], found dtype {a.dtype} (integer PCM: "
+                        "divide by its full scale, e.g. 32768 for int16)")
+    x = a.detach().to("cpu", torch.float32)
+    if not torch.isfinite(x).all():
+        raise ValueError("audio: has NaN or inf samples; expected finite samples in [-1, 1]")
+    peak = float(x.abs().max())
+    if peak > 1.0 + FULL_SCALE_TOLERANCE:
+        raise ValueError(f"audio: samples up to {peak:.6g} in magnitude; the HEAR API takes samples in "
+                         "[-1, 1] (normalise, e.g. audio / audio.abs().max())")
+    need = getattr(model.spec, "min_samples", 0)
+    n12k = int(round(a.shape[1] * audio.SAMPLE_RATE / model.sample_rate))
+    if n12k < need:
+        raise ValueError(f"audio: {a.shape[1]} samples at {model.sample_rate} Hz ({1000 * a.shape[1] / model.sample_rate:.1f} "
+                         f"ms) are too short: {model.spec.min_why} needs at least {need} samples at "
+                         f"{audio.SAMPLE_RATE} Hz ({1000 * need / audio.SAMPLE_RATE:.1f} ms)")
+    return x
+
+
+def _waves_12k(audio_batch, model: HearModel) -> list[np.ndarray]:
+    x = check_audio(audio_batch, model).numpy()
     return [audio.resample(w, model.sample_rate, audio.SAMPLE_RATE) for w in x]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from report.published import published_variant
 from toolkit.provenance import sha256_file
 
 __all__ = ["KNOWN_DATASETS", "PROTOCOLS", "find_results", "load_results", "read_results_file"]
@@ -82,6 +83,11 @@ def _predictions(run: dict, where: str) -> dict | None:
         ids, y_true, y_pred = pred["ids"], pred["y_true"], pred["y_pred"]
     except (TypeError, KeyError) as e:
         raise ResultsError(f"{where}: predictions need ids, y_true and y_pred") from e
+    for name, values in (("ids", ids), ("y_true", y_true), ("y_pred", y_pred)):
+        if not isinstance(values, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
+                                                   for v in values):
+            raise ResultsError(f"{where}: predictions' {name} must be a list of strings or integers, "
+                               f"found {type(values).__name__}")
     if not len(ids) == len(y_true) == len(y_pred):
         raise ResultsError(f"{where}: predictions have {len(ids)} ids, {len(y_true)} y_true and "
                            f"{len(y_pred)} y_pred; expected equal lengths")
@@ -161,7 +167,15 @@ def _entry_row(entry: dict, meta: dict, where: str) -> dict:
     if isinstance(entry.get("std"), (int, float)) and std is not None and abs(entry["std"] - std) > _TOL:
         notes.append(f"{where}: stored std {entry['std']} differs from the runs' std {std:.6f}; "
                      "the runs' std is shown")
-    return dict(meta, classifier=str(entry["classifier"]), protocol=protocol,
+    failed = entry.get("failed_points") or []
+    if not isinstance(failed, list) or not all(isinstance(f, dict) for f in failed):
+        notes.append(f"{where}: failed_points is not a list of objects; not shown")
+        failed = []
+    failed = [{"params": f.get("params"), "seed": f.get("seed"), "reason": str(f.get("reason", "no reason given"))}
+              for f in failed]
+    labels = runs[0].get("labels")  # the classes the classifier chose among: chance is 1 / their number
+    n_classes = len(labels) if isinstance(labels, list) and labels else None
+    return dict(meta, classifier=str(entry["classifier"]), protocol=protocol, failed_points=failed, n_classes=n_classes,
                 optimistic=protocol == "cv-best" or bool(entry.get("optimistic")),
                 accuracies=accuracies, seeds=seeds, predictions=predictions,
                 mean=mean, std=std, n_runs=len(accuracies), notes=notes)
@@ -199,6 +213,8 @@ def read_results_file(path, _hashes=None) -> tuple[list[dict], list[str]]:
         raise ResultsError(f"{path}: cannot be read ({e})") from e
     except json.JSONDecodeError as e:
         raise ResultsError(f"{path}: malformed or truncated JSON ({e})") from e
+    except RecursionError:
+        raise ResultsError(f"{path}: JSON nested too deeply to be a results file") from None
     if not isinstance(data, dict) or data.get("kind") != "randomcnn-results":
         raise ResultsError(f"{path}: not a results file (expected \"kind\": \"randomcnn-results\")")
     missing = [k for k in _REQUIRED if data.get(k) in (None, "")]
@@ -218,13 +234,26 @@ def read_results_file(path, _hashes=None) -> tuple[list[dict], list[str]]:
 
     def number(key):
         v = data.get(key)
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ResultsError(f"{path}: {key} must be a finite number >= 0, found {v!r}")
+        return float(v)
 
+    for key in ("dataset", "arch", "width"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ResultsError(f"{path}: {key} must be a string, found {type(data[key]).__name__}")
+    length = number("feature_length")
+    if length is not None and length != int(length):
+        raise ResultsError(f"{path}: feature_length must be a whole number, found {data['feature_length']!r}")
     meta = {"dataset": str(data["dataset"]), "arch": str(data["arch"]),
             "width": str(data.get("width") or "-"), "weights": data["weights"],
-            "feature_length": int(data["feature_length"]) if number("feature_length") else None,
+            "feature_length": int(length) if length else None,
             "n_params": number("n_params"), "gflop_per_clip": number("gflop_per_clip"),
             "extract_clips_per_s": number("extract_clips_per_s"), "source": str(path)}
+    variant = published_variant(data.get("as_published"))
+    if variant:  # its own rows, labelled, beside the thesis-text rows of the same architecture
+        meta.update(arch=f"{meta['arch']} ({variant})", as_published=variant)
     rows, messages = [], []
     for i, entry in enumerate(data["entries"]):
         try:
@@ -268,6 +297,8 @@ def load_results(paths, log=None) -> tuple[list[dict], list[str], list[str]]:
             new, notes = read_results_file(f, hashes)
         except ResultsError as e:
             notes, new = [f"skipped {e}"], []
+        except Exception as e:  # malformed in a way no check foresaw: the file is skipped, never the report
+            notes, new = [f"skipped {f}: unusable results file ({type(e).__name__}: {e})"], []
         for row in new:
             key = tuple(row[k] for k in ("dataset", "arch", "width", "weights", "classifier", "protocol"))
             if key in seen:

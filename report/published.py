@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 __all__ = ["Published", "PUBLISHED", "PUBLISHED_PROTOCOLS", "STUDY_DATASETS", "TRAINED_REFERENCES",
            "ORDERINGS", "SPECTROGRAM_ARCHS", "published_figure", "BlockScore", "SAMPLECNN_PUBLISHED",
-           "SAMPLECNN_PAPERS", "samplecnn_published"]
+           "SAMPLECNN_PAPERS", "samplecnn_published", "AS_PUBLISHED", "published_variant", "base_arch"]
 
 
 class Published(NamedTuple):
@@ -164,6 +164,29 @@ ORDERINGS = tuple(
 )
 
 
+AS_PUBLISHED = "as published"  # rows computed as the study's code did (--as-published), docs/fidelity.md
+
+
+def published_variant(flags) -> str | None:
+    """The label of a results file's ``as_published`` record (``{"grid": bool, "features": bool}``):
+    ``"as published"`` when both the features and the grid were computed as the study's code did, a
+    qualified label when only one was, None when neither (the thesis text's definitions)."""
+    if not isinstance(flags, dict):
+        return None
+    grid, features = bool(flags.get("grid")), bool(flags.get("features"))
+    if grid and features:
+        return AS_PUBLISHED
+    if grid or features:
+        return f"{AS_PUBLISHED}: {'grid' if grid else 'features'} only"
+    return None
+
+
+def base_arch(arch: str) -> str:
+    """``"frame-level (as published)"`` -> ``"frame-level"``: the architecture a labelled row is of."""
+    i = arch.find(f" ({AS_PUBLISHED}")
+    return arch if i < 0 else arch[:i]
+
+
 def published_figure(dataset: str, arch: str, classifier: str, weights: str, protocol: str,
                      feature_length: int | None) -> Published | None:
     """The published figure comparable with one row of ours, or None.
@@ -171,7 +194,9 @@ def published_figure(dataset: str, arch: str, classifier: str, weights: str, pro
     Parameters
     ----------
     dataset, arch, classifier, weights, protocol : str
-        The row's setting, in this toolkit's names (``extended-ballroom``, ``frame-level-many``).
+        The row's setting, in this toolkit's names (``extended-ballroom``, ``frame-level-many``); an
+        "as published" row's label counts as its architecture (:func:`base_arch`), so both rows of an
+        architecture stand beside the one published figure.
     feature_length : int or None
         The row's feature length; a figure is returned only for the study's feature length.
 
@@ -183,7 +208,7 @@ def published_figure(dataset: str, arch: str, classifier: str, weights: str, pro
     """
     if weights != "random" or protocol not in PUBLISHED_PROTOCOLS.get(dataset, ()):
         return None
-    figure = PUBLISHED.get((dataset, arch, classifier))
+    figure = PUBLISHED.get((dataset, base_arch(arch), classifier))
     if figure is None or feature_length != figure.feature_length:
         return None
     return figure

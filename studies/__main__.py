@@ -6,6 +6,7 @@ import sys
 
 from toolkit.cli import HelpFormatter, interruptible, prog
 
+from studies import judge
 from studies.study import LONG_S, Study, run_study
 
 
@@ -33,11 +34,13 @@ def parse_args(argv=None):
     p.add_argument("--split-dir", default=None, help="gtzan: the fault-filtered split lists")
     p.add_argument("--manifest", default=None, help="csv dataset: the manifest file")
     p.add_argument("--arch", nargs="+", default=["all"], metavar="NAME",
-                   help=f"front-ends: {', '.join(names)}, all, hear:MODULE, or your own pkg.module:Class / "
-                        "path/to/file.py:factory (docs/own-architecture.md)")
+                   help=f"front-ends: {', '.join(names)}, all, hear:MODULE, your own pkg.module:Class / "
+                        "path/to/file.py:factory (docs/own-architecture.md), or space:path/to/space.py "
+                        "(every member of its SPACE; examples/space.py)")
     p.add_argument("--seed", type=int, nargs="+", default=[0, 1, 2], help="random-weight seeds (one run each)")
     p.add_argument("--width", default="large", choices=["large", "small"], help="the study's widths")
     add_custom_arguments(p)
+    judge.add_arguments(p)  # --proxies, --train (studies/judge.py)
     p.add_argument("--input-seconds", type=float, default=None, help="input length; default the study's ~29 s")
     p.add_argument("--folds", type=int, default=10, help="folds for datasets without predefined splits")
     p.add_argument("--fold-seed", type=int, default=0, help="shuffling seed of those folds")
@@ -59,10 +62,19 @@ def parse_args(argv=None):
                         "process may use")
     p.add_argument("--out", default="runs", help="root of features/, results/ and report/")
     p.add_argument("--cache-dir", default="runs/cache/audio", help="decoded-audio cache ('none' disables)")
+    p.add_argument("--as-published", action="store_true",
+                   help="extract and score as the study's code did where it departs from its text "
+                        "(features.extract and classifiers.grid --as-published); the report labels those "
+                        "rows 'as published', beside the thesis-text rows of earlier runs")
     p.add_argument("--estimate-only", action="store_true",
                    help=f"print the time estimate and stop (above {LONG_S / 60:.0f} min it suggests a GPU "
                         "or Ray)")
     a = p.parse_args(argv)
+    try:  # space:FILE -> every member of its search space
+        a.arch = [m for x in a.arch for m in judge.expand_arch(x)]
+        a.judge = judge.options_from_args(a)
+    except ValueError as e:
+        p.error(str(e))
     bad = [x for x in a.arch if x not in names and x != "all" and not x.startswith(HEAR_PREFIX)
            and not is_custom_spec(x)]
     if bad:
@@ -82,7 +94,8 @@ def main(argv=None) -> int:
                input_seconds=a.input_seconds, custom=a.custom, device=a.device, batch_size=a.batch_size,
                workers=a.workers, engine=a.engine, address=a.address, classifier=a.classifier,
                protocol=a.protocol, grid=a.grid, per_layer=a.per_layer, layers=a.layers, jobs=a.jobs,
-               out=a.out, cache_dir=None if a.cache_dir.lower() == "none" else a.cache_dir)
+               out=a.out, cache_dir=None if a.cache_dir.lower() == "none" else a.cache_dir,
+               as_published=a.as_published, judge=a.judge)
     try:
         return run_study(st, estimate_only=a.estimate_only)
     except (ValueError, FileNotFoundError, RuntimeError) as e:  # the dataset itself cannot be listed

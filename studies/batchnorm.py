@@ -7,17 +7,24 @@ changed with the batch size (best with batches of 100 = one genre each, worse wi
 without batch norm it did not (one-way ANOVA over batch sizes, p = 0.491). Hence no batch norm in the
 toolkit's random feature extraction.
 
-This command repeats it for one dataset and architecture:
+This command repeats it as the study ran it (elmarc ``src/GTZAN.py``; docs/fidelity.md, item 6):
 
 1. the clips are ordered by label (then id), so that extraction, which batches consecutive clips in the
    order of the dataset, fills each batch with clips of one class as far as the batch size allows; the
    dataset's own folds are kept, other datasets get ``--folds`` stratified folds (``--fold-seed``);
-2. for each batch size, without and with batch norm (``--batchnorm`` of ``features.extract``: batch
-   statistics), features are extracted for each seed (one run each);
-3. the SVM grid scores each run with the ``cv-best`` protocol (folds pooled, as the study's
-   scikit-learn);
-4. a one-way ANOVA (``scipy.stats.f_oneway``) over batch sizes tests, for the runs without batch norm,
-   whether the mean accuracy depends on the batch size (and, for comparison, with batch norm).
+2. the network is the study's (``--arch study-vgg``, :class:`StudyVGG`): the VGG of 32 filters a layer
+   (160 features), with batch norm on the input spectrogram and after each ELU, batch statistics (the
+   same network without any batch norm for the other half of the cells); ``--arch NAME`` takes one of
+   the toolkit's front-ends with its ``--batchnorm`` switch (batch norm before the activation) instead;
+3. for each batch size, without and with batch norm, one run per ``--seed``, each run a **fresh random
+   network** (the study ran its script once per run, each drawing new weights): the network seed of run
+   ``s`` in cell ``c`` (cells in order: no batch norm then batch norm, batch sizes ascending) is
+   ``s + 1000 * c`` (``--same-networks``: ``s`` in every cell, this toolkit's former design, under which
+   the runs without batch norm are identical at every batch size and their ANOVA is p = 1 by construction);
+4. the SVM grid scores each run with the ``cv-best`` protocol (folds pooled, GridSearchCV as the
+   study's code);
+5. one-way ANOVAs (``scipy.stats.f_oneway``) over batch sizes, one for the runs without batch norm (the
+   study: p = 0.491) and one for those with it, each over the distinct networks of its cells.
 
 It writes ``batchnorm.csv`` (one row per run), ``batchnorm.json`` (the cells, the ANOVAs, the settings)
 and ``batchnorm.png`` (the figure) into ``--out``; ``python -m report`` shows them. The
@@ -36,6 +43,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy import stats
 
 from toolkit.cli import HelpFormatter, interruptible, prog
@@ -44,7 +52,8 @@ from audiodata.decode import DEFAULT_CACHE
 from features.extract import ExtractionError, extract
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
 
-__all__ = ["KIND", "STUDY_ANOVA_P", "DEFAULT_BATCH_SIZES", "sorted_by_label", "anova", "run", "main"]
+__all__ = ["KIND", "STUDY_ANOVA_P", "DEFAULT_BATCH_SIZES", "STUDY_ARCH", "StudyVGG", "network_seed",
+           "sorted_by_label", "anova", "run", "main"]
 
 KIND = "randomcnn-batchnorm"
 STUDY_ANOVA_P = 0.491           # thesis section 4.4: no batch norm, ANOVA over batch sizes
@@ -52,7 +61,54 @@ STUDY_SOURCE = "Pons 2019 thesis, section 4.4 and Fig. 4.5 (GTZAN, 10-fold CV, S
 DEFAULT_BATCH_SIZES = (1, 10, 100)
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_OUT = Path("runs/studies/batchnorm")
-CSV_FIELDS = ["dataset", "arch", "width", "batchnorm", "batch_size", "seed", "accuracy", "features"]
+CSV_FIELDS = ["dataset", "arch", "width", "batchnorm", "batch_size", "seed", "network_seed", "accuracy", "features"]
+STUDY_ARCH = "study-vgg"  # the study's own network for this experiment (StudyVGG)
+STUDY_FILTERS = 32        # filters a layer: 5 x 32 = 160 features
+NETWORK_SEED_STRIDE = 1000  # run s of cell c draws network s + 1000 * c (a fresh network per cell and run)
+TF_BN_EPSILON = 1e-3      # tf.layers.batch_normalization's default
+
+
+class StudyVGG(torch.nn.Module):
+    """The network of the study's batch-norm experiment (elmarc ``src/GTZAN.py``, ``cnn_small_filters``):
+    the VGG of ``architectures.vgg`` (five blocks of 3x3 conv, 'same' padding, ELU, max-pool 4x2, 4x3,
+    5x2, 4x2, 4x4) with 32 filters a layer and, when ``batchnorm``, batch norm on the input spectrogram
+    (per mel band) and after each ELU, always with the batch's statistics (TensorFlow's epsilon 1e-3,
+    gamma 1, beta 0). The mean of each pooled map is a feature: 5 x 32 = 160.
+
+    Weights: the study's init, drawn by ``features.extract`` from the network seed (``init="study"`` of
+    ``architectures.custom``). Reached as ``--arch studies.batchnorm:StudyVGG`` by extraction.
+    """
+
+    input_kind = "spectrogram"
+
+    def __init__(self, filters: int = STUDY_FILTERS, batchnorm: bool = False):
+        super().__init__()
+        from architectures.vgg import POOLS
+        self.pools = POOLS
+        self.convs = torch.nn.ModuleList(torch.nn.Conv2d(1 if i == 0 else filters, filters, 3, padding=1)
+                                         for i in range(len(POOLS)))
+        norm = (lambda c, d: (torch.nn.BatchNorm1d if d == 1 else torch.nn.BatchNorm2d)(
+            c, eps=TF_BN_EPSILON, track_running_stats=False)) if batchnorm else (lambda c, d: torch.nn.Identity())
+        from audiodata.audio import N_MELS
+        self.input_norm = norm(N_MELS, 1)
+        self.norms = torch.nn.ModuleList(norm(filters, 2) for _ in POOLS)
+
+    def extract_features(self, x: torch.Tensor) -> list:
+        """Five pooled maps ``(batch, filters, time, freq)`` from ``x`` ``(batch, frames, 96)``."""
+        h = self.input_norm(x.transpose(1, 2)).transpose(1, 2)[:, None]   # per mel band, over batch and time
+        outputs = []
+        for conv, norm, pool in zip(self.convs, self.norms, self.pools):
+            h = torch.nn.functional.max_pool2d(norm(torch.nn.functional.elu(conv(h))), pool)
+            outputs.append(h)
+        return outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.extract_features(x)[-1]
+
+
+def network_seed(seed: int, cell: int, same_networks: bool = False) -> int:
+    """The seed of run ``seed``'s network in cell ``cell`` (a fresh network per cell and run)."""
+    return int(seed) if same_networks else int(seed) + NETWORK_SEED_STRIDE * int(cell)
 
 
 class StudyError(ValueError):
@@ -111,7 +167,9 @@ def anova(groups) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         res = stats.f_oneway(*groups)
-    return {"F": float(res.statistic), "p": float(res.pvalue), "note": ""}
+    n = sum(len(g) for g in groups)
+    return {"F": float(res.statistic), "p": float(res.pvalue), "note": "",
+            "df": [len(groups) - 1, n - len(groups)]}
 
 
 def _cell_dir(out: Path, batchnorm: bool, batch_size: int) -> Path:
@@ -143,18 +201,19 @@ def _grid_accuracies(paths, grid: str, jobs: int, out: Path, progress: bool) -> 
     return {r["seed"]: r["accuracy"] for r in entry["runs"]}, entry
 
 
-def run(dataset: str = "synthetic", root=None, split_dir=None, manifest=None, arch: str = "vgg",
+def run(dataset: str = "synthetic", root=None, split_dir=None, manifest=None, arch: str = STUDY_ARCH,
         width: str = "large", batch_sizes=DEFAULT_BATCH_SIZES, seeds=DEFAULT_SEEDS, folds: int = 10,
         fold_seed: int = 0, grid: str = "study", input_seconds: float | None = None, out=DEFAULT_OUT,
         device: str = "auto", workers: int = 2, cache_dir=DEFAULT_CACHE, jobs: int = 1,
-        progress: bool = True, ds=None) -> Path:
+        progress: bool = True, ds=None, same_networks: bool = False) -> Path:
     """Run the experiment and write ``batchnorm.csv`` / ``.json`` / ``.png`` into ``out``.
 
     Parameters
     ----------
     dataset, root, split_dir, manifest : as ``features.extract`` (ignored when ``ds`` is given)
     arch, width : str
-        A front-end with a batch-norm switch (every CNN front-end; not ``mfcc``).
+        ``"study-vgg"`` (the study's network, :class:`StudyVGG`; ``width`` is then only a label) or a
+        toolkit front-end with a batch-norm switch (every CNN front-end; not ``mfcc``).
     batch_sizes, seeds : sequence of int
         The cells: each batch size without and with batch norm, one run per seed.
     folds, fold_seed : int
@@ -163,6 +222,9 @@ def run(dataset: str = "synthetic", root=None, split_dir=None, manifest=None, ar
         The SVM grid (``classifiers.grids``).
     ds : audiodata.datasets.Dataset, optional
         An already loaded dataset.
+    same_networks : bool
+        One network per seed shared by every cell (this toolkit's former design) instead of a fresh
+        network per cell and run (the study's).
 
     Returns
     -------
@@ -177,6 +239,12 @@ def run(dataset: str = "synthetic", root=None, split_dir=None, manifest=None, ar
         raise StudyError(f"the experiment compares batch sizes: give at least two, found {batch_sizes}")
     if not seeds:
         raise StudyError("give at least one seed (the study used 3 runs)")
+    if not same_networks and (min(seeds) < 0 or max(seeds) >= NETWORK_SEED_STRIDE):
+        raise StudyError(f"--seed: each run draws network seed + {NETWORK_SEED_STRIDE} x cell, so seeds must lie "
+                         f"in 0..{NETWORK_SEED_STRIDE - 1}, found {seeds}")
+    study_net = arch == STUDY_ARCH
+    if study_net:
+        width = f"{STUDY_FILTERS} filters"
     if ds is None:
         ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest, folds=folds,
                                    seed=fold_seed)
@@ -184,40 +252,55 @@ def run(dataset: str = "synthetic", root=None, split_dir=None, manifest=None, ar
     order = [c.id for c in ds.clips]
     out = Path(out)
     cells, csv_rows = [], []
-    for batchnorm in (False, True):
-        for bs in batch_sizes:
-            cell_out = _cell_dir(out, batchnorm, bs)
-            paths = []
-            for seed in seeds:
-                try:
-                    folder = extract(arch=arch, dataset=ds.name, ds=ds, width=width, seed=seed, batch_size=bs,
-                                     batchnorm=batchnorm, input_seconds=input_seconds, out=cell_out / "features",
-                                     device=device, workers=workers, cache_dir=cache_dir, progress=progress)
-                except ValueError as e:
-                    if "batchnorm" in str(e):
-                        raise StudyError(f"--arch {arch}: has no batch-norm switch; choose a CNN front-end") from e
-                    raise
-                _check_order(folder, order)
-                paths.append(folder)
-            accs, entry = _grid_accuracies(paths, grid, jobs, cell_out, progress)
-            values = [accs[s] for s in seeds if s in accs]
-            cells.append({"batchnorm": batchnorm, "batch_size": bs, "seeds": [s for s in seeds if s in accs],
-                          "accuracies": values, "mean": float(np.mean(values)),
-                          "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-                          "selected": [r["selected"] for r in entry["runs"]],
-                          "fold_weighting": entry.get("fold_weighting"),
-                          "features": [str(p) for p in paths], "grid_results": str(cell_out / "grid.json")})
-            csv_rows += [{"dataset": ds.name, "arch": arch, "width": width, "batchnorm": batchnorm,
-                          "batch_size": bs, "seed": s, "accuracy": accs[s], "features": str(p)}
-                         for s, p in zip(seeds, paths) if s in accs]
-    tests = {("batchnorm" if bn else "no_batchnorm"): anova([c["accuracies"] for c in cells if c["batchnorm"] == bn])
-             for bn in (False, True)}
+    for c, (batchnorm, bs) in enumerate((bn, b) for bn in (False, True) for b in batch_sizes):
+        cell_out = _cell_dir(out, batchnorm, bs)
+        paths = []
+        net_seeds = [network_seed(s, c, same_networks) for s in seeds]
+        for seed, net_seed in zip(seeds, net_seeds):
+            net = dict(arch=f"{__name__}:StudyVGG", custom={"options": {"batchnorm": batchnorm}},
+                       width="small") if study_net else dict(arch=arch, width=width)
+            try:
+                folder = extract(dataset=ds.name, ds=ds, seed=net_seed, batch_size=bs, batchnorm=batchnorm,
+                                 input_seconds=input_seconds, out=cell_out / "features", device=device,
+                                 workers=workers, cache_dir=cache_dir, progress=progress, **net)
+            except ValueError as e:
+                if "batchnorm" in str(e):
+                    raise StudyError(f"--arch {arch}: has no batch-norm switch; choose a CNN front-end") from e
+                raise
+            _check_order(folder, order)
+            paths.append(folder)
+        accs, entry = _grid_accuracies(paths, grid, jobs, cell_out, progress)
+        values = [accs[s] for s in net_seeds if s in accs]
+        cells.append({"batchnorm": batchnorm, "batch_size": bs,
+                      "seeds": [s for s, n in zip(seeds, net_seeds) if n in accs],
+                      "network_seeds": [n for n in net_seeds if n in accs],
+                      "accuracies": values, "mean": float(np.mean(values)),
+                      "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+                      "selected": [r["selected"] for r in entry["runs"]],
+                      "fold_weighting": entry.get("fold_weighting"),
+                      "features": [str(p) for p in paths], "grid_results": str(cell_out / "grid.json")})
+        csv_rows += [{"dataset": ds.name, "arch": arch, "width": width, "batchnorm": batchnorm,
+                      "batch_size": bs, "seed": s, "network_seed": n, "accuracy": accs[n], "features": str(p)}
+                     for s, n, p in zip(seeds, net_seeds, paths) if n in accs]
+    tests = {}
+    for bn in (False, True):
+        mine = [c for c in cells if c["batchnorm"] == bn]
+        tests["batchnorm" if bn else "no_batchnorm"] = dict(
+            anova([c["accuracies"] for c in mine]),
+            groups=len(mine), runs=sum(len(c["accuracies"]) for c in mine),
+            distinct_networks=len({n for c in mine for n in c["network_seeds"]}))
     config = dict(dataset=ds.name, root=str(ds.root) if ds.root else None, arch=arch, width=width,
                   batch_sizes=batch_sizes, seeds=seeds, folds=folds, fold_seed=fold_seed, grid=grid,
-                  input_seconds=input_seconds, device=device, out=str(out))
+                  input_seconds=input_seconds, device=device, out=str(out), same_networks=same_networks)
     result = {"kind": KIND, "version": 1, "dataset": ds.name, "arch": arch, "width": width,
               "classifier": "svm", "protocol": "cv-best", "n_clips": len(ds.clips), "classes": list(ds.classes),
               "order": "clips sorted by label, then id; each batch holds consecutive clips",
+              "networks": ("one network per seed, shared by every cell (--same-networks)" if same_networks else
+                           f"a fresh network for every cell and run (network seed = seed + "
+                           f"{NETWORK_SEED_STRIDE} x cell), as the study"),
+              "network": (f"the study's VGG: {STUDY_FILTERS} filters a layer, batch norm on the input "
+                          "spectrogram and after each ELU (batch statistics)") if study_net else
+                         f"{arch}: the toolkit's front-end, batch norm after each conv, before the activation",
               "batch_sizes": batch_sizes, "seeds": seeds, "cells": cells, "anova": tests,
               "study": {"anova_p_no_batchnorm": STUDY_ANOVA_P, "source": STUDY_SOURCE},
               "figure": "batchnorm.png"}
@@ -245,6 +328,8 @@ def summary(result: dict) -> str:
         p = "n/a" if a["p"] is None else f"{a['p']:.3g}"
         lines.append(f"ANOVA over batch sizes, {name.replace('_', ' ')}: p = {p}" + (f" ({a['note']})" if a["note"] else ""))
     lines.append(f"(the study, no batch norm: p = {STUDY_ANOVA_P})")
+    if result.get("networks"):
+        lines.append(f"networks: {result['networks']}")
     return "\n".join(lines)
 
 
@@ -252,13 +337,15 @@ def parse_args(argv=None):
     import architectures
     p = argparse.ArgumentParser(
         prog=prog("python -m studies.batchnorm"),
-        description="The study's batch-norm experiment (thesis section 4.4, Fig. 4.5): random-CNN features "
-                    "extracted with clips sorted by label into batches of each --batch-sizes, without and with "
-                    "batch norm (batch statistics), scored by the SVM grid (cv-best, folds pooled), one run per "
-                    "--seed; a one-way ANOVA over batch sizes for the runs without batch norm (the study: "
-                    f"p = {STUDY_ANOVA_P}). Writes batchnorm.csv, batchnorm.json and batchnorm.png into --out "
-                    "(the last line printed is the JSON's path). The study's setting: --dataset gtzan --root "
-                    "DIR --arch vgg --folds 10 --batch-sizes 1 10 100 --seed 0 1 2.",
+        description="The study's batch-norm experiment as it ran it (thesis section 4.4, Fig. 4.5; elmarc "
+                    "src/GTZAN.py): random-CNN features of its VGG (32 filters a layer, batch norm on the input "
+                    "and after each ELU, batch statistics) extracted with clips sorted by label into batches of "
+                    "each --batch-sizes, without and with batch norm, a fresh random network for every batch "
+                    "size and run, scored by the SVM grid (cv-best, folds pooled), one run per --seed; one-way "
+                    "ANOVAs over batch sizes without batch norm (the study: "
+                    f"p = {STUDY_ANOVA_P}) and with it. Writes batchnorm.csv, batchnorm.json and batchnorm.png "
+                    "into --out (the last line printed is the JSON's path). The study's setting: --dataset "
+                    "gtzan --root DIR --folds 10 --batch-sizes 1 10 100 --seed 0 1 2.",
         formatter_class=HelpFormatter)
     archs = [a for a in architectures.ARCHITECTURES if a != "mfcc"]
     p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS), help="dataset layout")
@@ -266,7 +353,14 @@ def parse_args(argv=None):
     p.add_argument("--split-dir", default=None, help="gtzan: folder of the fault-filtered split lists "
                    "(the experiment still uses folds: the split is replaced by --folds stratified folds)")
     p.add_argument("--manifest", default=None, help="csv dataset: the manifest file")
-    p.add_argument("--arch", default="vgg", choices=archs, help="front-end (the study: vgg)")
+    p.add_argument("--arch", default=STUDY_ARCH, choices=[STUDY_ARCH, *archs],
+                   help=f"{STUDY_ARCH}: the study's network for this experiment (its VGG of {STUDY_FILTERS} "
+                        "filters a layer, batch norm on the input and after each ELU); or a toolkit front-end "
+                        "with its --batchnorm switch (batch norm after each conv, before the activation)")
+    p.add_argument("--same-networks", action="store_true",
+                   help="one network per --seed in every cell (the toolkit's former design: the runs without "
+                        "batch norm are then identical across batch sizes, ANOVA p = 1 by construction); "
+                        "default: a fresh network for every cell and run, as the study")
     p.add_argument("--width", default="large", choices=["large", "small"],
                    help="large: about 3500 features; small: about 120 (quicker)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=list(DEFAULT_BATCH_SIZES),
@@ -298,7 +392,7 @@ def main(argv=None) -> int:
         path = run(dataset=a.dataset, root=a.root, split_dir=a.split_dir, manifest=a.manifest, arch=a.arch,
                    width=a.width, batch_sizes=a.batch_sizes, seeds=a.seed, folds=a.folds, fold_seed=a.fold_seed,
                    grid=a.grid, input_seconds=a.input_seconds, out=a.out, device=a.device, workers=a.workers,
-                   cache_dir=cache, jobs=a.jobs)
+                   cache_dir=cache, jobs=a.jobs, same_networks=a.same_networks)
     except (StudyError, ExtractionError, ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -171,7 +171,8 @@ def test_grid_records_fold_weighting_and_labels_hpelm(tmp_path):
         main(["--features", str(fs), "--grid", "small", "--out", str(tmp_path / "m"), "--classifier", "svm",
               "--cv-weighting", "mean"])
     res = json.loads((tmp_path / "r" / "results.json").read_text())
-    weighting = {(e["classifier"], e["protocol"]): e["fold_weighting"] for e in res["entries"]}
+    weighting = {(e["classifier"], e["protocol"]): e["fold_weighting"] for e in res["entries"]
+                 if e["classifier"] in ("svm", "elm-hpelm")}  # the probes' rows are not about this
     assert weighting == {("svm", "cv-best"): "pooled", ("svm", "nested-cv"): "mean",
                          ("elm-hpelm", "cv-best"): "pooled", ("elm-hpelm", "nested-cv"): "mean"}
     elm = next(e for e in res["entries"] if e["classifier"] == "elm-hpelm")
@@ -268,38 +269,91 @@ def _band_classes(root, n: int = 6, seconds: float = 1.0, sr: int = 12000):
     return root
 
 
-def test_batchnorm_experiment_sorted_batches_leak_and_no_bn_does_not_depend_on_batch_size(tmp_path, capsys):
+def _batchnorm_main(tmp_path, root, out, *extra):
     from studies import batchnorm
-    root = _band_classes(tmp_path / "data")
     with threadpool_limits(1):
-        code = batchnorm.main(["--dataset", "folder", "--root", str(root), "--arch", "7x96", "--width", "small",
+        return batchnorm.main(["--dataset", "folder", "--root", str(root), "--width", "small",
                                "--batch-sizes", "1", "6", "--seed", "0", "1", "--folds", "3", "--grid", "small",
-                               "--input-seconds", "1.0", "--device", "cpu", "--workers", "0", "--cache-dir", "none",
-                               "--out", str(tmp_path / "out")])
+                               "--device", "cpu", "--workers", "0", "--cache-dir", "none", "--jobs", "1",
+                               "--out", str(tmp_path / out), *extra])
+
+
+def test_batchnorm_experiment_fresh_networks_sorted_batches_leak(tmp_path, capsys):
+    """The study's rule (elmarc src/GTZAN.py): a fresh random network for every (batch size, run), so
+    the no-batch-norm ANOVA compares distinct networks (the study: p = 0.491, not 1 by construction)."""
+    from studies.batchnorm import anova
+    root = _band_classes(tmp_path / "data")
+    code = _batchnorm_main(tmp_path, root, "out", "--arch", "7x96", "--input-seconds", "1.0")
     printed = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and printed[-1] == str(tmp_path / "out" / "batchnorm.json")
     res = json.loads((tmp_path / "out" / "batchnorm.json").read_text())
     cell = {(c["batchnorm"], c["batch_size"]): c for c in res["cells"]}
-    # without batch norm a clip's features do not depend on its batch: identical accuracies
-    assert cell[False, 1]["accuracies"] == cell[False, 6]["accuracies"]
-    assert res["anova"]["no_batchnorm"]["p"] == 1.0
-    # with it, batches of one class (6 clips) carry the class's statistics; batches of 1 carry nothing
+    # cells in order no-bn 1, no-bn 6, bn 1, bn 6: run s draws network s + 1000 x cell
+    assert [cell[k]["network_seeds"] for k in ((False, 1), (False, 6), (True, 1), (True, 6))] == \
+        [[0, 1], [1000, 1001], [2000, 2001], [3000, 3001]]
+    assert all(c["seeds"] == [0, 1] for c in res["cells"])
+    no_bn = res["anova"]["no_batchnorm"]
+    assert no_bn["distinct_networks"] == 4 and no_bn["groups"] == 2 and no_bn["runs"] == 4
+    groups = [cell[False, 1]["accuracies"], cell[False, 6]["accuracies"]]
+    assert {k: no_bn[k] for k in ("F", "p", "note")} == {k: anova(groups)[k] for k in ("F", "p", "note")}
+    # the no-batch-norm features of the two batch sizes come from different networks
+    with np.load(Path(cell[False, 1]["features"][0]) / "features.npz") as a, \
+            np.load(Path(cell[False, 6]["features"][0]) / "features.npz") as b:
+        assert a["X"].shape == b["X"].shape and not np.allclose(a["X"], b["X"])
+    # with batch norm, batches of one class (6 clips) carry the class's statistics; batches of 1 carry nothing
     assert min(cell[True, 6]["accuracies"]) > max(cell[True, 1]["accuracies"]) + 0.2
-    assert res["anova"]["batchnorm"]["p"] < 0.05
+    assert res["anova"]["batchnorm"]["p"] < 0.05 and res["anova"]["batchnorm"]["distinct_networks"] == 4
     # the batches were sorted by label: the feature set lists the clips high*, low*, mid* in that order
     with np.load(Path(cell[True, 6]["features"][0]) / "features.npz") as z:
         labels = [i.split("/")[0] for i in z["ids"]]
     assert labels == sorted(labels)
     rows = (tmp_path / "out" / "batchnorm.csv").read_text().splitlines()
-    assert rows[0].startswith("dataset,arch,width,batchnorm,batch_size,seed,accuracy") and len(rows) == 1 + 8
+    assert rows[0].startswith("dataset,arch,width,batchnorm,batch_size,seed,network_seed,accuracy") and len(rows) == 1 + 8
     assert (tmp_path / "out" / "batchnorm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "out").rglob("results.json"))   # the cells stay out of the main report's rows
-    # the report shows it: a section and a figure
+    # the report shows it: a section, the ANOVA table and the figure
     from report.build import render_report
     report = render_report(results=[tmp_path / "out"], out=tmp_path / "report", log=lambda m: None)
     md = (report / "report.md").read_text()
     assert "Batch norm and batch size" in md and "fig_batchnorm_folder_7x96_small_0.png" in md
+    assert "| one-way ANOVA over batch sizes | groups | runs | distinct networks | F | df | p |" in md
+    assert "| without batch norm | 2 | 4 | 4 |" in md and "| the study, without batch norm |" in md
     assert (report / "fig_batchnorm_folder_7x96_small_0.png").is_file()
+    # the former design, one network per seed in every cell: identical runs, p = 1 by construction
+    assert _batchnorm_main(tmp_path, root, "same", "--arch", "7x96", "--input-seconds", "1.0",
+                           "--same-networks") == 0
+    same = json.loads((tmp_path / "same" / "batchnorm.json").read_text())
+    sc = {(c["batchnorm"], c["batch_size"]): c for c in same["cells"]}
+    assert sc[False, 1]["accuracies"] == sc[False, 6]["accuracies"] and same["anova"]["no_batchnorm"]["p"] == 1.0
+    assert same["anova"]["no_batchnorm"]["distinct_networks"] == 2
+
+
+def test_study_vgg_is_the_networks_of_the_experiment():
+    """The study's network: VGG of 32 filters, batch norm on the input (per mel band) and after each ELU,
+    batch statistics; without batch norm a clip's features do not depend on its batch."""
+    import torch.nn.functional as F
+    from studies.batchnorm import StudyVGG
+    from architectures.init import init_weights
+    x = torch.randn(3, 1280, 96)
+    bn, plain = StudyVGG(batchnorm=True), StudyVGG(batchnorm=False)
+    init_weights(bn, 0)
+    init_weights(plain, 0)
+    with torch.no_grad():
+        outs = bn.extract_features(x)
+        assert [o.shape[1] for o in outs] == [32] * 5 and sum(o.shape[1] for o in outs) == 160
+        # layer 1 by hand: input normalised per mel band over batch and time, conv, ELU, then batch norm
+        z = (x - x.mean(dim=(0, 1))) / torch.sqrt(x.var(dim=(0, 1), unbiased=False) + 1e-3)
+        h = F.elu(bn.convs[0](z[:, None]))
+        h = (h - h.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(h.var(dim=(0, 2, 3), unbiased=False, keepdim=True) + 1e-3)
+        torch.testing.assert_close(outs[0], F.max_pool2d(h, (4, 2)), rtol=1e-4, atol=1e-4)
+        # batch statistics: clip 0's features change with its batch mates; without batch norm they do not
+        alone = bn.extract_features(x[:1])[4]
+        assert not torch.allclose(alone, outs[4][:1], atol=1e-3)
+        torch.testing.assert_close(plain.extract_features(x[:1])[4], plain.extract_features(x)[4][:1],
+                                   rtol=1e-5, atol=1e-6)
+    bn.eval()  # extraction runs in eval mode: still the batch's statistics (the leak the study measured)
+    with torch.no_grad():
+        torch.testing.assert_close(bn.extract_features(x)[0], outs[0])
 
 
 def test_batchnorm_anova_and_bad_settings():
@@ -314,3 +368,15 @@ def test_batchnorm_anova_and_bad_settings():
         run(batch_sizes=[4])
     with pytest.raises(StudyError, match="positive"):
         run(batch_sizes=[0, 4])
+
+
+@pytest.mark.slow
+def test_batchnorm_experiment_with_the_studys_network(tmp_path, capsys):
+    """The default path end to end: the study's VGG (needs 1280 frames, about 27 s of audio a clip)."""
+    root = _band_classes(tmp_path / "data", n=4, seconds=28.0)
+    assert _batchnorm_main(tmp_path, root, "out") == 0
+    res = json.loads((tmp_path / "out" / "batchnorm.json").read_text())
+    assert res["arch"] == "study-vgg" and res["width"] == "32 filters" and "fresh network" in res["networks"]
+    assert all(json.loads((Path(f) / "meta.json").read_text())["feature_length"] == 160
+               for c in res["cells"] for f in c["features"])
+    assert res["anova"]["no_batchnorm"]["distinct_networks"] == 4

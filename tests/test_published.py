@@ -170,3 +170,142 @@ def test_cli_flag(tmp_path):
     (meta,) = list((tmp_path / "fs").rglob("meta.json"))
     assert json.loads(meta.read_text())["as_published"] is True
     assert ex.parse_args(["--as-published"]).as_published and not ex.parse_args([]).as_published
+
+
+# ----------------------------------------------------------------------------- items 2, 3: the grid as run
+
+def _folds_feature_set(tmp_path, name="fs", unequal=True, as_published=True):
+    from classifiers.featureset import synthetic_feature_set, write_feature_set
+    d = synthetic_feature_set(n_clips=90, n_features=8, n_classes=3, n_folds=3, separation=1.2, seed=4)
+    if unequal:  # folds of 15, 30 and 45 clips: pooled and mean differ
+        d["fold"] = np.repeat([1, 2, 3], [15, 30, 45])[np.random.default_rng(1).permutation(90)]
+    meta = {"seed": 0, "dataset": "toy", "arch": "vgg", "as_published": as_published}
+    return write_feature_set(tmp_path / name, **d, meta=meta)
+
+
+def _grid(tmp_path, fs, out, *extra, classifier="elm"):
+    from threadpoolctl import threadpool_limits
+    from classifiers.grid import main
+    with threadpool_limits(1):
+        main(["--features", str(fs), "--grid", "small", "--protocol", "cv-best", "--jobs", "1",
+              "--classifier", classifier, "--out", str(tmp_path / out), *extra])
+    return json.loads((tmp_path / out / "results.json").read_text())
+
+
+def test_grid_as_published_elm_selects_by_the_mean_of_fold_accuracies(tmp_path):
+    fs = _folds_feature_set(tmp_path)
+    res = _grid(tmp_path, fs, "pub", "--as-published")
+    (e,) = res["entries"]
+    assert e["classifier"] == "elm" and e["fold_weighting"] == "mean" and e["as_published"] is True
+    run = e["runs"][0]
+    scores = [g["score"] for g in run["grid_scores"]]
+    # cross_val_score(...).mean(): each point's score is the unweighted mean of its fold accuracies,
+    # and the point reported is the first best of those means
+    assert run["accuracy"] == pytest.approx(np.mean(run["fold_accuracies"]), abs=1e-12)
+    assert run["accuracy"] == pytest.approx(max(scores), abs=1e-12)
+    assert scores.index(max(scores)) == [g["params"] for g in run["grid_scores"]].index(run["selected"])
+    assert res["grid_settings"]["as_published"] is True and res["as_published"] == {"grid": True, "features": True}
+    assert e["elm"]["engine"] == "fresh" and run["engine"] == "elm-fresh-per-fit"
+    # the SVM keeps GridSearchCV's pooled folds (iid=True)
+    svm = _grid(tmp_path, fs, "svm", "--as-published", classifier="svm")["entries"][0]
+    assert svm["fold_weighting"] == "pooled"
+    r = svm["runs"][0]
+    hits = np.mean(np.array(r["predictions"]["y_true"]) == np.array(r["predictions"]["y_pred"]))
+    assert r["accuracy"] == pytest.approx(hits, abs=1e-12)
+    assert abs(np.mean(r["fold_accuracies"]) - r["accuracy"]) > 1e-4  # the folds are unequal
+    # without the switch: pooled, one shared layer, and another results key
+    text = _grid(tmp_path, fs, "text")
+    (t,) = text["entries"]
+    assert t["fold_weighting"] == "pooled" and "as_published" not in t and t["elm"]["engine"] == "fast"
+    assert "as_published" not in text["grid_settings"] and text["results_key"] != res["results_key"]
+
+
+def test_grid_as_published_draws_a_new_elm_layer_at_every_fit(tmp_path):
+    from classifiers.elm import ELMClassifier
+    from classifiers.reference import FreshELM
+    from classifiers.featureset import synthetic_feature_set
+    d = synthetic_feature_set(n_clips=60, n_features=6, n_classes=3, n_folds=3, separation=1.0, seed=2)
+    y = np.unique(d["y"], return_inverse=True)[1]
+    fold = d["fold"]
+    tasks = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in (1, 2, 3)]
+    scorer = FreshELM(d["X"], y, 3, seed=0)
+    pred, failed = scorer.run([{"n_hidden": 40}], tasks)
+    assert not failed
+    draws = {scorer.fit_draw(40, tr, te) for tr, te in tasks}
+    assert len(draws) == 3  # one hidden layer per fit
+    for (tr, te), p in zip(tasks, pred[0]):
+        elm = ELMClassifier(n_hidden=40, random_state=scorer.fit_draw(40, tr, te)).fit(d["X"][tr], y[tr])
+        np.testing.assert_array_equal(p, elm.predict(d["X"][te]))
+    # the validation fit and the test fit of a split are different networks
+    tr, va, te = np.arange(30), np.arange(30, 45), np.arange(45, 60)
+    assert scorer.fit_draw(40, tr, va) != scorer.fit_draw(40, tr, te)
+    # reproducible: the same fits again give the same predictions
+    again, _ = FreshELM(d["X"], y, 3, seed=0).run([{"n_hidden": 40}], tasks)
+    assert all(np.array_equal(a, b) for a, b in zip(pred[0], again[0]))
+    other, _ = FreshELM(d["X"], y, 3, seed=1).run([{"n_hidden": 40}], tasks)
+    assert not all(np.array_equal(a, b) for a, b in zip(pred[0], other[0]))
+
+
+def test_grid_as_published_split_scores_test_with_a_new_layer(tmp_path):
+    from classifiers.featureset import synthetic_feature_set, write_feature_set
+    from threadpoolctl import threadpool_limits
+    from classifiers.grid import run_grid
+    d = synthetic_feature_set(n_clips=60, n_features=6, n_classes=2, separation=1.0, seed=5)
+    fs = write_feature_set(tmp_path / "fs", **d, meta={"seed": 0, "dataset": "toy", "arch": "vgg"})
+    with threadpool_limits(1):
+        a = json.loads(run_grid([fs], classifier="elm", grid="small", out=tmp_path / "a", progress=False,
+                                as_published=True).read_text())
+        b = json.loads(run_grid([fs], classifier="elm", grid="small", out=tmp_path / "b", progress=False,
+                                as_published=True).read_text())
+    (e,) = a["entries"]
+    assert e["protocol"] == "split" and e["runs"][0]["engine"] == "elm-fresh-per-fit"
+    assert e["runs"][0]["predictions"] == b["entries"][0]["runs"][0]["predictions"]  # same bytes
+    assert a["as_published"] == {"grid": True, "features": False}
+    assert any("without --as-published" in n for n in a["notes"])
+
+
+@pytest.mark.parametrize("extra,word", [(["--cv-weighting", "mean"], "--cv-weighting mean"),
+                                        (["--elm-engine", "hpelm"], "--elm-engine hpelm")])
+def test_grid_as_published_refuses_conflicting_flags(tmp_path, capsys, extra, word):
+    fs = _folds_feature_set(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        _grid(tmp_path, fs, "x", "--as-published", *extra)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert word in err and "--as-published" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- studies and the report
+
+def test_study_as_published_rows_beside_the_text_rows_in_the_report(tmp_path):
+    from studies.study import Study, run_study
+    data = write_class_folders(tmp_path / "data", per_class=3)
+    kw = dict(dataset="folder", root=str(data), folds=3, archs=["frame-level"], seeds=[0, 1], width="small",
+              input_seconds=1.0, workers=0, batch_size=2, classifier="elm", grid="small", protocol="cv-best",
+              out=str(tmp_path / "runs"), cache_dir=str(tmp_path / "cache"), jobs=1)
+    assert run_study(Study(**kw), log=lambda m: None) == 0
+    assert run_study(Study(**kw, as_published=True), log=lambda m: None) == 0
+    results = sorted((tmp_path / "runs" / "results" / "folder").glob("*/results.json"))
+    flags = sorted(json.dumps(json.loads(p.read_text())["as_published"], sort_keys=True) for p in results)
+    assert flags == ['{"features": false, "grid": false}', '{"features": true, "grid": true}']
+    feature_sets = sorted((tmp_path / "runs" / "features" / "folder").glob("*/meta.json"))
+    assert sorted(json.loads(p.read_text())["as_published"] for p in feature_sets) == [False, False, True, True]
+    md = (tmp_path / "runs" / "report" / "report.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| frame-level")]
+    assert any(line.startswith("| frame-level (as published) |") for line in rows)
+    assert any(line.startswith("| frame-level |") for line in rows)
+    assert "Rows labelled `(as published)`" in md
+    assert "Why Student's" in md and "McNemar" in md
+
+
+def test_report_labels_and_published_figure_lookup():
+    from report.published import PUBLISHED, PUBLISHED_PROTOCOLS, base_arch, published_figure, published_variant
+    assert published_variant({"grid": True, "features": True}) == "as published"
+    assert published_variant({"grid": True, "features": False}) == "as published: grid only"
+    assert published_variant({"grid": False, "features": True}) == "as published: features only"
+    assert published_variant({"grid": False, "features": False}) is None and published_variant(None) is None
+    assert base_arch("frame-level (as published)") == "frame-level" == base_arch("frame-level")
+    (ds, arch, clf), fig = next(iter(PUBLISHED.items()))
+    protocol = PUBLISHED_PROTOCOLS[ds][0]
+    same = published_figure(ds, f"{arch} (as published)", clf, "random", protocol, fig.feature_length)
+    assert same == published_figure(ds, arch, clf, "random", protocol, fig.feature_length) == fig

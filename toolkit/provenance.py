@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["versions", "commit", "run_record", "atomic_write_json", "atomic_write_bytes",
+__all__ = ["versions", "commit", "run_record", "atomic_write_json", "atomic_write_bytes", "atomic_write_many",
            "atomic_save_npz", "to_jsonable", "current_umask", "sha256_file"]
 
 _PACKAGES = ("randomcnn", "numpy", "scipy", "scikit-learn", "torch", "librosa", "soundfile", "hpelm",
@@ -126,6 +126,36 @@ def _atomic(path: Path, write) -> Path:
 def atomic_write_bytes(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename: never half-written."""
     return _atomic(path, lambda f: f.write(data))
+
+
+def atomic_write_many(files: dict) -> list[Path]:
+    """Write several files so that either all are replaced or none is: every file's bytes go to a
+    temporary file beside it first (a full disk fails here, before anything is replaced), then each
+    is renamed over its target. ``files`` maps path -> bytes; returns the paths written."""
+    temps = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((tmp, path))
+            os.fchmod(fd, 0o666 & ~current_umask())
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException as e:
+        for tmp, _ in temps:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if isinstance(e, OSError) and e.filename is None and temps:
+            e.filename = str(temps[-1][1])
+        raise
+    for tmp, path in temps:
+        os.replace(tmp, path)
+    return [path for _, path in temps]
 
 
 def atomic_write_json(path, obj) -> Path:

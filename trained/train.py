@@ -39,7 +39,7 @@ from audiodata import audio, datasets
 from audiodata.decode import DEFAULT_CACHE
 from toolkit.provenance import atomic_write_json, run_record
 from trained import data
-from architectures.backend import FrontEndClassifier, PonsBackend, init_he_normal
+from architectures.backend import FrontEndClassifier, PonsBackend, frontend_output, init_he_normal
 from architectures.custom import add_arguments as add_custom_arguments
 from architectures.custom import is_custom_spec
 from architectures.custom import options_from_args as custom_options_from_args
@@ -67,6 +67,16 @@ PATCH_SECONDS = 15.0  # Pons et al. 2018: 15 s training patches
 SAMPLECNN_MAX_EPOCHS = 500  # only a bound: SampleCNN's learning-rate schedule ends its training
 
 
+def check_trainable(arch: str) -> None:
+    """Refuse, before any data is read, a front-end with no weights (the MFCC baseline)."""
+    spec = architectures.FRONTENDS.get(arch)
+    if spec is not None and spec.input_kind == "clip":
+        trainable = [n for n, f in architectures.FRONTENDS.items() if f.input_kind != "clip"]
+        raise ValueError(f"--arch {arch}: {arch} has no weights to train (the fixed MFCC baseline: "
+                         f"`python -m features.extract --arch {arch}` computes its features); choose a CNN "
+                         f"front-end ({', '.join(trainable)}) or {SAMPLECNN}")
+
+
 def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
                 block: str = "basic", se_ratio: float = 0.125, multi_level: bool = False,
                 batchnorm: bool = True, input_seconds: float | None = None,
@@ -84,6 +94,7 @@ def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
     its batch norm); for ``samplecnn`` the model is a ``SampleCNN`` (``width="small"`` divides its
     channels by 8) and ``backend`` is ``None``.
     """
+    check_trainable(arch)
     if arch == SAMPLECNN:
         channels = CHANNELS if width == "large" else SMALL_CHANNELS
         model = SampleCNN(n_classes, block=block, se_ratio=se_ratio, multi_level=multi_level,
@@ -106,7 +117,7 @@ def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
         raise ValueError(f"architecture {arch!r} has no weights to train (a fixed baseline); "
                          f"choose a CNN front-end or samplecnn")
     with torch.no_grad():  # the back-end's input channels: one probe at the run's input length
-        channels = frontend(_example_input(frontend, input_seconds)).shape[1]
+        channels = frontend_output(frontend, _example_input(frontend, input_seconds)).shape[1]
     backend = init_he_normal(PonsBackend(channels, n_classes, batchnorm=batchnorm), seed)
     return FrontEndClassifier(frontend, backend), frontend, backend
 
@@ -195,6 +206,7 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
     See the module docstring and ``--help`` for the arguments. With ``evaluate`` the test clips
     are predicted by each ``best.pt`` and ``results.json`` is written next to the fold folders.
     """
+    check_trainable(arch)
     if arch == SAMPLECNN and block not in BLOCKS:
         raise ValueError(f"unknown SampleCNN block {block!r}; available: {', '.join(BLOCKS)}")
     recipe = _recipe(arch, block, patience, frontend_bn, patch_seconds, window_hop_seconds,
