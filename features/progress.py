@@ -92,7 +92,8 @@ def part_seconds(run, rate_gflops: float, prepared_one=None) -> tuple[float, str
     dev = next(iter(run.model.parameters()), torch.empty(0)).device
     with torch.inference_mode():  # a measurement, not one of the run's batches
         t = torch.from_numpy(x).to(dev)
-        one = [t] if spec.kind == "clip" else t[None]
+        windows = getattr(spec, "crop", "start") == "windows" and spec.kind != "clip"
+        one = [t] if spec.kind == "clip" else t if windows else t[None]  # windows: the clip's stack is a batch
         batch_features(run.model, one)  # warm-up: allocator, kernel choice, first-call set-up
         t0 = time.perf_counter()
         batch_features(run.model, one)
