@@ -11,12 +11,15 @@ result is byte-identical to the local engine's, and either engine resumes the ot
 
 Why actors and not Ray Data: a chunk must stay one unit (its batches fix the numbers and its file is the
 unit of resume), results are few and small (one row of means per clip), and the driver must write them
-as they come; actor tasks give exactly that with Ray's own fault tolerance. A worker that dies is
-restarted and its chunk retried (``retries`` times); a chunk that still fails is reported with its clip
-ids, and the chunks that finished are kept for the next run.
+as they come; actor tasks give exactly that with Ray's own fault tolerance. A worker process that dies is
+restarted and its chunk retried (``retries`` times); a worker whose node is lost is dropped and its
+chunks go to the others; the head lost stops the run after ``toolkit.ray.HEAD_GRACE_S``; a chunk that
+still fails is reported with its clip ids, and the chunks that finished are kept for the next run. What
+was retried is in ``meta.json`` (``retried``) and said at the end (docs/scaling.md has the table).
 
-Audio paths and the decode cache must be readable by every worker: on one machine they are; on a
-cluster put the dataset (and ``--cache-dir``) on storage the nodes share.
+Audio paths and the decode cache must be readable by every worker: before any work each node where a
+worker can land checks them (``toolkit.ray.check_nodes_see``) and one that cannot is refused, naming the
+node and the path. On a cluster put the dataset (and ``--cache-dir``) on storage the nodes share.
 
 The connection helpers (``connect``, ``RayUnavailable``; also used by ``python -m classifiers.grid
 --backend ray``) live in ``toolkit/ray.py``.
