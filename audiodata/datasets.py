@@ -580,9 +580,9 @@ def _load_csv(root, split_dir, manifest, folds, seed, name: str = "csv") -> Data
 
 
 def _load_synthetic(root, split_dir, manifest, folds, seed) -> Dataset:
-    from audiodata.synthetic import make_synthetic   # generation is only needed on first use
     root = Path(root) if root is not None else DEFAULT_SYNTHETIC_ROOT
     if not (root / "manifest.csv").is_file():
+        from audiodata.synthetic import make_synthetic   # first use only: it imports scipy.signal (seconds)
         if root.exists() and any(root.iterdir()):
             raise ValueError(f"{root}: exists but holds no manifest.csv; remove it to regenerate the "
                              f"synthetic dataset, or pass another root")

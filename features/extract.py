@@ -532,6 +532,10 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     a = parse_args(argv)
     cache = None if a.cache_dir.lower() == "none" else a.cache_dir
+    parts = len(a.weights) if a.weights else len(a.arch) * len(a.seed)
+    print(f"extract: {', '.join(a.arch[:4])}{' ...' if len(a.arch) > 4 else ''} on {a.dataset}, width {a.width}, "
+          f"{parts} feature set(s): listing the clips and building the network, then the estimate",
+          file=sys.stderr, flush=True)
     try:
         extract_many(a.arch, seeds=a.seed, weights=a.weights, dataset=a.dataset, root=a.root,
                      split_dir=a.split_dir, manifest=a.manifest, width=a.width,

@@ -58,10 +58,17 @@ def rate_of(device: torch.device) -> float:
     return _RATES[key]
 
 
+TIME_BELOW_S = 1.0  # a network whose clip should take less than this is timed on one clip instead
+
+
 def part_seconds(run, rate_gflops: float, prepared_one=None) -> tuple[float, str]:
     """``(seconds per clip, how it was found)`` for a planned extraction (``features.extract.Run``).
 
-    ``prepared_one`` is a callable giving one prepared input of the run (for the timed clip)."""
+    Large networks: their GFLOP per clip over the measured rate (their GEMMs run near the matmul rate).
+    Small ones (a clip under ``TIME_BELOW_S`` by that count), the MFCC baseline and modules of unknown
+    cost: one clip timed through the model (after one untimed pass), since small layers run far below
+    the matmul rate (the small width's 16-filter convolutions ran at a fifth of it). ``prepared_one`` is
+    a callable giving one prepared input of the run; without it the GFLOP count is all there is."""
     from architectures import cost
     from audiodata import audio
     spec = run.spec
@@ -72,20 +79,26 @@ def part_seconds(run, rate_gflops: float, prepared_one=None) -> tuple[float, str
             g = cost.flops_per_clip(run.model, shape) / 1e9
         except Exception:  # a module that cannot run on the meta device
             g = None
-    if g and spec.kind != "clip":
-        return g / rate_gflops, f"{g:.3g} GFLOP a clip at {rate_gflops:.0f} GFLOP/s"
+    by_count = (g / rate_gflops, f"{g:.3g} GFLOP a clip at {rate_gflops:.0f} GFLOP/s") if g and spec.kind != "clip" \
+        else None
+    if by_count is not None and (by_count[0] >= TIME_BELOW_S or prepared_one is None):
+        return by_count
     if prepared_one is None:
         return 0.0, "cost unknown"
     from features.compute import batch_features
     x = prepared_one()
     if x is None:
-        return 0.0, "cost unknown"
+        return by_count or (0.0, "cost unknown")
     dev = next(iter(run.model.parameters()), torch.empty(0)).device
-    t0 = time.perf_counter()
     with torch.inference_mode():  # a measurement, not one of the run's batches
         t = torch.from_numpy(x).to(dev)
-        batch_features(run.model, [t] if spec.kind == "clip" else t[None])
-    return time.perf_counter() - t0, "one clip timed"
+        windows = getattr(spec, "crop", "start") == "windows" and spec.kind != "clip"
+        one = [t] if spec.kind == "clip" else t if windows else t[None]  # windows: the clip's stack is a batch
+        batch_features(run.model, one)  # warm-up: allocator, kernel choice, first-call set-up
+        t0 = time.perf_counter()
+        batch_features(run.model, one)
+        took = time.perf_counter() - t0
+    return took, "one clip timed"
 
 
 def fmt_s(s: float) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from features.progress import clips_done, fmt_s, listening, measure_rate, part_seconds  # noqa: F401
+from features.progress import TIME_BELOW_S, clips_done, fmt_s, listening, measure_rate, part_seconds  # noqa: F401
 
 __all__ = ["Study", "run_study", "estimate", "measure_rate", "LONG_S"]
 
@@ -166,7 +166,8 @@ def _plan_all(st: Study, ds, jobs, log, rate=None):
             g = None
         todo = len(run.ds.clips)  # at most: finished chunks of an interrupted run are read only under its lock
         per = None
-        if (g is None or g == 0 or spec.kind == "clip") and rate is not None and st.engine == "local":
+        if rate is not None and st.engine == "local" and (g is None or g == 0 or spec.kind == "clip"
+                                                          or g / rate < TIME_BELOW_S):
             if arch not in timed:
                 def one(run=run):
                     from audiodata.decode import prepare
@@ -267,8 +268,8 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
            else ""))
     from features.extract import resolve_device
     rate = measure_rate(torch.device("cpu") if st.engine == "ray" else resolve_device(st.device))
+    dec_per_clip, undecoded, decoded_now = _decode_rate(ds, st)  # first: planning may decode a clip to time it
     plans, failed_build, dev = _plan_all(st, ds, jobs, log, rate)
-    dec_per_clip, undecoded, decoded_now = _decode_rate(ds, st)
     est = estimate(plans, rate, dec_per_clip * max(undecoded - decoded_now, 0) / max(st.workers, 1))
     done = sum(p["done"] for p in plans)
     unknown = sorted({p["arch"] for p in plans if p["gflop_per_clip"] is None and p.get("s_per_clip") is None
@@ -314,8 +315,9 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
                 try:
                     path = extract(arch, seed=seed, ds=ds, **kw)
                 except Exception as e:  # one front-end failing never stops the others
+                    if not any(f[0] == f"extract {arch}" and f[2] == str(e) for f in failed):
+                        overall.bar.write(f"{arch} seed {seed} failed: {e}", file=sys.stderr)  # once per error
                     failed.append((f"extract {arch}", seed, str(e)))
-                    overall.bar.write(f"{arch} seed {seed} failed: {e}", file=sys.stderr)
                     continue
                 finally:  # the part's share of the estimate is done, however many clips it computed
                     overall.set_done(part_s * p.get("clips_todo", 0) - (overall.bar.n - before))

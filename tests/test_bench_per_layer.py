@@ -33,6 +33,9 @@ def test_bench_writes_both_tables(tmp_path, capsys):
     one, both, today = float(row["one_grid_s"]), float(row["with_per_layer_s"]), float(row["today_per_layer_part_s"])
     assert 0 < one < both and today > 0
     assert float(row["ratio_with_per_layer"]) == pytest.approx(both / one, rel=1e-3)
+    assert float(row["cpu_ratio_with_per_layer"]) == pytest.approx(
+        float(row["with_per_layer_cpu_s"]) / float(row["one_grid_cpu_s"]), rel=1e-3)
+    assert float(row["saving"]) == pytest.approx(today / float(row["per_layer_part_s"]), rel=1e-3)
     (elm,) = list(csv.DictReader(open(tmp_path / "elm_lstsq.csv")))
     assert elm["tasks"] == "6" and elm["lstsq_measured_tasks"] == "2" and elm["lstsq_scaled"] == "True"
     assert float(elm["ratio"]) == pytest.approx(float(elm["lstsq_s"]) / float(elm["fast_s"]), rel=1e-3)

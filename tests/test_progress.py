@@ -24,7 +24,7 @@ def test_estimate_first_then_work_then_estimate_vs_measured(tmp_path, capsys, mo
     folder = ex.extract("sample-level", dataset="folder", root=data, out=tmp_path / "fs", cache_dir=None,
                         width="small", workers=0, batch_size=2, input_seconds=1.0)
     assert "sample-level: 6 of 6 clips to compute on cpu; estimate" in seen[0]
-    assert "GFLOP a clip at" in seen[0]
+    assert "(one clip timed)" in seen[0]  # a small network: timed, not counted (it runs far below the matmul rate)
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["estimate"]["clips"] == 6 and meta["estimate"]["seconds"] >= 0
     err = capsys.readouterr().err

@@ -101,3 +101,12 @@ def test_estimate_only_writes_nothing(tmp_path, data, capsys):
     err = capsys.readouterr().err
     assert "estimate:" in err and "GFLOP" in err
     assert not (tmp_path / "runs" / "features").exists() or not list((tmp_path / "runs").rglob("*.npz"))
+
+
+def test_one_error_of_several_seeds_is_printed_once_and_summarised_once(tmp_path, data, capsys):
+    """vgg needs 1280 frames: at 2 s every seed fails the same way; said once as it happens, once at the end."""
+    st = _study(tmp_path, data, ["vgg"], protocol="cv-best")
+    assert run_study(st) == 1
+    err = capsys.readouterr().err
+    assert err.count("needs at least 1280 frames") == 2, err
+    assert "failed: extract vgg (seed 0, 1): " in err
