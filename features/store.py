@@ -162,7 +162,7 @@ def read_meta(folder: Path) -> dict | None:
     """``meta.json`` of ``folder`` as a dict, or ``None`` when absent, unreadable or not a JSON object."""
     try:
         meta = json.loads((Path(folder) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return meta if isinstance(meta, dict) else None
 

@@ -328,49 +328,58 @@ def _batchnorm_files(paths) -> list[Path]:
     return sorted(found)
 
 
+def _batchnorm_section(f: Path, k: int) -> tuple[list, str, bytes]:
+    """The blocks, figure name and figure of one ``batchnorm.json`` (raises on anything malformed)."""
+    r = json.loads(f.read_text(encoding="utf-8"))
+    if not isinstance(r, dict) or r.get("kind") != BATCHNORM_KIND:
+        found = repr(r.get("kind")) if isinstance(r, dict) else f"a JSON {type(r).__name__}"
+        raise ValueError(f"kind {found}, expected {BATCHNORM_KIND!r}")
+    cells = {(bool(c["batchnorm"]), int(c["batch_size"])): c for c in r["cells"]}
+    sizes = [int(b) for b in r["batch_sizes"]]
+    missing = [(bn, b) for b in sizes for bn in (False, True) if (bn, b) not in cells]
+    if missing:
+        raise ValueError(f"no cell for {missing}")
+    name = slug("fig", "batchnorm", r["dataset"], r["arch"], r["width"], k) + ".png"
+
+    def cell(c):
+        return f"{100 * c['mean']:.1f}" + (f" ± {100 * c['std']:.1f}" if c.get("std") is not None else "") \
+            + f" ({len(c['accuracies'])} runs)"
+
+    def anova_row(what, a):
+        df = a.get("df")
+        return [what, _num(a.get("groups"), "d"), _num(a.get("runs"), "d"), _num(a.get("distinct_networks"), "d"),
+                _num(a.get("F"), ".3g"), "–" if not df else f"{df[0]}, {df[1]}",
+                ("n/a" if a.get("p") is None else f"{a['p']:.3g}") + (f" ({a['note']})" if a.get("note") else "")]
+    section = [("h3", f"{r['dataset']}, {r['arch']} (width {r['width']})"),
+               ("p", f"SVM, `{r['protocol']}`; clips sorted by label before batching; "
+                     f"network: {r.get('network', r['arch'])}; {r.get('networks', 'networks: not recorded')}; "
+                     f"source `{f}`."),
+               ("table", ["batch size", "no batch norm %", "batch norm (batch statistics) %"],
+                [[str(b), cell(cells[False, b]), cell(cells[True, b])] for b in sizes]),
+               ("table", ["one-way ANOVA over batch sizes", "groups", "runs", "distinct networks", "F",
+                          "df", "p"],
+                [anova_row("without batch norm", r["anova"]["no_batchnorm"]),
+                 anova_row("with batch norm", r["anova"]["batchnorm"]),
+                 ["the study, without batch norm", "–", "–", "–", "–", "–",
+                  str(r["study"]["anova_p_no_batchnorm"])]]),
+               ("img", name, f"{r['dataset']}, {r['arch']}: accuracy against batch size, without and with "
+                             "batch norm; mean over runs, error bars one std")]
+    return section, name, batchnorm_chart(r)
+
+
 def _batchnorm_blocks(paths, out_dir: Path, messages: list) -> list:
     """The section of the batch-norm experiment (``python -m studies.batchnorm``): a table and the
-    figure of each ``batchnorm.json`` under ``paths``; unreadable ones are reported in ``messages``."""
+    figure of each ``batchnorm.json`` under ``paths``; one malformed in any way is reported in
+    ``messages`` (with why) and left out."""
     blocks = []
     for k, f in enumerate(_batchnorm_files(paths)):
         try:
-            r = json.loads(f.read_text(encoding="utf-8"))
-            if r.get("kind") != BATCHNORM_KIND:
-                raise ValueError(f"kind {r.get('kind')!r}, expected {BATCHNORM_KIND!r}")
-            cells = {(bool(c["batchnorm"]), int(c["batch_size"])): c for c in r["cells"]}
-            sizes = [int(b) for b in r["batch_sizes"]]
-            missing = [(bn, b) for b in sizes for bn in (False, True) if (bn, b) not in cells]
-            if missing:
-                raise ValueError(f"no cell for {missing}")
-            name = slug("fig", "batchnorm", r["dataset"], r["arch"], r["width"], k) + ".png"
-            stage(out_dir / name, batchnorm_chart(r))
-        except (OSError, ValueError, KeyError, TypeError) as e:
+            section, name, png = _batchnorm_section(f, k)
+        except Exception as e:  # malformed in any way (types, nesting, values the chart cannot draw)
             messages.append(f"skipped {f}: not a usable batch-norm experiment ({type(e).__name__}: {e})")
             continue
-
-        def cell(c):
-            return f"{100 * c['mean']:.1f}" + (f" ± {100 * c['std']:.1f}" if c.get("std") is not None else "") \
-                + f" ({len(c['accuracies'])} runs)"
-
-        def anova_row(what, a):
-            df = a.get("df")
-            return [what, _num(a.get("groups"), "d"), _num(a.get("runs"), "d"), _num(a.get("distinct_networks"), "d"),
-                    _num(a.get("F"), ".3g"), "–" if not df else f"{df[0]}, {df[1]}",
-                    ("n/a" if a.get("p") is None else f"{a['p']:.3g}") + (f" ({a['note']})" if a.get("note") else "")]
-        blocks += [("h3", f"{r['dataset']}, {r['arch']} (width {r['width']})"),
-                   ("p", f"SVM, `{r['protocol']}`; clips sorted by label before batching; "
-                         f"network: {r.get('network', r['arch'])}; {r.get('networks', 'networks: not recorded')}; "
-                         f"source `{f}`."),
-                   ("table", ["batch size", "no batch norm %", "batch norm (batch statistics) %"],
-                    [[str(b), cell(cells[False, b]), cell(cells[True, b])] for b in sizes]),
-                   ("table", ["one-way ANOVA over batch sizes", "groups", "runs", "distinct networks", "F",
-                              "df", "p"],
-                    [anova_row("without batch norm", r["anova"]["no_batchnorm"]),
-                     anova_row("with batch norm", r["anova"]["batchnorm"]),
-                     ["the study, without batch norm", "–", "–", "–", "–", "–",
-                      str(r["study"]["anova_p_no_batchnorm"])]]),
-                   ("img", name, f"{r['dataset']}, {r['arch']}: accuracy against batch size, without and with "
-                                 "batch norm; mean over runs, error bars one std")]
+        stage(out_dir / name, png)
+        blocks += section
     if not blocks:
         return []
     return [("h2", "Batch norm and batch size (the study's Fig. 4.5)"),
