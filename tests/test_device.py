@@ -48,7 +48,9 @@ def test_bf16_changes_the_arithmetic_but_not_the_features_much():
         b16 = layer_means(model.extract_features(x.to(torch.bfloat16)))
     assert b16.dtype == torch.float32  # means accumulate in float32
     rel = float((b16 - f32).abs().max() / f32.abs().max())
-    assert 0 < rel < 0.05, rel  # bf16 really ran (not bit-identical), and stays within bf16's ~3 digits
+    # measured 3.6e-3 (bf16's unit roundoff is 3.9e-3); float16 gives 5.8e-4, float32 ~1e-7: bf16 really
+    # ran (not float32, not float16), and within 2x of the measured change (the bound was 0.05)
+    assert 1e-3 < rel < 8e-3, rel
     mfcc = architectures.build("mfcc")
     assert compute_dtype(cast_model(mfcc, "bf16")) == torch.float32  # no parameters: stays float32
 

@@ -52,7 +52,9 @@ def test_precision_is_part_of_the_key_and_bf16_stays_close(tmp_path):
     assert json.loads((f32 / "meta.json").read_text())["precision"] == "float32"
     with np.load(f32 / "features.npz") as a, np.load(b16 / "features.npz") as b:
         rel = np.abs(a["X"] - b["X"]).max() / np.abs(a["X"]).max()
-    assert 0 < rel < 0.05, rel
+    # measured 3.8e-3 (bf16's unit roundoff is 3.9e-3; float16 would give ~5e-4): bf16 really ran, and the
+    # stored features are within 2x of the measured change (the bound was 0.05)
+    assert 1e-3 < rel < 8e-3, rel
 
 
 def test_tf32_without_a_gpu_is_one_clear_error(tmp_path, capsys):

@@ -35,7 +35,8 @@ def test_every_section_is_measured(quick_run):
     assert _value(rows, "peak", "matmul", "float32_tflops") > 0
     for arch in ("sample-level", "vgg"):
         assert _value(rows, "throughput", arch, "best_batch") in (1, 2)
-        assert _value(rows, "precision", arch, "bf16_features_max_rel_change") < 0.05
+        # measured 4.3e-3 (sample-level) and 3.6e-3 (vgg) by this --quick CPU run: within 2x (was 0.05)
+        assert 1e-3 < _value(rows, "precision", arch, "bf16_features_max_rel_change") < 9e-3
     md = (out / "gpu_check.md").read_text()
     assert "| type | cpu |" in md and "## study" in md
     assert str(out / "gpu_check.csv") in r.stdout
