@@ -69,12 +69,33 @@ def test_scene_embeddings_equal_features_extract(tmp_path):
 def test_timestamp_embeddings_cover_audio_longer_than_the_input():
     import hear.randomcnn_sample_level as m
     model = m.load_model("width=small,input_seconds=1")
-    a = torch.from_numpy(tone(2.6, 16000, freq=440.0))[None].repeat(2, 1)
+    gen = np.random.default_rng(0)
+    a = torch.from_numpy(np.stack([tone(2.6, 16000, freq=440.0) * np.linspace(0.2, 1.0, 41600, dtype=np.float32),
+                                   np.clip(0.2 * gen.standard_normal(41600), -1, 1).astype(np.float32)]))
     emb, ts = m.get_timestamp_embeddings(a, model)
-    assert ts.shape == (2, 104) and float(ts[0, -1]) == pytest.approx(2587.5)
-    # the third window (2 s .. 2.6 s) is real audio, not a copy of the first window's frames
+    # the timestamps themselves: every 25 ms from 12.5 ms, as many as fit in the 2.6 s
+    assert ts.dtype == torch.float32 and ts.shape == (2, 104)
+    np.testing.assert_array_equal(ts.numpy(), np.tile(12.5 + 25.0 * np.arange(104), (2, 1)))
     assert emb.shape == (2, 104, model.timestamp_embedding_size) and torch.isfinite(emb).all()
-    assert torch.equal(emb[0], emb[1])
+    # the values: frames of each 1 s window (the third, 2 s .. 2.6 s, real audio repeat-padded) placed at
+    # their centres, window k's frame j at 1000 k + (j + 0.5) * 1000 / T ms, linearly interpolated (np.interp)
+    window = model.window
+    assert window == 12000  # 1 s at 12 kHz
+    for clip, got in zip(a.numpy(), emb.numpy()):
+        wave = audio.resample(clip, 16000, 12000)
+        frames, centres = [], []
+        for k in range(3):
+            x = audio.waveform_input(wave[k * window:(k + 1) * window], window)
+            with torch.inference_mode():
+                f = model.frontend.forward(torch.from_numpy(x)[None])[0].numpy()  # (C, T)
+            frames.append(f)
+            centres.append(1000.0 * k + (np.arange(f.shape[1]) + 0.5) * 1000.0 / f.shape[1])
+        frames, centres = np.concatenate(frames, axis=1), np.concatenate(centres)
+        assert frames.shape == (16, 15)  # 5 frames per window
+        want = np.stack([np.interp(ts[0].numpy(), centres, row) for row in frames], axis=1)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
+        # and the third window is real audio, not the first window's frames again
+        assert not np.allclose(frames[:, 10:], frames[:, :5], rtol=1e-2, atol=1e-3 * np.abs(frames).max())
 
 
 def test_options_from_path_and_environment(monkeypatch, tmp_path):
@@ -193,3 +214,30 @@ def test_our_module_through_the_adapter(tmp_path):
         # each clip's 120-vector within 1% (L2) of the direct one; measured: at most 0.43%
         rel = np.linalg.norm(a["X"] - b["X"], axis=1) / np.linalg.norm(b["X"], axis=1)
         assert rel.max() < 0.01, rel
+
+
+@pytest.mark.parametrize("arch", ["sample-level", "7x96", "timbral+temporal"])
+def test_a_batch_embeds_as_each_clip_alone(arch):
+    """Scene and timestamp embeddings of 3 sounds together == each sound alone. batch_size=4 with 1.6 s
+    sounds and a 1 s input (2 windows per sound): the timestamp path runs windows of sounds 0 and 1 in one
+    forward pass and sound 2's in a shorter last one; the scene path runs batches of 3 and of 1."""
+    mod = __import__(MODULES[arch], fromlist=["load_model"])
+    model = mod.load_model("width=small,input_seconds=1,batch_size=4")
+    gen = np.random.default_rng(1)
+    n = int(1.6 * model.sample_rate)
+    a = torch.from_numpy(np.stack([np.clip(0.2 * gen.standard_normal(n), -1, 1),
+                                   tone(1.6, model.sample_rate, freq=330.0),
+                                   np.clip(0.1 * gen.standard_normal(n), -1, 1) + tone(1.6, model.sample_rate, freq=2000.0) * 0.5
+                                   ]).astype(np.float32))
+    scene = mod.get_scene_embeddings(a, model)
+    emb, ts = mod.get_timestamp_embeddings(a, model)
+    alone = [(mod.get_scene_embeddings(a[i:i + 1], model), *mod.get_timestamp_embeddings(a[i:i + 1], model))
+             for i in range(3)]
+    s1 = torch.cat([s for s, _, _ in alone])
+    e1 = torch.cat([e for _, e, _ in alone])
+    assert torch.equal(ts, torch.cat([t for _, _, t in alone]))
+    worst = [float(((scene - s1).abs() / s1.abs().amax(dim=1, keepdim=True)).max()),
+             float(((emb - e1).abs() / e1.abs().amax(dim=(1, 2), keepdim=True)).max())]
+    # measured: 2.0e-7 of the largest value (sample-level's scene: float32 rounding), 0 elsewhere
+    assert max(worst) < 1e-6, worst
+    assert not torch.allclose(e1[0], e1[1], rtol=1e-2)  # the sounds differ: a mix-up would show
