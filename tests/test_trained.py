@@ -194,6 +194,55 @@ def test_multilabel_labels_and_metrics(tmp_path):
     assert y.tolist() == [[0, 1, 1, 1], [1, 0, 0, 1], [0, 1, 0, 1]]
 
 
+def _auc_by_pairs(y, s):
+    pos, neg = s[y == 1], s[y == 0]
+    return float(np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg]))
+
+
+def _ap_by_ranks(y, s):
+    order = np.argsort(-s, kind="stable")
+    hits = np.cumsum(y[order])
+    return float(np.mean([hits[k] / (k + 1) for k in range(len(y)) if y[order][k]]))
+
+
+def test_multilabel_metrics_are_macro_over_the_scorable_tags():
+    """evaluate's roc_auc / pr_auc and the validation metric: the mean over tags with both positive and
+    negative clips of each tag's AUC / AP, computed here by pairs and by ranks and by sklearn; micro
+    averaging, keeping the all-positive tag, or scoring 1 - s would each give another number."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    from trained.evaluate import _multilabel_run
+    from trained.loop import val_metric
+    y = np.array([[1, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 1], [0, 0, 0, 1], [1, 0, 1, 1], [0, 1, 1, 1]])
+    s = np.array([[.9, .2, .6, .5], [.3, .4, .7, .6], [.35, .8, .1, .7], [.6, .45, .2, .8], [.7, .1, .55, .9],
+                  [.2, .3, .15, .4]])  # tag 3 is positive everywhere: no AUC, left out
+    keep = [0, 1, 2]
+    auc = np.mean([_auc_by_pairs(y[:, j], s[:, j]) for j in keep])
+    ap = np.mean([_ap_by_ranks(y[:, j], s[:, j]) for j in keep])
+    assert auc == pytest.approx(roc_auc_score(y[:, keep], s[:, keep], average="macro"), abs=1e-12)
+    assert ap == pytest.approx(average_precision_score(y[:, keep], s[:, keep], average="macro"), abs=1e-12)
+    # the wrong ways give other numbers on this case
+    wrong = [roc_auc_score(y[:, keep], s[:, keep], average="micro"), roc_auc_score(y[:, keep], 1 - s[:, keep]),
+             roc_auc_score(y[:, keep], s[:, keep], average="weighted"),  # the tags have 3, 2 and 4 positives
+             np.mean([_auc_by_pairs(y[:, j], s[:, j]) for j in (0, 1)]),  # a tag dropped
+             np.mean([_auc_by_pairs(y[:, j], s[:, j]) for j in (0, 1, 2)] + [1.0])]  # the constant tag kept as 1
+    assert min(abs(w - auc) for w in wrong) > 0.01, (auc, wrong)
+    wrong_ap = [average_precision_score(y[:, keep], s[:, keep], average="micro"),
+                average_precision_score(y[:, keep], s[:, keep], average="weighted"),
+                average_precision_score(1 - y[:, keep], s[:, keep], average="macro"), auc]
+    assert min(abs(w - ap) for w in wrong_ap) > 0.01, (ap, wrong_ap)
+    ckpt = {"config": {}, "arch": "sample-level", "history": [], "epoch": 1}
+    parts = [{"classes": list("abcd"), "y": y[:4], "scores": s[:4], "ckpt": ckpt, "ids": list("0123"),
+              "labels": ["a;c;d"] * 4},
+             {"classes": list("abcd"), "y": y[4:], "scores": s[4:], "ckpt": ckpt, "ids": list("45"),
+              "labels": ["a;c;d"] * 2}]  # two folds: pooled before scoring
+    run = _multilabel_run(parts, 0, "root")
+    assert run["roc_auc"] == pytest.approx(auc, abs=1e-12) and run["pr_auc"] == pytest.approx(ap, abs=1e-12)
+    assert run["tags_scored"] == 3 and run["accuracy"] is None
+    assert run["predictions"]["y_pred"][0] == "a;c;d"  # scores >= 0.5
+    assert val_metric(y, s, multilabel=True) == ("roc_auc", pytest.approx(auc, abs=1e-12))
+    assert np.isnan(val_metric(np.ones((3, 2)), np.zeros((3, 2)), multilabel=True)[1])
+
+
 def test_dry_run_prints_layers_and_totals(capsys):
     text = dry_run("samplecnn", n_classes=50, block="se")
     assert "blocks.0.se.fc1" in text and "total parameters: 2,044,498" in text  # + 1,024: BN on conv 1-512
