@@ -93,14 +93,39 @@ def test_a_failing_part_is_summarised_and_the_rest_goes_on(tmp_path, data, capsy
     assert (tmp_path / "runs" / "report" / "report.md").exists()
 
 
-def test_estimate_only_writes_nothing(tmp_path, data, capsys):
-    code = study_main(["--dataset", "folder", "--root", str(data), "--folds", "3", "--arch", "mfcc", WAVE,
-                       "--width", "small", "--out", str(tmp_path / "runs"), "--cache-dir", "none",
-                       "--estimate-only"])
-    assert code == 0
+def _tree(root):
+    """Every file and folder under ``root``: its kind, size and modification time (ns)."""
+    return {str(p.relative_to(root)): (p.is_dir(), p.stat().st_size if p.is_file() else 0, p.stat().st_mtime_ns)
+            for p in root.rglob("*")}
+
+
+def test_estimate_only_writes_nothing(tmp_path, data, capsys, monkeypatch):
+    from audiodata import decode
+    work = tmp_path / "cwd"  # relative paths of a stray default land here, inside the tree compared
+    work.mkdir()
+    monkeypatch.chdir(work)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "runs").mkdir()
+    before = _tree(tmp_path)
+    argv = ["--dataset", "folder", "--root", str(data), "--folds", "3", "--arch", "mfcc", WAVE,
+            "--width", "small", "--out", str(tmp_path / "runs"), "--estimate-only"]
+    assert study_main(argv + ["--cache-dir", "none"]) == 0
     err = capsys.readouterr().err
     assert "estimate:" in err and "GFLOP" in err
-    assert not (tmp_path / "runs" / "features").exists() or not list((tmp_path / "runs").rglob("*.npz"))
+    assert _tree(tmp_path) == before  # not a file or folder added, removed or touched anywhere
+    # with a decode cache: the estimate times the decoding of up to 4 clips (studies.study._decode_rate),
+    # and those decoded clips are cached; that is the only change
+    assert study_main(argv + ["--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "estimate:" in capsys.readouterr().err
+    after = _tree(tmp_path)
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    clips = sorted(data.rglob("*.wav"))
+    keys = {decode.cache_key(p) for p in clips}
+    entries = {k for k in changed if k.startswith("cache/") and k.endswith(".npy")}
+    shards = {k for k in changed if k.startswith("cache/") and after.get(k, (False,))[0]}
+    assert changed == entries | shards | {"cache"}, sorted(changed - entries - shards)  # cache/: its mtime
+    assert 1 <= len(entries) <= 4 and {k.split("/")[-1][:-4] for k in entries} <= keys
+    assert all(before.get(k) is None for k in changed - {"cache"})  # added, nothing earlier rewritten
 
 
 def test_one_error_of_several_seeds_is_printed_once_and_summarised_once(tmp_path, data, capsys):
