@@ -444,3 +444,52 @@ def test_fast_path_trains_like_plain(name):
     assert [n for n, _ in grads[0]] == [n for n, _ in grads[1]] and grads[0]
     for (n, g), (_, h) in zip(*grads):
         torch.testing.assert_close(g, h, rtol=1e-3, atol=1e-5 * h.abs().max().item() + 1e-8, msg=n)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONV_ARCHS)
+def test_fast_equals_plain_at_the_large_width(name):
+    # the paths as the study runs them: the large width, the real TILED_MIN_FILTERS (no monkeypatch), so
+    # sample-level and vgg take their tiled paths and the temporal front-ends their fused means
+    from architectures import layers
+    model = trained_like(build(name, "large", seed=1), seed=1)
+    x = clip(model, batch=2, samples=4001, frames=83)
+    with torch.inference_mode():
+        if name in TILED:
+            assert layers.use_tiled(model, x)
+        fast = model.extract_features(x)
+        fast_means = model.extract_means(x) if hasattr(model, "extract_means") else layer_means(fast)
+        model.fast = False
+        plain = model.extract_features(x)
+    assert [f.shape for f in fast] == [p.shape for p in plain]
+    for f, p in zip(fast, plain):
+        torch.testing.assert_close(f, p, rtol=1e-4, atol=1e-5 * p.abs().max().item())
+    want = layer_means(plain)
+    scale = want.abs().amax(dim=1, keepdim=True)
+    assert ((layer_means(fast) - want).abs() / scale).max().item() < 1e-5
+    assert ((fast_means - want).abs() / scale).max().item() < 1e-5
+
+
+@pytest.mark.parametrize("batchnorm", [False, "running"])
+@pytest.mark.parametrize("name", ["frame-level", "frame-level-many"])
+def test_deepening_stack_inference_path_equals_autograd_path(name, batchnorm):
+    # DeepeningStack has two paths: out-of-place ops under autograd, in-place ReLU and residual adds at
+    # inference; same values bit for bit, and the in-place adds must not alter c1 or the pooled map
+    model = trained_like(build(name, "small", seed=2, batchnorm=batchnorm), seed=2).eval()
+    x = clip(model, batch=2, samples=9000)
+    with torch.inference_mode():
+        inference = model.extract_features(x)
+    with torch.enable_grad():
+        trained = model.extract_features(x)
+    assert all(t.requires_grad for t in trained[1:])  # the autograd path really ran
+    assert not any(t.requires_grad for t in inference)
+    assert [t.shape for t in inference] == [t.shape for t in trained]
+    for i, (a, b) in enumerate(zip(inference, trained)):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-6, atol=1e-6 * b.abs().max().item(), msg=f"layer {i}")
+    # the residuals really add (r2 != relu(conv2(c1)) alone) and r3's pooled input is r2's pool
+    stack = model.stack
+    with torch.inference_mode():
+        c1, r2, r3 = inference[-3:]
+        assert not torch.allclose(r2, F.relu(stack.norm2(stack.conv2(c1))))
+        p = F.max_pool1d(r2, 2)
+        torch.testing.assert_close(r3, F.relu(stack.norm3(stack.conv3(p))) + p)
