@@ -34,19 +34,45 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def collect(keys, results, n_points, n_tasks):
+    """``(pred, errors)`` of the scorer interface from one output per ``(point, task)`` key: an array, or a
+    string (the reason the fit failed; the first one per point is kept). Shared with ``reference.py``."""
+    pred = [[None] * n_tasks for _ in range(n_points)]
+    errors: dict[int, str] = {}
+    for (p, t), out in zip(keys, results):
+        if isinstance(out, str):
+            errors.setdefault(p, out)
+        else:
+            pred[p][t] = out
+    return pred, errors
+
+
 class _Probe:
-    """Shared ``run``: tasks in ``jobs`` threads, every grid point of a task fitted in one job."""
+    """Shared ``run``: tasks in ``jobs`` threads, every grid point of a task fitted in one job by
+    ``_fit_predict(params, X_train, y_train, X_test)``; a point that raises is recorded with its reason."""
+
+    always_standardize = False
 
     def __init__(self, X, y, standardize=False):
         self.X, self.y, self.standardize = np.asarray(X, dtype=np.float64), np.asarray(y), standardize
         self.notes: list[str] = []
 
-    def _features(self, train, test, always: bool):
+    def _features(self, train, test):
         X_train, X_test = self.X[train], self.X[test]
-        if always or self.standardize:
+        if self.always_standardize or self.standardize:
             scaler = StandardScaler().fit(X_train)
             X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
         return X_train, X_test
+
+    def _task(self, points, train, test):
+        X_train, X_test = self._features(train, test)
+        out = []
+        for params in points:
+            try:
+                out.append(self._fit_predict(params, X_train, self.y[train], X_test))
+            except Exception as e:  # a failed grid point is recorded, the grid goes on
+                out.append(_describe(e))
+        return out
 
     def run(self, points, tasks, jobs=1, progress=None):
         def job(t):
@@ -55,37 +81,32 @@ class _Probe:
                 progress.update(len(points))
             return out
         results = Parallel(n_jobs=jobs, prefer="threads")(delayed(job)(t) for t in range(len(tasks)))
-        pred = [[None] * len(tasks) for _ in points]
-        errors: dict[int, str] = {}
-        for t, per_point in enumerate(results):
-            for p, out in enumerate(per_point):
-                if isinstance(out, str):
-                    errors.setdefault(p, out)
-                else:
-                    pred[p][t] = out
-        return pred, errors
+        keys = [(p, t) for t in range(len(tasks)) for p in range(len(points))]
+        return collect(keys, [o for per_point in results for o in per_point], len(points), len(tasks))
+
+
+def _logistic(C):
+    return LogisticRegression(C=float(C), max_iter=LINEAR_MAX_ITER)
+
+
+def _knn(params, n_train):
+    k = min(int(params.get("n_neighbors", KNN_K)), n_train)
+    return KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute")
 
 
 class LinearProbe(_Probe):
     """Standardised multinomial logistic regression for each ``C`` of the grid (see the module docstring)."""
 
     name = "linear-logistic"
+    always_standardize = True
 
-    def _task(self, points, train, test):
-        X_train, X_test = self._features(train, test, always=True)
-        out = []
-        for params in points:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)  # the C grid decides; noted below
-                    model = LogisticRegression(C=float(params["C"]), max_iter=LINEAR_MAX_ITER)
-                    model.fit(X_train, self.y[train])
-                if int(np.max(model.n_iter_)) >= LINEAR_MAX_ITER:
-                    self.notes.append(f"C={params['C']}: lbfgs stopped at {LINEAR_MAX_ITER} iterations")
-                out.append(model.predict(X_test))
-            except Exception as e:  # a failed grid point is recorded, the grid goes on
-                out.append(_describe(e))
-        return out
+    def _fit_predict(self, params, X_train, y_train, X_test):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # the C grid decides; noted below
+            model = _logistic(params["C"]).fit(X_train, y_train)
+        if int(np.max(model.n_iter_)) >= LINEAR_MAX_ITER:
+            self.notes.append(f"C={params['C']}: lbfgs stopped at {LINEAR_MAX_ITER} iterations")
+        return model.predict(X_test)
 
 
 class KNNProbe(_Probe):
@@ -93,14 +114,5 @@ class KNNProbe(_Probe):
 
     name = "knn-cosine"
 
-    def _task(self, points, train, test):
-        X_train, X_test = self._features(train, test, always=False)
-        out = []
-        for params in points:
-            try:
-                k = min(int(params.get("n_neighbors", KNN_K)), len(train))
-                model = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute")
-                out.append(model.fit(X_train, self.y[train]).predict(X_test))
-            except Exception as e:
-                out.append(_describe(e))
-        return out
+    def _fit_predict(self, params, X_train, y_train, X_test):
+        return _knn(params, len(X_train)).fit(X_train, y_train).predict(X_test)
