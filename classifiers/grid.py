@@ -226,6 +226,9 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
     runs = group_runs(sets)
     classes, y_index = np.unique(first.y, return_inverse=True)
     entries = []
+    if first.meta.get("multilabel"):  # a tags manifest: one-vs-rest probes, ROC-AUC / PR-AUC (probes.py)
+        from .probes import multilabel_entries
+        entries, names = multilabel_entries(names, runs, protocols, GRIDS[grid], standardize, OPTIMISTIC, note), []
     for name in names:
         points = grid_points(GRIDS[grid][name])
         weighting = PUBLISHED_WEIGHTING.get(name, "mean") if as_published else cv_weighting
@@ -316,6 +319,7 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
                "timings": {"total_s": time.perf_counter() - t_start},
                # which side computed what the study's code computed (--as-published): the grid here, the
                # features at extraction; the report labels such rows "as published"
+               **({"multilabel": first.meta["multilabel"]} if first.meta.get("multilabel") else {}),
                "as_published": {"grid": bool(as_published),
                                 "features": all(bool(fs.meta.get("as_published")) for fs in sets)}}
     if as_published and not results["as_published"]["features"]:
@@ -338,6 +342,9 @@ def run_grid(features, classifier="all", protocol="auto", standardize=False, job
 
 
 def _csv(results) -> str:
+    if results.get("multilabel"):
+        from .probes import multilabel_csv
+        return multilabel_csv(results)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
     writer.writeheader()
@@ -355,6 +362,9 @@ def _csv(results) -> str:
 
 def table(results) -> str:
     """A short text table: classifier, protocol, mean +- std (percent), runs, selected (first run)."""
+    if results.get("multilabel"):
+        from .probes import multilabel_table
+        return multilabel_table(results)
     lines = [f"{'classifier':<10} {'protocol':<10} {'accuracy %':>14} {'runs':>4}  selected (first run)"]
     for e in results["entries"]:
         acc = "failed" if e["mean"] is None else f"{100 * e['mean']:.2f}" + (

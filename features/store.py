@@ -370,6 +370,7 @@ def write_feature_set(run, session_s: float, warned: dict, progress: bool, extra
         "root": str(ds.root) if ds.root else None, "classes": list(ds.classes),
         "feature_length": int(X.shape[1]), "layers": layers, "dims": getattr(model, "dims", {}),
         "n_clips": int(len(indices)), "skipped": skipped, "protocol_hint": ds.protocol_hint,
+        **({"multilabel": ds.info["multilabel"]} if ds.info.get("multilabel") else {}),  # tags manifest
         "input": spec.__dict__, "n_params": int(cost.count_params(model)),
         # an external HEAR module is opaque: its cost is not ours to count
         "gflop_per_clip": None if getattr(model, "opaque_cost", False) else
