@@ -168,3 +168,27 @@ def test_tags_manifest_extract_then_grid_gives_roc_pr_auc(tmp_path):
         yt, st = np.array(run["predictions"]["y_true"]), np.array(run["predictions"]["scores"])
         assert run["roc_auc"] == pytest.approx(roc_auc_score(yt[:, 1:], st[:, 1:], average="macro"), rel=1e-12)
         assert run["pr_auc"] == pytest.approx(average_precision_score(yt[:, 1:], st[:, 1:]), rel=1e-12)
+
+
+def test_report_shows_roc_pr_auc_not_accuracy(tmp_path):
+    from report.build import render_report
+    X, Y, labels = _tagged(n=60)
+    split = np.array(["train"] * 30 + ["val"] * 15 + ["test"] * 15)
+    for seed in (0, 1):
+        fs = write_feature_set(tmp_path / f"fs{seed}", X + 0.01 * seed, labels, [f"c{i:03d}" for i in range(60)],
+                               split=split, meta={"multilabel": {"separator": ";", "tags": TAGS}, "seed": seed})
+        if seed == 0:
+            first = fs
+    path = run_grid([first, fs], classifier="knn", grid="small", out=tmp_path / "results" / "synthetic" / "r",
+                    progress=False, log=lambda m: None)
+    res = json.loads(path.read_text())
+    (entry,) = res["entries"]
+    rocs = [r["roc_auc"] for r in entry["runs"]]
+    prs = [r["pr_auc"] for r in entry["runs"]]
+    msgs = []
+    md = (render_report([tmp_path / "results"], out=tmp_path / "rep", log=msgs.append) / "report.md").read_text()
+    assert "Multi-label probes: ROC-AUC and PR-AUC" in md
+    row = next(line for line in md.splitlines() if "| knn |" in line)
+    assert f"{np.mean(rocs):.3f} ± {np.std(rocs, ddof=1):.3f}" in row
+    assert f"{np.mean(prs):.3f} ± {np.std(prs, ddof=1):.3f}" in row
+    assert not any("accuracy" in m for m in msgs), msgs  # not read (and refused) as accuracy rows
