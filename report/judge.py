@@ -263,7 +263,7 @@ def multilabel_blocks(paths, messages: list) -> list:
     accuracy and are not among the report's accuracy rows (``report/load.py``)."""
     from report.load import find_results
     files, _ = find_results(paths)
-    rows = []
+    rows, used = [], []
     for f in files:
         try:
             data = json.loads(Path(f).read_text(encoding="utf-8"))
@@ -271,6 +271,7 @@ def multilabel_blocks(paths, messages: list) -> list:
             continue  # load.py's reader names the file
         if not isinstance(data, dict) or data.get("kind") != "randomcnn-results" or not data.get("multilabel"):
             continue
+        used.append(f"`{f}`")
         for e in data.get("entries") or []:
             try:
                 runs = e["runs"]
@@ -290,7 +291,8 @@ def multilabel_blocks(paths, messages: list) -> list:
                   "macro over the tags whose test clips hold both classes; the other tags are excluded (listed). "
                   "Mean ± standard deviation over seeds; not accuracies."),
             ("table", ["dataset", "front-end", "width", "classifier", "protocol", "ROC-AUC", "PR-AUC", "runs",
-                       "tags excluded"], sorted(rows))]
+                       "tags excluded"], sorted(rows)),
+            ("p", "Read from (multi-label results files; not among the Sources' accuracy files):"), ("ul", used)]
 
 
 def _flat(v):

@@ -188,6 +188,7 @@ def test_report_shows_roc_pr_auc_not_accuracy(tmp_path):
     msgs = []
     md = (render_report([tmp_path / "results"], out=tmp_path / "rep", log=msgs.append) / "report.md").read_text()
     assert "Multi-label probes: ROC-AUC and PR-AUC" in md
+    assert f"`{path.resolve()}`" in md
     row = next(line for line in md.splitlines() if "| knn |" in line)
     assert f"{np.mean(rocs):.3f} ± {np.std(rocs, ddof=1):.3f}" in row
     assert f"{np.mean(prs):.3f} ± {np.std(prs, ddof=1):.3f}" in row
