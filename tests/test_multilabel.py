@@ -193,3 +193,41 @@ def test_report_shows_roc_pr_auc_not_accuracy(tmp_path):
     assert f"{np.mean(rocs):.3f} ± {np.std(rocs, ddof=1):.3f}" in row
     assert f"{np.mean(prs):.3f} ± {np.std(prs, ddof=1):.3f}" in row
     assert not any("accuracy" in m for m in msgs), msgs  # not read (and refused) as accuracy rows
+
+
+def test_fold_protocols_equal_sklearn_per_fold_and_exclude_per_fold():
+    X, Y, _ = _tagged(n=60, seed=3)
+    fold = np.arange(60) % 3 + 1
+    Y[fold == 2, 2] = 0  # "voice" absent from fold 2: excluded there only
+    points = [{"C": 0.01}, {"C": 1.0}]
+    r = evaluate_multilabel("linear", points, X, Y, TAGS, ["cv-best", "nested-cv"], fold=fold)
+    for p in ("cv-best", "nested-cv"):
+        res = r[p]
+        assert res["tags_excluded"] == [[], ["voice"], []] and res["tags_scored"] == [3, 2, 3]
+        S, idx = np.asarray(res["S"]), res["test_index"]
+        start, rocs, prs = 0, [], []
+        for k in (1, 2, 3):
+            n = int(np.sum(fold == k))
+            yt, st = Y[idx[start:start + n]], S[start:start + n]
+            keep = [j for j in range(3) if len(np.unique(yt[:, j])) == 2]
+            rocs.append(roc_auc_score(yt[:, keep], st[:, keep], average="macro"))
+            prs.append(average_precision_score(yt[:, keep], st[:, keep], average="macro"))
+            start += n
+        np.testing.assert_allclose(res["fold_roc_auc"], rocs, rtol=1e-12)
+        np.testing.assert_allclose(res["fold_pr_auc"], prs, rtol=1e-12)
+        assert res["roc_auc"] == pytest.approx(np.mean(rocs), rel=1e-12)
+        assert res["pr_auc"] == pytest.approx(np.mean(prs), rel=1e-12)
+    # cv-best picks the point of the best mean fold ROC-AUC, by hand
+    means = []
+    for params in points:
+        per = []
+        for k in (1, 2, 3):
+            tr, te = fold != k, fold == k
+            sc = StandardScaler().fit(X[tr])
+            S = np.stack([LogisticRegression(C=params["C"], max_iter=1000).fit(sc.transform(X[tr]), Y[tr, j])
+                          .decision_function(sc.transform(X[te])) for j in range(3)], axis=1)
+            keep = [j for j in range(3) if len(np.unique(Y[te, j])) == 2]
+            per.append(roc_auc_score(Y[te][:, keep], S[:, keep], average="macro"))
+        means.append(np.mean(per))
+    np.testing.assert_allclose(r["cv-best"]["scores"], means, rtol=1e-9)
+    assert r["cv-best"]["selected"] == int(np.argmax(means))
