@@ -19,7 +19,7 @@ Audio paths and the decode cache must be readable by every worker: on one machin
 cluster put the dataset (and ``--cache-dir``) on storage the nodes share.
 
 The connection helpers (``connect``, ``RayUnavailable``; also used by ``python -m classifiers.grid
---backend ray``) live in ``toolkit/ray.py``.
+--engine ray``) live in ``toolkit/ray.py``.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import sys
 from collections import deque
 from pathlib import Path
 
-from features.compute import compute_chunk, iter_inputs, merge_warnings
+from features.compute import Batching, compute_chunk, iter_inputs, merge_warnings
 from features.store import ExtractionError
 from toolkit.ray import import_ray
 
@@ -82,8 +82,8 @@ class Embedder:
         paths = [clip.path for clip in clips]
         prepared = iter_inputs(paths, self.spec, self.cache_dir, workers=0)
         shifted = _Shifted(clips, lo)
-        return c, compute_chunk(self.model, self.dev, shifted, lo, lo + len(clips), batch_size, prepared,
-                                   precision=precision)
+        return c, compute_chunk(self.model, self.dev, shifted, (lo, lo + len(clips)), prepared,
+                                Batching(batch_size, precision))
 
 
 class _Shifted:

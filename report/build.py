@@ -24,8 +24,10 @@ from toolkit.provenance import atomic_write_many
 from report.published import (PUBLISHED, PUBLISHED_PROTOCOLS, STUDY_DATASETS, TRAINED_REFERENCES,
                               published_figure)
 from report.figures import bar_charts, batchnorm_chart, read_staged, scatter_random_trained, slug, stage, staged
-from report.load import load_results
+from report.load import SUPERSEDE_RULE, find_results, load_results
+from toolkit.provenance import atomic_write_json, sha256_file
 from report.rank import rank_blocks
+from report.settings import ReportSettings
 from report.stats import (check_orderings, correlations, cost_table, fmt_p, pairwise_tests, protocol_label,
                           random_vs_trained, summary_table)
 
@@ -105,7 +107,13 @@ def _dataset_blocks(ds: str, rows, summary, tests, figures) -> list:
     return blocks
 
 
-def _build(rows, read, messages, figures, scatter, pairs, corr, orderings, costs, summary, tests):
+_PARTS = ("figures", "scatter", "pairs", "corr", "orderings", "costs", "summary", "tests")
+
+
+def _build(rows, read, messages, parts: dict):
+    """The report's blocks from the rows, the files read, the messages and the computed ``parts``
+    (``_PARTS``: figures, scatter, pairs, correlations, orderings, costs, summary, tests)."""
+    figures, scatter, pairs, corr, orderings, costs, summary, tests = (parts[k] for k in _PARTS)
     datasets = list(dict.fromkeys(s["dataset"] for s in summary))
     blocks = [("h1", "Random-weight CNN results report"),
               ("p", f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} from "
@@ -348,13 +356,19 @@ def _render(rows, read, messages, results, out_dir: Path) -> str:
     figures = bar_charts(rows, out_dir)
     scatter = scatter_random_trained(pairs, out_dir, title)
     batchnorm = _batchnorm_blocks(results, out_dir, messages)
-    blocks = _build(rows, read, messages, figures, scatter, pairs, corr, check_orderings(rows),
-                    cost_table(rows), summary, tests)
+    blocks = _build(rows, read, messages, dict(figures=figures, scatter=scatter, pairs=pairs, corr=corr,
+                                               orderings=check_orderings(rows), costs=cost_table(rows),
+                                               summary=summary, tests=tests))
     blocks = _insert_before(blocks, ("h2", "Cost"), batchnorm)
     blocks = _insert_before(blocks, ("h2", "Random vs trained"), _hpelm_note(rows))
     blocks = _insert_before(blocks, ("h2", "Sources"), _failed_points_blocks(rows))
     at = blocks.index(("h2", "Sources"))  # a new front-end's rank, accuracy vs depth (report_rank.py)
     blocks[at:at] = rank_blocks(rows, out_dir)
+    superseded = [m for m in messages if m.startswith("superseded ")]
+    if superseded:  # the rule, stated, and what it set aside
+        at = blocks.index(("h2", "Sources")) + 2
+        blocks[at:at] = [("h3", "Superseded results"), ("p", f"Rule: {SUPERSEDE_RULE}."),
+                         ("ul", [f"`{m}`" for m in superseded])]
     buf = io.StringIO(newline="")
     writer = csv.DictWriter(buf, fieldnames=_SUMMARY_COLUMNS)
     writer.writeheader()
@@ -366,15 +380,16 @@ def _render(rows, read, messages, results, out_dir: Path) -> str:
     return markdown
 
 
-def render_report(results=("runs",), out="runs/report", log=None) -> Path:
-    """Write the comparison report of the results files under ``results``.
+def render_report(settings: ReportSettings | None = None, /, *, log=None, **changes) -> Path:
+    """Write the comparison report of the results files under ``settings.results``.
 
     Parameters
     ----------
-    results : sequence of str or Path
-        Results files and folders (searched recursively for ``results.json``).
-    out : str or Path
-        The report folder; created if needed. Figures of an earlier report there are replaced.
+    settings : ReportSettings
+        ``results`` (results files and folders, searched recursively for ``results.json``) and ``out``
+        (the report folder; created if needed; figures of an earlier report there are replaced);
+        keyword ``changes`` give a copy with those fields changed (``render_report(results=[...],
+        out=...)``); a list in place of the settings is taken as ``results``.
     log : callable or None
         Receives each message about a skipped file or entry; default prints to stderr.
 
@@ -383,7 +398,11 @@ def render_report(results=("runs",), out="runs/report", log=None) -> Path:
     Path
         The report folder, holding ``report.md``, ``report.html``, ``summary.csv`` and PNGs.
     """
-    out_dir = Path(out)
+    if isinstance(settings, (list, tuple, str, Path)):
+        changes, settings = dict(changes, results=settings), None
+    settings = settings or ReportSettings()
+    settings = settings.replace(**changes) if changes else settings
+    results, out_dir = settings.results, Path(settings.out)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -398,7 +417,37 @@ def render_report(results=("runs",), out="runs/report", log=None) -> Path:
     for old in earlier:   # figures of settings no longer present
         if old.name not in markdown:
             old.unlink(missing_ok=True)
+    try:  # what this report read (paths and bytes): the study renders it again when that differs
+        atomic_write_json(out_dir / INPUTS_FILE, {"results": report_inputs(results), "read": read,
+                                                  "settings": settings.record()})
+    except OSError as e:
+        raise ReportWriteError(out_dir, e) from None
     return out_dir
+
+
+INPUTS_FILE = "report_inputs.json"  # what the report read: the study re-renders when this differs
+
+
+def report_inputs(results) -> list[dict]:
+    """``[{path, sha256}]`` of every results file the report of ``results`` reads (in path order)."""
+    files, _ = find_results(results)
+    out = []
+    for f in files:
+        try:
+            out.append({"path": str(f), "sha256": sha256_file(f)})
+        except OSError:
+            out.append({"path": str(f), "sha256": None})
+    return out
+
+
+def report_is_current(results, out) -> bool:
+    """True when the report in ``out`` was rendered from exactly the results files (paths and bytes)
+    that a report of ``results`` would read now."""
+    try:
+        recorded = json.loads((Path(out) / INPUTS_FILE).read_text(encoding="utf-8"))["results"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return recorded == report_inputs(results) and (Path(out) / "report.html").is_file()
 
 
 class ReportWriteError(OSError):
@@ -426,12 +475,10 @@ def main(argv=None) -> None:
                     "orderings and cost, as report.md / report.html / summary.csv with PNGs. "
                     "Broken files are skipped with a message naming them.",
         formatter_class=HelpFormatter)
-    parser.add_argument("results", nargs="*", default=["runs"],
-                        help="results.json files and folders searched recursively for them")
-    parser.add_argument("--out", default="runs/report", help="report folder to write")
+    ReportSettings.add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        path = render_report(results=args.results, out=args.out)
+        path = render_report(ReportSettings.parse(parser, args))
     except OSError as e:   # a read-only, full or unwritable --out: one message, no traceback
         if not isinstance(e, ReportWriteError):
             e = ReportWriteError(args.out, e)

@@ -61,7 +61,7 @@ def test_study_runs_resumes_and_reports(tmp_path, data, capsys):
     assert "report current, kept" in err
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
     # another grid setting reruns only the grids
-    st.protocol = "nested-cv"
+    st = st.replace(protocol="nested-cv")
     assert run_study(st) == 0
     err = capsys.readouterr().err
     assert "results current" not in err and "4 of 4 feature sets already done" in err

@@ -1,6 +1,6 @@
 """Ray connection helpers: join or start a Ray cluster, and joblib's Ray backend.
 
-``features.extract --engine ray`` (``features/ray_engine.py``) and ``classifiers.grid --backend ray`` both
+``features.extract --engine ray`` (``features/ray_engine.py``) and ``classifiers.grid --engine ray`` both
 connect through here. Nothing here imports torch, and ``ray`` itself only when a function runs (Ray is an
 optional extra), so ``classifiers`` can use it without pulling in the extraction code.
 """
@@ -80,7 +80,7 @@ def joblib_backend(address: str | None = None):
 
     ``n_jobs`` then counts Ray workers (-1: every CPU of the cluster).
     """
-    ray = connect(address, what="--backend ray")
+    ray = connect(address, what="--engine ray")
     import joblib
     from ray.util.joblib import register_ray
     register_ray()
