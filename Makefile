@@ -14,7 +14,9 @@ $(STAMP): pyproject.toml
 	# the CPU build of torch first: pyproject.toml admits a range, and the registry's Linux wheels in
 	# that range pull several GB of CUDA libraries; pip then keeps this one (it satisfies the range)
 	$(PY) -m pip install --quiet 'torch==$(TORCH_CPU)'
-	$(PY) -m pip install --quiet -e '.[test]'
+	# the ray extra too: the default suite runs the Ray engine on a simulated cluster (ray[data] brings
+	# pyarrow and no torch or CUDA package)
+	$(PY) -m pip install --quiet -e '.[test,ray]'
 	touch $(STAMP)
 
 venv: $(STAMP)

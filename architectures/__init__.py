@@ -38,12 +38,16 @@ class FrontEnd:
         whole decoded clip, never cropped or padded (the MFCC baseline).
     reference : str
         Where the design comes from.
+    seeded : bool
+        Whether its features depend on the weight seed (False for the MFCC baseline, which has no
+        weights: a study extracts and scores it once).
     """
     name: str
     target: str
     widths: dict
     input_kind: str
     reference: str
+    seeded: bool = True
 
     @property
     def hear_module(self) -> str:
@@ -78,7 +82,7 @@ FRONTENDS: dict[str, FrontEnd] = {f.name: f for f in (
     FrontEnd("vgg", "vgg:VGG",  # 5 x F
              {"large": {"filters": 717}, "small": {"filters": 24}}, "spectrogram", "Choi et al. 2016"),
     FrontEnd("mfcc", "mfcc:MFCC",  # always 120 statistics
-             {"large": {}, "small": {}}, "clip", "baseline"),
+             {"large": {}, "small": {}}, "clip", "baseline", seeded=False),
 )}
 
 # Constructor keywords of each width (frontends.md): "large" gives 3584 / 3585 features, "small" 112 / 120.

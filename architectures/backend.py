@@ -20,7 +20,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["PonsBackend", "FrontEndClassifier", "init_he_normal"]
+__all__ = ["PonsBackend", "FrontEndClassifier", "init_he_normal", "frontend_output"]
+
+
+def frontend_output(frontend: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What a back-end consumes, ``(batch, C, time)``: ``frontend.backend_input(x)`` where the front-end
+    has one (a user's own module: its own ``forward``, ``architectures/custom.py``), else ``frontend(x)``."""
+    own = getattr(frontend, "backend_input", None)
+    return own(x) if own is not None else frontend(x)
 
 
 class PonsBackend(nn.Module):
@@ -99,7 +106,7 @@ class FrontEndClassifier(nn.Module):
         self.input_kind = frontend.input_kind
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backend(self.frontend(x))
+        return self.backend(frontend_output(self.frontend, x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits(x)

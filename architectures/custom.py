@@ -580,6 +580,19 @@ class CustomFrontend(nn.Module):
         return h
 
 
+    def backend_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the study's back-end consumes when this module is trained (``trained.train``): the module's
+        own ``forward(x)`` where it gives ``(batch, channels, time)`` (as the front-ends of
+        ``docs/adding.md`` do), else :meth:`forward` (the last read-out layer)."""
+        try:
+            out = self.net(x)
+        except (NotImplementedError, TypeError):
+            out = None
+        if isinstance(out, torch.Tensor) and out.dim() == 3 and out.shape[0] == x.shape[0]:
+            return out
+        return self.forward(x)
+
+
 def _rebuild(spec, options, seed, width, input_kind, layer_types, state, keep):
     """Unpickle a :class:`CustomFrontend`: build the module again and put its weights back."""
     m = CustomFrontend(spec, options=options, seed=seed, width=width, input=input_kind, init="keep",

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 from toolkit.provenance import file_stamp
 
@@ -335,6 +334,7 @@ def stratified_folds(ids, labels, k: int, seed: int) -> np.ndarray:
         raise ValueError(f"{k} stratified folds need at least {k} clips per class; these classes have "
                          f"fewer: {small}")
     fold_sorted = np.zeros(len(ids), dtype=np.int64)
+    from sklearn.model_selection import StratifiedKFold  # here: importing scikit-learn costs seconds
     skf = StratifiedKFold(n_splits=int(k), shuffle=True, random_state=int(seed))
     for f, (_, test) in enumerate(skf.split(np.zeros(len(ids)), labels[order]), start=1):
         fold_sorted[test] = f
@@ -579,15 +579,15 @@ def _load_csv(root, split_dir, manifest, folds, seed, name: str = "csv") -> Data
 
 
 def _load_synthetic(root, split_dir, manifest, folds, seed) -> Dataset:
-    from audiodata.synthetic import make_synthetic   # generation is only needed on first use
     root = Path(root) if root is not None else DEFAULT_SYNTHETIC_ROOT
     if not (root / "manifest.csv").is_file():
+        from audiodata.synthetic import make_synthetic   # first use only: it imports scipy.signal (seconds)
         if root.exists() and any(root.iterdir()):
             raise ValueError(f"{root}: exists but holds no manifest.csv; remove it to regenerate the "
                              f"synthetic dataset, or pass another root")
         if root.exists():
             root.rmdir()
-        make_synthetic(root)
+        make_synthetic(root, progress=True)
     return _load_csv(root, None, root / "manifest.csv", folds, seed, name="synthetic")
 
 

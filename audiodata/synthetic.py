@@ -118,7 +118,8 @@ def _wav_bytes(x: np.ndarray, sr: int) -> bytes:
     return buf.getvalue()
 
 
-def make_synthetic(root, n_per_class: int = 16, duration: float = 7.0, seed: int = 0) -> Path:
+def make_synthetic(root, n_per_class: int = 16, duration: float = 7.0, seed: int = 0,
+                   progress: bool = False) -> Path:
     """Write the synthetic dataset to ``root`` (which must not exist yet), atomically.
 
     Layout: ``<root>/<class>/<class>_<NN>.wav``, ``<root>/manifest.csv`` (path, label, split: per
@@ -135,6 +136,8 @@ def make_synthetic(root, n_per_class: int = 16, duration: float = 7.0, seed: int
         Nominal clip length in seconds.
     seed : int
         Same seed, same bytes.
+    progress : bool
+        Say so on stderr, with a bar over the clips (generation takes seconds).
 
     Returns
     -------
@@ -151,6 +154,14 @@ def make_synthetic(root, n_per_class: int = 16, duration: float = 7.0, seed: int
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
+    bar = None
+    if progress:
+        import sys
+        from tqdm import tqdm
+        print(f"synthetic dataset: generating {n_per_class * len(CLASSES)} clips of {duration:g} s under {root} "
+              "(first use only)", file=sys.stderr, flush=True)
+        bar = tqdm(total=n_per_class * len(CLASSES), unit="clip", desc="generating", file=sys.stderr,
+                   leave=False, dynamic_ncols=True, mininterval=0.5)
     try:
         rows = []
         for ci, name in enumerate(CLASSES):
@@ -166,6 +177,8 @@ def make_synthetic(root, n_per_class: int = 16, duration: float = 7.0, seed: int
                 (tmp / rel).write_bytes(_wav_bytes(x, SYNTHETIC_SR))
                 rank = int(np.flatnonzero(order == i)[0])
                 rows.append((rel, name, "train" if rank < n_train else "val" if rank < n_train + n_val else "test"))
+                if bar is not None:
+                    bar.update(1)
         with open(tmp / "manifest.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(["path", "label", "split"])
@@ -183,4 +196,7 @@ def make_synthetic(root, n_per_class: int = 16, duration: float = 7.0, seed: int
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if bar is not None:
+            bar.close()
     return root

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from architectures import ARCHITECTURES, build  # noqa: E402
+from benchmarks.cpuinfo import cpu_info, cpu_line  # noqa: E402
 from architectures.cost import count_params, flops_per_clip  # noqa: E402
 from features.compute import batch_features  # noqa: E402
 from toolkit.provenance import atomic_write_bytes  # noqa: E402
@@ -94,6 +95,8 @@ def bench_architectures(archs: list[str] | None = None, width: str = "large", cl
     if threads:
         torch.set_num_threads(threads)
     load_before = os.getloadavg()[0]
+    cpu = cpu_info()
+    print(cpu_line(cpu))
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; 1-min load average {load_before:.1f}; "
           f"float32 matmul {matmul_gflops():.1f} GFLOP/s")
@@ -146,7 +149,7 @@ def bench_architectures(archs: list[str] | None = None, width: str = "large", cl
     path.parent.mkdir(parents=True, exist_ok=True)
     extra = {"batch_size": batch_size, "clips": clips, "repeats": repeats, "threads": torch.get_num_threads(),
              "load_before": round(load_before, 2), "load_after": round(load_after, 2),
-             "machine": f"{platform.processor() or platform.machine()} x{os.cpu_count()}"}
+             "machine": f"{cpu['model']} x{os.cpu_count()} ({' '.join(cpu['vector_extensions'])})"}
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns + list(extra), lineterminator="\n")
     writer.writeheader()

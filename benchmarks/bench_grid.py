@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
 
+from benchmarks.cpuinfo import cpu_info, cpu_line  # noqa: E402
 from classifiers.elm import ELMClassifier  # noqa: E402
 from classifiers.featureset import synthetic_feature_set  # noqa: E402
 from classifiers.grids import ELM_GRID, SVM_GRID, grid_points  # noqa: E402
@@ -273,6 +274,8 @@ def bench(clips=1500, features=1024, classes=8, folds=5, jobs=None, seed=0, sepa
     X, fold = d["X"], d["fold"]
     y = np.unique(d["y"], return_inverse=True)[1]
     load0 = os.getloadavg()[0]
+    cpu = cpu_info()
+    print(cpu_line(cpu))
     print(f"problem: {clips} clips x {features} features, {classes} classes, {folds} folds; jobs {jobs}; "
           f"load average {load0:.2f} on {default_jobs()} CPUs")
     rows = []
@@ -308,7 +311,7 @@ def bench(clips=1500, features=1024, classes=8, folds=5, jobs=None, seed=0, sepa
     for r in rows:
         r.update(clips=clips, features=features, classes=classes, folds=folds, jobs=jobs,
                  load_before=round(load0, 2), load_after=round(load1, 2), cpus=default_jobs(),
-                 machine=f"{platform.node()} {platform.processor() or platform.machine()}")
+                 machine=f"{platform.node()} {cpu['model']} ({' '.join(cpu['vector_extensions'])})")
     return rows
 
 

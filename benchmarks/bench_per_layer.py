@@ -22,7 +22,8 @@ is not the study's ``1e6 eps``, so near-rank-deficient fits may differ on a clip
 Each figure is a ratio of two times measured in the same run; on a machine shared with other work only
 those ratios mean anything. The CPU model and its vector extensions are printed first and written in
 every row. Rows are appended to ``runs/benchmarks/per_layer.csv`` and ``runs/benchmarks/elm_lstsq.csv``
-(written atomically); the last line printed is the path of each CSV written.
+(written atomically); the last line printed is the path of each CSV written. Wall and CPU seconds (this
+process's threads, ``time.process_time``) are both given; under load the CPU figures are the steadier.
 
     python benchmarks/bench_per_layer.py --part per-layer --clips 1500 --features 1024 --layers 4 --today
     python benchmarks/bench_per_layer.py --part elm --elm-clips 1500 6000 8732 --elm-classes 8 10 10 \\
@@ -54,11 +55,13 @@ from classifiers.grids import ELM_GRID, GRIDS, grid_points  # noqa: E402
 from classifiers.kernels import FastELM, available_cpus  # noqa: E402
 from toolkit.provenance import atomic_write_bytes  # noqa: E402
 
-PER_LAYER_COLUMNS = ["clips", "features", "layers", "classes", "folds", "classifier", "grid", "jobs", "one_grid_s",
-                     "with_per_layer_s", "ratio_with_per_layer", "per_layer_part_s", "ratio_per_layer_part",
-                     "today_per_layer_part_s", "ratio_today_part", "saving", "load_before", "load_after",
-                     "cpu", "vector_extensions"]
+PER_LAYER_COLUMNS = ["clips", "features", "layers", "classes", "folds", "classifier", "grid", "jobs"] + [
+    f"{c}" for kind in ("", "cpu_") for c in (
+        f"one_grid_{kind}s", f"with_per_layer_{kind}s", f"{kind}ratio_with_per_layer", f"per_layer_part_{kind}s",
+        f"{kind}ratio_per_layer_part", f"today_per_layer_part_{kind}s", f"{kind}ratio_today_part",
+        f"{kind}saving")] + ["load_before", "load_after", "cpu", "vector_extensions"]
 ELM_COLUMNS = ["clips", "features", "classes", "folds", "tasks", "jobs", "fast_s", "lstsq_s", "ratio",
+               "fast_cpu_s", "lstsq_cpu_s", "cpu_ratio",
                "lstsq_measured_tasks", "lstsq_scaled", "lstsq_blas_threads", "agreement", "solvers", "load_before", "load_after",
                "cpu", "vector_extensions"]
 
@@ -98,37 +101,47 @@ def per_layer(case: PerLayerCase, jobs: int) -> list[dict]:
         for name in case.classifiers:
             load0 = os.getloadavg()[0]
 
-            def timed(paths, out, **kw):
-                t0 = time.perf_counter()
-                res = json.loads(run_grid(paths, classifier=name, grid=case.grid, jobs=jobs, out=out,
-                                          progress=False, log=lambda m: None, **kw).read_text())
-                return time.perf_counter() - t0, res
-            one, res_one = timed([fs], tmp / f"{name}_one")
-            both, res = timed([fs], tmp / f"{name}_per_layer", per_layer=True)
+            def timed(paths, out, **kw):  # (wall, CPU of this process's threads) seconds
+                t0, c0 = time.perf_counter(), time.process_time()
+                run_grid(paths, classifier=name, grid=case.grid, jobs=jobs, out=out, progress=False,
+                         log=lambda m: None, **kw)
+                return np.array([time.perf_counter() - t0, time.process_time() - c0])
+            one = timed([fs], tmp / f"{name}_one")
+            both = timed([fs], tmp / f"{name}_per_layer", per_layer=True)
             part = both - one
             today_s = None
             if today:  # every subset of the curves as a feature set of its own, each a full grid
-                today_s = 0.0
+                today_s = np.zeros(2)
                 for mode in ("alone", "cumulative"):
                     for k in range(1, n_layers + 1):
                         cols = slice(layers[k - 1]["start"] if mode == "alone" else 0, layers[k - 1]["stop"])
                         sub = write_feature_set(tmp / f"{name}_{mode}{k}", arrays["X"][:, cols], arrays["y"],
                                                 arrays["ids"], fold=arrays["fold"], meta={"seed": seed})
-                        today_s += timed([sub], tmp / f"{name}_{mode}{k}_r")[0]
+                        today_s += timed([sub], tmp / f"{name}_{mode}{k}_r")
             load1 = os.getloadavg()[0]
-            print(f"{name}: one grid {one:.1f} s; with --per-layer {both:.1f} s = {both / one:.2f}x one grid; "
-                  f"the per-layer part {part:.1f} s = {part / one:.2f}x one grid"
-                  + (f"; each subset scored on its own (before sharing): {today_s:.1f} s = "
-                     f"{today_s / one:.2f}x one grid, {today_s / part:.2f}x the shared per-layer part"
-                     if today else "") + f" (load {load0:.1f} -> {load1:.1f})", flush=True)
-            rows.append({"clips": clips, "features": features, "layers": n_layers, "classes": classes,
-                         "folds": folds, "classifier": name, "grid": case.grid, "jobs": jobs, "one_grid_s": one,
-                         "with_per_layer_s": both, "ratio_with_per_layer": both / one,
-                         "per_layer_part_s": part, "ratio_per_layer_part": part / one,
-                         "today_per_layer_part_s": today_s,
-                         "ratio_today_part": None if today_s is None else today_s / one,
-                         "saving": None if today_s is None else today_s / part,
-                         "load_before": round(load0, 2), "load_after": round(load1, 2)})
+
+            def pair(x):  # "wall s / CPU s"
+                return f"{x[0]:.1f} / {x[1]:.1f} s"
+
+            def ratio(a, b):
+                return f"{a[0] / b[0]:.2f}x / {a[1] / b[1]:.2f}x"
+            print(f"{name} (wall / CPU): one grid {pair(one)}; with --per-layer {pair(both)} = {ratio(both, one)} "
+                  f"one grid; the per-layer part {pair(part)} = {ratio(part, one)} one grid"
+                  + (f"; each subset scored on its own (before sharing) {pair(today_s)} = {ratio(today_s, one)} "
+                     f"one grid, {ratio(today_s, part)} the shared per-layer part" if today else "")
+                  + f" (load {load0:.1f} -> {load1:.1f})", flush=True)
+            row = {"clips": clips, "features": features, "layers": n_layers, "classes": classes, "folds": folds,
+                   "classifier": name, "grid": case.grid, "jobs": jobs,
+                   "load_before": round(load0, 2), "load_after": round(load1, 2)}
+            for i, kind in enumerate(("", "cpu_")):
+                row.update({f"one_grid_{kind}s": one[i], f"with_per_layer_{kind}s": both[i],
+                            f"{kind}ratio_with_per_layer": both[i] / one[i], f"per_layer_part_{kind}s": part[i],
+                            f"{kind}ratio_per_layer_part": part[i] / one[i]})
+                if today:
+                    row.update({f"today_per_layer_part_{kind}s": today_s[i],
+                                f"{kind}ratio_today_part": today_s[i] / one[i],
+                                f"{kind}saving": today_s[i] / part[i]})
+            rows.append(row)
     return rows
 
 
@@ -173,9 +186,9 @@ def elm_vs_lstsq(clips, classes, folds, features, jobs, lstsq_tasks, seed=0) -> 
     ks = [p["n_hidden"] for p in points]
     load0 = os.getloadavg()[0]
     scorer = FastELM(X, y, classes, seed)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pred, errors = scorer.run(points, tasks, jobs=jobs)
-    fast = time.perf_counter() - t0
+    fast, fast_cpu = time.perf_counter() - t0, time.process_time() - c0
     if errors:
         raise SystemExit(f"error: fast ELM points failed at {clips} clips: {errors}")
     T = code_targets(y, classes)
@@ -186,25 +199,31 @@ def elm_vs_lstsq(clips, classes, folds, features, jobs, lstsq_tasks, seed=0) -> 
     # other (lstsq of 1200 x 2500 took 25 s on 2 threads, 1.6 s on 1, with the load at 8 on 2 CPUs)
     threads = _faster_blas(lambda: _lstsq_task(X, T, timed[0][1], ks[-1:], seed), available_cpus())
     seconds, agree, total = {"single": 0.0, "pair": 0.0}, 0, 0
+    cpu = {"single": 0.0, "pair": 0.0}
     for t, task in timed:
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         with threadpool_limits(threads):
             outs = _lstsq_task(X, T, task, ks, seed)
-        seconds["single" if t < len(singles) else "pair"] += time.perf_counter() - t1
+        kind = "single" if t < len(singles) else "pair"
+        seconds[kind] += time.perf_counter() - t1
+        cpu[kind] += time.process_time() - c1
         for p, o in enumerate(outs):
             agree += int(np.sum(o == pred[p][t]))
             total += o.size
-    lstsq = (seconds["single"] / max(n, 1) * len(singles) + (seconds["pair"] / m * len(pairs) if m else 0.0))
+    def scale(spent):  # seconds per task of each kind times the tasks of that kind
+        return spent["single"] / max(n, 1) * len(singles) + (spent["pair"] / m * len(pairs) if m else 0.0)
+    lstsq, lstsq_cpu = scale(seconds), scale(cpu)
     scaled = n < len(singles) or m < len(pairs)
     load1 = os.getloadavg()[0]
     print(f"ELM {clips} x {features}, {classes} classes, {folds} folds ({len(tasks)} tasks, {len(ks)} sizes): "
           f"fast grid {fast:.1f} s; lstsq loop {lstsq:.1f} s"
           f"{f' (timed on {n} + {m} of {len(singles)} + {len(pairs)} tasks, scaled)' if scaled else ''}"
           f" with {threads} BLAS thread(s): "
-          f"{lstsq / fast:.2f}x; same predictions on {100 * agree / total:.2f} % of the timed tasks' test "
+          f"{lstsq / fast:.2f}x wall, {lstsq_cpu / fast_cpu:.2f}x CPU; same predictions on {100 * agree / total:.2f} % of the timed tasks' test "
           f"clips; solvers {scorer.solver_counts} (load {load0:.1f} -> {load1:.1f})", flush=True)
     return {"clips": clips, "features": features, "classes": classes, "folds": folds, "tasks": len(tasks),
-            "jobs": jobs, "fast_s": fast, "lstsq_s": lstsq, "ratio": lstsq / fast,
+            "jobs": jobs, "fast_s": fast, "lstsq_s": lstsq, "ratio": lstsq / fast, "fast_cpu_s": fast_cpu,
+            "lstsq_cpu_s": lstsq_cpu, "cpu_ratio": lstsq_cpu / fast_cpu,
             "lstsq_measured_tasks": n + m, "lstsq_scaled": scaled, "lstsq_blas_threads": threads, "agreement": agree / total,
             "solvers": json.dumps(scorer.solver_counts), "load_before": round(load0, 2),
             "load_after": round(load1, 2)}

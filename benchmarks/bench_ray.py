@@ -81,7 +81,7 @@ def main(argv=None):
     try:
         root = make_clips(tmp / "data", a.clips)
         cache = tmp / "cache"
-        base = dict(dataset="folder", root=root, folds=2, width=a.width, batch_size=a.batch_size,
+        base = dict(dataset="folder", root=root, width=a.width, batch_size=a.batch_size,
                     cache_dir=cache, device=a.device)
         ex.extract(a.arch[0], out=tmp / "warm", workers=a.workers, progress=False, **base)  # fill the cache
         t0 = time.perf_counter()

@@ -81,7 +81,7 @@ def load_feature_set(path) -> FeatureSet:
                          f"({type(e).__name__}: {e}); extract it again") from None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: JSON nested too deeply
         raise ValueError(f"cannot read feature-set metadata {meta_path}: {e}") from None
     if not isinstance(meta, dict):
         raise ValueError(f"{meta_path}: expected a JSON object of feature-set metadata, found a JSON "

@@ -21,7 +21,7 @@ from sklearn.metrics import confusion_matrix
 
 from toolkit.cli import HelpFormatter, interruptible, prog
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, folder_lock, run_record
-from toolkit.ray import RayUnavailable, connect, joblib_backend
+from toolkit.ray import RayUnavailable, connect, import_ray, is_worker_loss, joblib_backend, live_cpus
 from toolkit.settings import (ENGINES, Settings, SettingsError, add_engine_arguments, check_choice, check_int,
                               check_seed)
 
@@ -131,6 +131,35 @@ def _parallel(backend, address):
     except RayUnavailable as e:
         raise ValueError(str(e)) from e
     return joblib_backend(address)
+
+
+RAY_RETRIES = 2  # a grid computation whose Ray workers are lost is run again this many times
+
+
+def _retrying(backend, address, jobs, compute, note, what):
+    """``compute(jobs)`` in the backend's joblib context. On Ray, a computation whose workers were lost
+    (a node or a worker process died) is run again on the nodes left, up to ``RAY_RETRIES`` times, with
+    no more jobs than they have CPUs, and ``note`` says so; every computation is seeded, so the retried
+    one gives the same numbers. Nothing is written before the whole grid is done."""
+    for attempt in range(RAY_RETRIES + 1):
+        with _parallel(backend, address):
+            try:
+                return compute(jobs)
+            except Exception as e:
+                if backend != "ray":
+                    raise
+                ray = import_ray("--engine ray")
+                if not is_worker_loss(ray, e):
+                    raise
+                lost = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[-1]}"[:200]
+        left = live_cpus(ray)
+        if attempt == RAY_RETRIES or left < 1:
+            raise ValueError(f"{what}: Ray workers were lost {attempt + 1} time(s) (last: {lost}) and "
+                             f"{left} CPU(s) are left in the cluster; nothing was written: run the same "
+                             "command again once the cluster is back")
+        jobs = jobs if jobs is None or jobs < 1 else min(jobs, left)
+        note(f"{what}: Ray workers were lost ({lost}); retried on the nodes left ({left} CPU(s), "
+             f"--jobs {jobs}), attempt {attempt + 2}")
 
 
 PROTOCOL_CHOICES = ("auto", *PROTOCOLS)
@@ -288,16 +317,20 @@ def run_grid(settings: GridSettings | None = None, /, *, progress: bool = True, 
                     made.append(integrity.OneClassSafe(s, y_index, classes))
                     return made[-1]
 
-                t0 = time.perf_counter()
-                with _parallel(backend, address):  # a live tqdm bar does not pickle to Ray workers: none there
-                    kw = dict(jobs=jobs, desc=f"{name} seed {seed}", progress=progress and backend == "local")
+                def compute(jobs_now, run_sets=run_sets, fs=fs, points=points, made=made, seed=seed,
+                            weighting=weighting):
+                    made.clear()  # a retried computation makes its scorers again
+                    # a live tqdm bar does not pickle to Ray workers: none there
+                    kw = dict(jobs=jobs_now, desc=f"{name} seed {seed}", progress=progress and backend == "local")
                     if len(run_sets) == 1:
                         scorer = make_scorer(fs.X)
-                        results = evaluate(scorer, points, y_index, protocols, split=first.split,
-                                           fold=first.fold, cv_weighting=weighting, **kw)
-                    else:
-                        scorer, results = evaluate_per_fold(make_scorer, run_sets, points, y_index,
-                                                            protocols, first.fold, cv_weighting=weighting, **kw)
+                        return scorer, evaluate(scorer, points, y_index, protocols, split=first.split,
+                                                fold=first.fold, cv_weighting=weighting, **kw)
+                    return evaluate_per_fold(make_scorer, run_sets, points, y_index, protocols, first.fold,
+                                             cv_weighting=weighting, **kw)
+
+                t0 = time.perf_counter()
+                scorer, results = _retrying(backend, address, jobs, compute, note, f"{name} seed {seed}")
                 seconds = time.perf_counter() - t0
                 one_class = [integrity.one_class_note(s, seed) for s in made]
                 one_class += [f"seed {seed}: {n}" for s in made for n in dict.fromkeys(getattr(s.scorer, "notes", ()))]

@@ -278,7 +278,7 @@ def check_out(out: Path, key: str) -> None:
         return
     try:
         data = json.loads(old.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise GridInputError(f"--out {out} holds a results.json that cannot be read ({e}); remove it or "
                              "choose another --out") from None
     found = results_key_of(data)

@@ -382,6 +382,15 @@ class FastELM:
         with self._lock:  # tasks run in threads
             self.solver_counts[solver] += 1
 
+    def __getstate__(self):  # a task shipped to another process (joblib's Ray backend) takes no lock
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state):  # its counts then stay in that process: solver_counts is local-only
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     # -- primal: k < n -------------------------------------------------------------------------------
     def _primal_solver(self, G, HT, H_train, T_train, H_test):
         """A function ``k -> test outputs (n_test, n_classes)`` of the ``k``-unit ELM for one task;

@@ -190,7 +190,10 @@ def per_layer_scores(sets: list[FeatureSet], score, progress: bool = False, full
                 with layer_grams(grams, [widths[p] for p in positions]):
                     done[mode, k] = results = score(folders, Path(tmp) / f"{mode}{k}_results")
                 if progress:
-                    print(f"per-layer {mode} {k}/{n_layers}: " + ", ".join(
+                    what = (table[k - 1]["name"] if mode == "alone" else
+                            table[0]["name"] if k == 1 else f"{table[0]['name']}..{table[k - 1]['name']}")
+                    print(f"per-layer {'layer' if mode == 'alone' else 'layers'} {what} "
+                          f"({'alone' if mode == 'alone' else f'1..{k}'} of {n_layers}): " + ", ".join(
                         f"{e['classifier']} {e['protocol']} {100 * e['mean']:.1f}%" for e in results["entries"]
                         if e["mean"] is not None), flush=True)
     curves: dict = {}

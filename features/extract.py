@@ -40,6 +40,8 @@ from features import ray_engine, store
 from features.embed import clip_minimum, embed, input_spec  # noqa: F401
 from features.compute import (Batching, _batch, _features_of_batch, _window_means, batch_features,  # noqa: F401
                               compute_chunk, iter_inputs, layer_means, merge_warnings, published_means)
+from features.progress import clips_done, fmt_s, part_seconds, rate_of
+from features.progress import listener as progress_listener
 from features.settings import DEFAULT_OUT, ExtractSettings
 from features.store import Chunks, ExtractionError
 from toolkit import settings as settings_vocabulary
@@ -182,6 +184,8 @@ def extract(settings: ExtractSettings | None = None, /, *, ds=None, progress: bo
             return run.folder
         _warn_small_classes(run.ds, arch)
         _load_chunks(run, progress)
+        if progress and s.engine == "local" and progress_listener() is None and run.todo:
+            _print_estimate(run, dev, s.cache_dir)
         if s.engine == "ray":
             warned = ray_engine.run_chunks(run, dev, workers=s.workers, cache_dir=s.cache_dir,
                                            progress=progress)
@@ -219,6 +223,22 @@ def _load_chunks(run: Run, progress: bool) -> None:
                 print(f"{run.arch}: {n} of {len(run.ds.clips)} clips unchanged since {source}: their rows "
                       "are reused; the others are computed", file=sys.stderr)
     run.todo = [c for c in range(run.n_chunks) if c not in run.chunks.done]
+
+
+def _print_estimate(run: Run, dev, cache_dir) -> None:
+    """Before any work: the clips to compute and the time they will take here (``features/progress.py``),
+    recorded in ``meta.json`` as ``estimate`` and set against the measured time in the summary."""
+    n_todo = sum(hi - lo for lo, hi in map(run.chunk_range, run.todo))
+
+    def one():
+        from audiodata.decode import prepare
+        return prepare(0, run.ds.clips[0].path, run.spec, cache_dir).x
+
+    per, how = part_seconds(run, rate_of(dev), one)
+    run.meta["estimate"] = {"seconds": round(per * n_todo, 1), "basis": how, "clips": n_todo}
+    print(f"{run.arch}: {n_todo} of {len(run.ds.clips)} clips to compute on {dev.type}; estimate "
+          f"{fmt_s(per * n_todo)} for the network ({how}), decoding alongside in worker threads",
+          file=sys.stderr, flush=True)
 
 
 def _resolved(path) -> str | None:
@@ -318,12 +338,19 @@ def plan(settings: ExtractSettings, dev: torch.device = torch.device("cpu"), ds=
 GRID_FOLDS = 10  # the grid's default --folds, for the warning below
 
 
+_WARNED_SMALL: set = set()
+
+
 def _warn_small_classes(ds, arch) -> None:
     """Features never depend on folds, so too few clips per class is only a warning for later."""
     if ds.protocol_hint is not None:
         return
     labels, counts = np.unique([c.label for c in ds.clips], return_counts=True)
     small = {str(label): int(n) for label, n in zip(labels, counts) if n < GRID_FOLDS}
+    said = (ds.name, str(ds.root), tuple(sorted(small.items())))
+    if small and said in _WARNED_SMALL:  # a study's parts share the dataset: said once
+        return
+    _WARNED_SMALL.add(said)
     if small:
         print(f"{arch}: warning: classes with fewer than {GRID_FOLDS} clips {small}: features are written, "
               f"but the grid's default {GRID_FOLDS} stratified folds will not run on them (use fewer "
@@ -336,8 +363,13 @@ def _run_local(run: Run, dev, workers, cache_dir, progress) -> dict:
     n = len(clips)
     todo_idx = [i for c in run.todo for i in range(*run.chunk_range(c))]
     warned = {}
+    overall = progress_listener()  # a study's overall line follows the clips; this bar is then transient
     bar = tqdm(total=n, initial=n - len(todo_idx), unit="clip", desc=run.arch, disable=not progress,
-               dynamic_ncols=True, file=sys.stderr)
+               dynamic_ncols=True, file=sys.stderr, leave=overall is None)
+
+    def on_batch(k):
+        bar.update(k)
+        clips_done(k)
     prepared = iter_inputs([clips[i].path for i in todo_idx], run.spec, cache_dir, workers=workers)
     adaptive = AdaptiveBatch(run.batch_size)  # out-of-memory halvings stick for the rest of the run
     try:
@@ -345,7 +377,7 @@ def _run_local(run: Run, dev, workers, cache_dir, progress) -> dict:
             lo, hi = run.chunk_range(c)
             idx_ok, X, skipped, timing, w, crop = compute_chunk(
                 run.model, dev, clips, (lo, hi), prepared,
-                Batching(run.batch_size, run.precision, adaptive=adaptive, on_batch=bar.update))
+                Batching(run.batch_size, run.precision, adaptive=adaptive, on_batch=on_batch))
             merge_warnings(warned, w)
             run.chunks.save(c, idx_ok, X, skipped, timing, crop)
     finally:
@@ -466,6 +498,11 @@ def parse_args(argv=None):
 @interruptible
 def main(argv=None) -> int:
     a = parse_args(argv)
+    s = a.settings
+    parts = len(a.weights) if a.weights else len(a.arch) * len(a.seed)
+    print(f"extract: {', '.join(a.arch[:4])}{' ...' if len(a.arch) > 4 else ''} on {s.dataset}, width {s.width}, "
+          f"{parts} feature set(s): listing the clips and building the network, then the estimate",
+          file=sys.stderr, flush=True)
     try:
         extract_many(a.arch, seeds=a.seed, weights=a.weights, settings=a.settings)
     except (ExtractionError, ValueError, OSError) as e:

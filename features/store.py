@@ -138,7 +138,7 @@ def read_meta(folder: Path) -> dict | None:
     """``meta.json`` of ``folder`` as a dict, or ``None`` when absent, unreadable or not a JSON object."""
     try:
         meta = json.loads((Path(folder) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return meta if isinstance(meta, dict) else None
 
@@ -405,6 +405,12 @@ def summary(arch, meta, warned):
     line = crop_line(meta)
     if line:
         print(line, file=sys.stderr)
+    est = meta.get("estimate")
+    if est and est.get("seconds") is not None:
+        took = t["this_session_s"]
+        ratio = f", x{took / est['seconds']:.2f} the estimate" if est["seconds"] > 0 else ""
+        print(f"  time: estimated {est['seconds']:.0f} s ({est['basis']}), took {took:.0f} s{ratio}",
+              file=sys.stderr)
     for m, ids in sorted(warned.items()):
         print(f"  warning ({len(ids)} clips, e.g. {ids[0]}): {m}", file=sys.stderr)
     if meta["skipped"]:

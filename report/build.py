@@ -23,11 +23,14 @@ from toolkit.cli import HelpFormatter, interruptible, prog
 from toolkit.provenance import atomic_write_many
 from report.published import (PUBLISHED, PUBLISHED_PROTOCOLS, STUDY_DATASETS, TRAINED_REFERENCES,
                               published_figure)
-from report.figures import bar_charts, batchnorm_chart, read_staged, scatter_random_trained, slug, stage, staged
+from report.figures import (bar_charts, batchnorm_chart, read_staged, scatter_random_trained, slug, stage, staged,
+                            use_archs)
+from report.judge import judge_blocks
 from report.load import SUPERSEDE_RULE, find_results, load_results
-from toolkit.provenance import atomic_write_json, sha256_file
-from report.rank import rank_blocks
 from report.settings import ReportSettings
+from toolkit.provenance import sha256_file
+from report.headline import headline, leaderboards, significance_blocks, significance_csv
+from report.rank import rank_blocks, rank_new
 from report.stats import (check_orderings, correlations, cost_table, fmt_p, pairwise_tests, protocol_label,
                           random_vs_trained, summary_table)
 
@@ -38,10 +41,14 @@ _SUMMARY_COLUMNS = ("dataset", "arch", "width", "weights", "feature_length", "cl
                     "diff_pct",
                     "source")
 _CSS = """body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:13px}
-th,td{border:1px solid #bbb;padding:3px 7px;text-align:left}th{background:#eef}
-tr:nth-child(even) td{background:#f7f7f7}figure{margin:1em 0}img{max-width:100%}
-figcaption{font-size:12px;color:#555}code{background:#f2f2f2;padding:0 3px}"""
+.scroll{max-width:100%;overflow-x:auto;margin:.6em 0 1.2em}
+table{border-collapse:collapse;font-size:13px}
+th,td{border:1px solid #bbb;padding:3px 6px;text-align:left;white-space:nowrap}th{background:#eef;white-space:normal}
+td.wrap{white-space:normal;overflow-wrap:anywhere;min-width:9em}
+tr:nth-child(even) td{background:#f7f7f7}figure{margin:1em 0}img{max-width:100%;height:auto}
+figcaption{font-size:12px;color:#555}code{background:#f2f2f2;padding:0 3px}
+details{margin:.6em 0}summary{cursor:pointer;color:#225;font-weight:bold}
+h2{border-bottom:1px solid #ccd;padding-bottom:.2em;margin-top:1.6em}"""
 
 
 def _num(x, spec=".1f", none="–") -> str:
@@ -67,83 +74,74 @@ def _missing_published(rows: list[dict], dataset: str) -> list[str]:
             if ds == dataset and (arch, clf) not in have]
 
 
-def _dataset_blocks(ds: str, rows, summary, tests, figures) -> list:
-    blocks = [("h2", f"Dataset: {ds}")]
+def _full_table(ds, summary) -> list:
     table = [[s["arch"], s["width"], s["weights"], _num(s["feature_length"], "d"), s["classifier"],
               s["protocol"], str(s["n_runs"]),
               f"{s['mean_pct']:.1f} ± {_num(s['std_pct'], '.1f', 'n/a (1 run)')}", *_published_cells(s)]
              for s in summary if s["dataset"] == ds]
-    blocks.append(("table", ["architecture", "width", "weights", "features", "classifier",
-                             "protocol", "runs", "accuracy % (mean ± std)", "published %",
-                             "ours − published"], table))
+    return [("table", ["architecture", "width", "weights", "features", "classifier", "protocol", "runs",
+                       "accuracy % (mean ± std)", "published %", "ours − published"], table)]
+
+
+def _dataset_blocks(ds: str, rows, summary, tests, figures, ranks) -> list:
+    """A dataset's section, the answer first: headline, leaderboard, figures, significance matrix; the
+    full tables collapsed (and in summary.csv / significance.csv)."""
+    blocks = [("h2", f"Dataset: {ds}"), ("p", headline(ds, rows, tests, ranks))]
+    blocks += leaderboards(ds, rows)
     if ds in STUDY_DATASETS:
         ref, who = TRAINED_REFERENCES[ds]
-        blocks.append(("p", f"Published figures: random weights, about 3500 features, protocol "
-                            f"{' or '.join(PUBLISHED_PROTOCOLS[ds])}; `~` marks a figure read off a "
-                            f"chart (±1 point). Fully trained reference quoted by the study: "
-                            f"{ref:.1f}% ({who})."))
+        note = (f"Published figures (the diamonds of the charts; the full table below): random weights, about "
+                f"3500 features, protocol {' or '.join(PUBLISHED_PROTOCOLS[ds])}; `~` marks a figure read off "
+                f"a chart (±1 point). Fully trained reference quoted by the study: {ref:.1f}% ({who}).")
         missing = _missing_published(rows, ds)
         if missing:
-            blocks.append(("p", "Not run (published settings without a comparable result of "
-                                "ours): " + ", ".join(missing) + "."))
+            note += " Not run (published settings without a comparable result of ours): " + ", ".join(missing) + "."
+        blocks.append(("p", note))
     for name, caption in figures:
         if name.startswith(f"fig_bars_{ds}_"):
             blocks.append(("img", name, caption))
-    for key, pairs in tests.items():
-        if key[0] != ds:
-            continue
-        _, weights, width, clf, protocol = key
-        blocks.append(("h3", f"Significance: {ds}, {weights} weights, width {width}, "
-                             f"{clf.upper()}, {protocol_label(protocol)}"))
-        blocks.append(("table", ["A", "B", "A − B (points)", "t-test p (Student)", "Holm",
-                                 "McNemar clips", "only A right", "only B right",
-                                 "McNemar p (exact)", "Holm"],
-                       [[p["a"], p["b"], f"{round(p['diff'], 1) + 0.0:+.1f}", p["t_note"] or fmt_p(p["p_t"]),
-                         fmt_p(p["p_t_holm"]) if p["p_t"] is not None else "–",
-                         str(p["n_clips"]), _num(p["b_only"], "d"), _num(p["c_only"], "d"),
-                         p["mcnemar_note"] or fmt_p(p["p_mcnemar"]),
-                         fmt_p(p["p_mcnemar_holm"]) if p["p_mcnemar"] is not None else "–"]
-                        for p in pairs]))
+    compact, full = significance_blocks(ds, tests)
+    if compact:
+        blocks += [("h3", f"Significance ({ds})")] + compact
+    blocks.append(("details", f"Every result on {ds}, with the published figures (also in summary.csv)",
+                   _full_table(ds, summary)))
+    if full:
+        blocks.append(("details", f"Every pairwise test on {ds}: t-test and McNemar, raw and Holm "
+                                  "(also in significance.csv)", full))
     return blocks
 
 
-_PARTS = ("figures", "scatter", "pairs", "corr", "orderings", "costs", "summary", "tests")
+_METHOD = ("Accuracies are percent, mean ± sample std (ddof 1) over runs, recomputed "
+           "from the runs. Protocols: `split` (train / validation / test), "
+           "`cv-best (optimistic)` (hyper-parameters picked on the same folds that are "
+           "scored: an upper bound), `nested-cv` (picked inside each training fold), "
+           "`end-to-end` (a network trained and scored on its own). Significance: "
+           "Student's two-sample t-test on per-run accuracies (against the MFCC baseline, which has no "
+           "weights and is scored once: a one-sample t-test of the other side's runs against it) and the "
+           "exact McNemar test on the first run's predictions of the same clips "
+           "(test clips, or out-of-fold predictions for cross-validation); `*` marks "
+           "p < 0.05; Holm columns correct for the pairs of one table. Why Student's: the "
+           "study says only \"a t-test\" with H0 that the averages are equal (thesis "
+           "section 4.5) and its code runs none; Student's is the classic test of that H0 "
+           "(scipy's default), and with 3 runs a side Welch's t is the same number with "
+           "fewer degrees of freedom, so its p is never smaller. Chance is 1 / the number of classes.")
+
+
+_PARTS = ("figures", "scatter", "pairs", "corr", "orderings", "costs", "summary", "tests", "ranks")
 
 
 def _build(rows, read, messages, parts: dict):
     """The report's blocks from the rows, the files read, the messages and the computed ``parts``
-    (``_PARTS``: figures, scatter, pairs, correlations, orderings, costs, summary, tests)."""
-    figures, scatter, pairs, corr, orderings, costs, summary, tests = (parts[k] for k in _PARTS)
+    (``_PARTS``: figures, scatter, pairs, correlations, orderings, costs, summary, tests, ranks)."""
+    figures, scatter, pairs, corr, orderings, costs, summary, tests, ranks = (parts[k] for k in _PARTS)
     datasets = list(dict.fromkeys(s["dataset"] for s in summary))
     blocks = [("h1", "Random-weight CNN results report"),
               ("p", f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} from "
-                    f"{len(read)} results file(s), {len(rows)} result row(s); "
-                    f"{len(messages)} problem(s) reported (see the last section).")]
-    overview = []
+                    f"{len(read)} results file(s), {len(rows)} result row(s)"
+                    + (f"; {len(messages)} problem(s) reported (Sources, at the end)." if messages else "."))]
     if not rows:
-        overview.append("No usable results: nothing to compare yet. Run `python -m classifiers.grid`.")
-    absent = [d for d in STUDY_DATASETS if d not in datasets]
-    if absent:
-        overview.append("Study datasets with no results: " + ", ".join(absent) + ".")
-    if not any(r["weights"] == "trained" for r in rows):
-        overview.append("No trained-weight results: random vs trained cannot be compared yet.")
-    if rows and not any(p for r in rows for p in r["predictions"]):
-        overview.append("No results file carries predictions: McNemar tests are n/a.")
-    blocks += [("h2", "What is here and what is missing"),
-               ("ul", overview or ["Every study dataset has results."]),
-               ("p", "Accuracies are percent, mean ± sample std (ddof 1) over runs, recomputed "
-                     "from the runs. Protocols: `split` (train / validation / test), "
-                     "`cv-best (optimistic)` (hyper-parameters picked on the same folds that are "
-                     "scored: an upper bound), `nested-cv` (picked inside each training fold), "
-                     "`end-to-end` (a network trained and scored on its own). Significance: "
-                     "Student's two-sample t-test on per-run accuracies and the "
-                     "exact McNemar test on the first run's predictions of the same clips "
-                     "(test clips, or out-of-fold predictions for cross-validation); `*` marks "
-                     "p < 0.05; Holm columns correct for the pairs of one table. Why Student's: the "
-                     "study says only \"a t-test\" with H0 that the averages are equal (thesis "
-                     "section 4.5) and its code runs none; Student's is the classic test of that H0 "
-                     "(scipy's default), and with 3 runs a side Welch's t is the same number with "
-                     "fewer degrees of freedom, so its p is never smaller.")]
+        blocks.append(("p", "No usable results: nothing to compare yet. Run `python -m classifiers.grid` "
+                            "or `python -m studies`."))
     if any(r.get("as_published") for r in rows):
         blocks.append(("p", "Rows labelled `(as published)` were computed as the study's code did where "
                             "it departs from its text (`--as-published`: one number per frame-level "
@@ -152,7 +150,7 @@ def _build(rows, read, messages, parts: dict):
                             "docs/fidelity.md); the rows without the label follow the thesis text. Both "
                             "stand beside the same published figure."))
     for ds in datasets:
-        blocks += _dataset_blocks(ds, rows, summary, tests, figures)
+        blocks += _dataset_blocks(ds, rows, summary, tests, figures, ranks)
 
     blocks.append(("h2", "Random vs trained"))
     if pairs:
@@ -161,33 +159,58 @@ def _build(rows, read, messages, parts: dict):
                        [[p["dataset"], p["arch"], p["width"], p["classifier"],
                          protocol_label(p["protocol"]), f"{p['random']:.1f}", f"{p['trained']:.1f}"]
                         for p in pairs]))
-    blocks.append(("p", "Does the ranking by random-weight accuracy predict the ranking after "
-                        "training? Pairs: same dataset, architecture, width, classifier and "
-                        "protocol."))
-    blocks.append(("table", ["scope", "pairs", "Spearman ρ", "p", "Kendall τ", "p"],
-                   [[c["scope"], str(c["n"]), c["note"] or f"{c['spearman']:+.2f}",
-                     fmt_p(c["p_spearman"]) if not c["note"] else "–",
-                     c["note"] or f"{c['kendall']:+.2f}",
-                     fmt_p(c["p_kendall"]) if not c["note"] else "–"] for c in corr]
-                   or [["all", "0", "cannot be computed (0 pairs; needs 3)", "–", "–", "–"]]))
-    if scatter:
-        blocks.append(("img", scatter, "Random-weight against trained accuracy per architecture"))
+        blocks.append(("p", "Does the ranking by random-weight accuracy predict the ranking after "
+                            "training? Pairs: same dataset, architecture, width, classifier and "
+                            "protocol."))
+        blocks.append(("table", ["scope", "pairs", "Spearman ρ", "p", "Kendall τ", "p"],
+                       [[c["scope"], str(c["n"]), c["note"] or f"{c['spearman']:+.2f}",
+                         fmt_p(c["p_spearman"]) if not c["note"] else "–",
+                         c["note"] or f"{c['kendall']:+.2f}",
+                         fmt_p(c["p_kendall"]) if not c["note"] else "–"] for c in corr]
+                       or [["all", "0", "cannot be computed (0 pairs; needs 3)", "–", "–", "–"]]))
+        if scatter:
+            blocks.append(("img", scatter, "Random-weight against trained accuracy per architecture (the "
+                                           "front-ends' colours of the bar charts; filled: SVM)"))
+    else:
+        blocks[-1] = ("p", "**Random vs trained**: no trained-weight results yet, so nothing to pair "
+                           "(`python -m trained.train`, then `features.extract --weights`).")
 
-    blocks += [("h2", "Published orderings on our numbers"),
-               ("p", "Random weights, per comparison group, each ordering checked only within the "
-                     "scope the thesis gives it (section 4.5: its dataset, and where stated its "
-                     "classifier and feature length; 'claim' quotes that scope). 'yes' compares means, "
-                     "and says when every step is also significant by the t-test at the study's level."),
-               ("table", ["ordering", "dataset", "claim", "classifier / protocol / width", "holds", "detail",
-                          "source"],
-                [[o["ordering"], o["dataset"], o.get("claim", ""), o["group"], o["holds"], o["detail"],
-                  o.get("source", "")] for o in orderings])]
+    checked = [o for o in orderings if o["holds"] != "not run"]
+    if checked:
+        blocks += [("h2", "Published orderings on our numbers"),
+                   ("p", "Random weights, per comparison group, each ordering checked only within the "
+                         "scope the thesis gives it (section 4.5: its dataset, and where stated its "
+                         "classifier and feature length; 'claim' quotes that scope). 'yes' compares means, "
+                         "and says when every step is also significant by the t-test at the study's level."
+                         + (f" {len(orderings) - len(checked)} more cannot be checked on these results "
+                            "(listed collapsed below)." if len(checked) < len(orderings) else "")),
+                   ("table", ["ordering", "dataset", "claim", "classifier / protocol / width", "holds", "detail",
+                              "source"],
+                    [[o["ordering"], o["dataset"], o.get("claim", ""), o["group"], o["holds"], o["detail"],
+                      o.get("source", "")] for o in checked])]
+    else:
+        blocks.append(("p", f"**Published orderings**: none of the study's {len(orderings)} orderings can be "
+                            "checked on these results (they need its datasets and front-ends; listed collapsed "
+                            "below)."))
+    unchecked = [o for o in orderings if o["holds"] == "not run"]
+    if unchecked:
+        blocks.append(("details", f"The {len(unchecked)} orderings not checked, and why",
+                       [("table", ["ordering", "dataset", "why not"],
+                         [[o["ordering"], o["dataset"], o["detail"]] for o in unchecked])]))
     blocks += [("h2", "Cost"),
                ("table", ["architecture", "width", "parameters", "GFLOP / clip",
                           "extraction s / clip", "datasets"],
                 [[c["arch"], c["width"], _num(c["n_params"], ",.0f"), _num(c["gflop_per_clip"], ".3g"),
                   _num(c["s_per_clip"], ".3g"), c["datasets"]] for c in costs]
                 or [["–", "–", "–", "–", "–", "no results"]])]
+    notes = []
+    absent = [d for d in STUDY_DATASETS if d not in datasets]
+    if absent:
+        notes.append("Study datasets with no results: " + ", ".join(absent) + ".")
+    if rows and not any(p for r in rows for p in r["predictions"]):
+        notes.append("No results file carries predictions: McNemar tests are n/a.")
+    blocks += [("h2", "Notes")] + ([("ul", notes)] if notes else []) + \
+        [("details", "How to read this report: protocols and tests", [("p", _METHOD)])]
     blocks += [("h2", "Sources"), ("ul", [f"`{f}`" for f in read] or ["no results files read"])]
     if messages:
         blocks += [("h3", "Skipped or corrected"), ("ul", [f"`{m}`" for m in messages])]
@@ -209,16 +232,38 @@ def _md(blocks) -> str:
             def line(cells):
                 return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
             out.append("\n".join([line(b[1]), line(["---"] * len(b[1]))] + [line(r) for r in b[2]]))
+        elif b[0] == "details":  # collapsed where markdown renders HTML (GitHub does)
+            out.append(f"<details><summary>{html.escape(b[1])}</summary>\n\n" + _md(b[2]).rstrip("\n")
+                       + "\n\n</details>")
     return "\n\n".join(out) + "\n"
 
 
 def _inline_code(text: str) -> str:
-    """Escape text and turn `code` spans into <code> (the only markup the blocks use)."""
+    """Escape text and turn `code` spans into <code> and **bold** into <strong> (the only markup the
+    blocks use)."""
     parts = html.escape(text).split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    out = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    bold = out.split("**")
+    if len(bold) % 2 == 0:  # an unpaired ** stays as written
+        return out
+    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(bold))
+
+
+def _td(cell) -> str:
+    """A table cell; long text (a path, a module's name, a sentence) may wrap, numbers never do."""
+    text = str(cell)
+    wrap = len(text) > 22 or (len(text) > 14 and " " not in text)
+    return f'<td class="wrap">{html.escape(text)}</td>' if wrap else f"<td>{html.escape(text)}</td>"
 
 
 def _html(blocks, out_dir: Path) -> str:
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>Results report</title><style>{_CSS}</style></head><body>\n"
+            + _html_body(blocks, out_dir) + "\n</body></html>\n")
+
+
+def _html_body(blocks, out_dir: Path) -> str:
     body = []
     for b in blocks:
         if b[0] in ("h1", "h2", "h3"):
@@ -233,12 +278,12 @@ def _html(blocks, out_dir: Path) -> str:
                         f"<figcaption>{html.escape(b[2])}</figcaption></figure>")
         elif b[0] == "table":
             head = "".join(f"<th>{html.escape(str(c))}</th>" for c in b[1])
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
-                           for r in b[2])
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>Results report</title><style>{_CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+            rows = "".join("<tr>" + "".join(_td(c) for c in r) + "</tr>" for r in b[2])
+            body.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>'
+                        "</table></div>")
+        elif b[0] == "details":
+            body.append(f"<details><summary>{_inline_code(b[1])}</summary>\n{_html_body(b[2], out_dir)}</details>")
+    return "\n".join(body)
 
 
 BATCHNORM_KIND = "randomcnn-batchnorm"   # studies.batchnorm's batchnorm.json
@@ -291,49 +336,58 @@ def _batchnorm_files(paths) -> list[Path]:
     return sorted(found)
 
 
+def _batchnorm_section(f: Path, k: int) -> tuple[list, str, bytes]:
+    """The blocks, figure name and figure of one ``batchnorm.json`` (raises on anything malformed)."""
+    r = json.loads(f.read_text(encoding="utf-8"))
+    if not isinstance(r, dict) or r.get("kind") != BATCHNORM_KIND:
+        found = repr(r.get("kind")) if isinstance(r, dict) else f"a JSON {type(r).__name__}"
+        raise ValueError(f"kind {found}, expected {BATCHNORM_KIND!r}")
+    cells = {(bool(c["batchnorm"]), int(c["batch_size"])): c for c in r["cells"]}
+    sizes = [int(b) for b in r["batch_sizes"]]
+    missing = [(bn, b) for b in sizes for bn in (False, True) if (bn, b) not in cells]
+    if missing:
+        raise ValueError(f"no cell for {missing}")
+    name = slug("fig", "batchnorm", r["dataset"], r["arch"], r["width"], k) + ".png"
+
+    def cell(c):
+        return f"{100 * c['mean']:.1f}" + (f" ± {100 * c['std']:.1f}" if c.get("std") is not None else "") \
+            + f" ({len(c['accuracies'])} runs)"
+
+    def anova_row(what, a):
+        df = a.get("df")
+        return [what, _num(a.get("groups"), "d"), _num(a.get("runs"), "d"), _num(a.get("distinct_networks"), "d"),
+                _num(a.get("F"), ".3g"), "–" if not df else f"{df[0]}, {df[1]}",
+                ("n/a" if a.get("p") is None else f"{a['p']:.3g}") + (f" ({a['note']})" if a.get("note") else "")]
+    section = [("h3", f"{r['dataset']}, {r['arch']} (width {r['width']})"),
+               ("p", f"SVM, `{r['protocol']}`; clips sorted by label before batching; "
+                     f"network: {r.get('network', r['arch'])}; {r.get('networks', 'networks: not recorded')}; "
+                     f"source `{f}`."),
+               ("table", ["batch size", "no batch norm %", "batch norm (batch statistics) %"],
+                [[str(b), cell(cells[False, b]), cell(cells[True, b])] for b in sizes]),
+               ("table", ["one-way ANOVA over batch sizes", "groups", "runs", "distinct networks", "F",
+                          "df", "p"],
+                [anova_row("without batch norm", r["anova"]["no_batchnorm"]),
+                 anova_row("with batch norm", r["anova"]["batchnorm"]),
+                 ["the study, without batch norm", "–", "–", "–", "–", "–",
+                  str(r["study"]["anova_p_no_batchnorm"])]]),
+               ("img", name, f"{r['dataset']}, {r['arch']}: accuracy against batch size, without and with "
+                             "batch norm; mean over runs, error bars one std")]
+    return section, name, batchnorm_chart(r)
+
+
 def _batchnorm_blocks(paths, out_dir: Path, messages: list) -> list:
     """The section of the batch-norm experiment (``python -m studies.batchnorm``): a table and the
-    figure of each ``batchnorm.json`` under ``paths``; unreadable ones are reported in ``messages``."""
+    figure of each ``batchnorm.json`` under ``paths``; one malformed in any way is reported in
+    ``messages`` (with why) and left out."""
     blocks = []
     for k, f in enumerate(_batchnorm_files(paths)):
         try:
-            r = json.loads(f.read_text(encoding="utf-8"))
-            if r.get("kind") != BATCHNORM_KIND:
-                raise ValueError(f"kind {r.get('kind')!r}, expected {BATCHNORM_KIND!r}")
-            cells = {(bool(c["batchnorm"]), int(c["batch_size"])): c for c in r["cells"]}
-            sizes = [int(b) for b in r["batch_sizes"]]
-            missing = [(bn, b) for b in sizes for bn in (False, True) if (bn, b) not in cells]
-            if missing:
-                raise ValueError(f"no cell for {missing}")
-            name = slug("fig", "batchnorm", r["dataset"], r["arch"], r["width"], k) + ".png"
-            stage(out_dir / name, batchnorm_chart(r))
-        except (OSError, ValueError, KeyError, TypeError) as e:
+            section, name, png = _batchnorm_section(f, k)
+        except Exception as e:  # malformed in any way (types, nesting, values the chart cannot draw)
             messages.append(f"skipped {f}: not a usable batch-norm experiment ({type(e).__name__}: {e})")
             continue
-
-        def cell(c):
-            return f"{100 * c['mean']:.1f}" + (f" ± {100 * c['std']:.1f}" if c.get("std") is not None else "") \
-                + f" ({len(c['accuracies'])} runs)"
-
-        def anova_row(what, a):
-            df = a.get("df")
-            return [what, _num(a.get("groups"), "d"), _num(a.get("runs"), "d"), _num(a.get("distinct_networks"), "d"),
-                    _num(a.get("F"), ".3g"), "–" if not df else f"{df[0]}, {df[1]}",
-                    ("n/a" if a.get("p") is None else f"{a['p']:.3g}") + (f" ({a['note']})" if a.get("note") else "")]
-        blocks += [("h3", f"{r['dataset']}, {r['arch']} (width {r['width']})"),
-                   ("p", f"SVM, `{r['protocol']}`; clips sorted by label before batching; "
-                         f"network: {r.get('network', r['arch'])}; {r.get('networks', 'networks: not recorded')}; "
-                         f"source `{f}`."),
-                   ("table", ["batch size", "no batch norm %", "batch norm (batch statistics) %"],
-                    [[str(b), cell(cells[False, b]), cell(cells[True, b])] for b in sizes]),
-                   ("table", ["one-way ANOVA over batch sizes", "groups", "runs", "distinct networks", "F",
-                              "df", "p"],
-                    [anova_row("without batch norm", r["anova"]["no_batchnorm"]),
-                     anova_row("with batch norm", r["anova"]["batchnorm"]),
-                     ["the study, without batch norm", "–", "–", "–", "–", "–",
-                      str(r["study"]["anova_p_no_batchnorm"])]]),
-                   ("img", name, f"{r['dataset']}, {r['arch']}: accuracy against batch size, without and with "
-                                 "batch norm; mean over runs, error bars one std")]
+        stage(out_dir / name, png)
+        blocks += section
     if not blocks:
         return []
     return [("h2", "Batch norm and batch size (the study's Fig. 4.5)"),
@@ -344,8 +398,10 @@ def _batchnorm_blocks(paths, out_dir: Path, messages: list) -> list:
 
 def _render(rows, read, messages, results, out_dir: Path) -> str:
     """Draw the figures and make the pages (staged, see ``report.figures.staged``); returns report.md."""
+    use_archs({r["arch"] for r in rows})  # one colour per front-end in every figure of this report
     summary = summary_table(rows)
     tests = pairwise_tests(rows)
+    ranks = rank_new(rows)
     pairs = random_vs_trained(rows)
     corr = correlations(pairs)
     pooled = corr[-1] if corr else None
@@ -356,14 +412,18 @@ def _render(rows, read, messages, results, out_dir: Path) -> str:
     figures = bar_charts(rows, out_dir)
     scatter = scatter_random_trained(pairs, out_dir, title)
     batchnorm = _batchnorm_blocks(results, out_dir, messages)
+    judged = judge_blocks(rows, results, out_dir, messages)  # report/judge.py: each judgement vs trained
     blocks = _build(rows, read, messages, dict(figures=figures, scatter=scatter, pairs=pairs, corr=corr,
                                                orderings=check_orderings(rows), costs=cost_table(rows),
-                                               summary=summary, tests=tests))
+                                               summary=summary, tests=tests, ranks=ranks))
     blocks = _insert_before(blocks, ("h2", "Cost"), batchnorm)
-    blocks = _insert_before(blocks, ("h2", "Random vs trained"), _hpelm_note(rows))
+    blocks = _insert_before(blocks, ("h2", "Cost"), _hpelm_note(rows))
     blocks = _insert_before(blocks, ("h2", "Sources"), _failed_points_blocks(rows))
-    at = blocks.index(("h2", "Sources"))  # a new front-end's rank, accuracy vs depth (report_rank.py)
-    blocks[at:at] = rank_blocks(rows, out_dir)
+    # a new front-end's rank (also in its dataset's headline) and accuracy vs depth (report/rank.py), right
+    # after the datasets, then the judgements (report/judge.py)
+    at = next(i for i, b in enumerate(blocks) if b[:2] in (("h2", "Random vs trained"), ("h2", "Cross-checks"))
+              or (b[0] == "p" and b[1].startswith("**Random vs trained**")))
+    blocks[at:at] = rank_blocks(rows, out_dir) + judged
     superseded = [m for m in messages if m.startswith("superseded ")]
     if superseded:  # the rule, stated, and what it set aside
         at = blocks.index(("h2", "Sources")) + 2
@@ -375,6 +435,7 @@ def _render(rows, read, messages, results, out_dir: Path) -> str:
     writer.writerows(summary)
     markdown = _md(blocks)
     stage(out_dir / "summary.csv", buf.getvalue().encode("utf-8"))
+    stage(out_dir / "significance.csv", significance_csv(tests))
     stage(out_dir / "report.html", _html(blocks, out_dir).encode("utf-8"))
     stage(out_dir / "report.md", markdown.encode("utf-8"))
     return markdown
@@ -396,7 +457,8 @@ def render_report(settings: ReportSettings | None = None, /, *, log=None, **chan
     Returns
     -------
     Path
-        The report folder, holding ``report.md``, ``report.html``, ``summary.csv`` and PNGs.
+        The report folder, holding ``report.md``, ``report.html``, ``summary.csv``, PNGs and
+        ``report_inputs.json`` (the results files read, by path and SHA-256, and the settings).
     """
     if isinstance(settings, (list, tuple, str, Path)):
         changes, settings = dict(changes, results=settings), None
@@ -411,17 +473,16 @@ def render_report(settings: ReportSettings | None = None, /, *, log=None, **chan
     rows, read, messages = load_results(results, log=log)
     with staged() as files:   # figures and pages in memory, then written all or nothing
         markdown = _render(rows, read, messages, results, out_dir)
+        # what this report read (paths and bytes), written with the pages: the study renders it again
+        # when that differs
+        stage(out_dir / INPUTS_FILE, json.dumps({"results": report_inputs(results), "read": read,
+                                                 "settings": settings.record()}, indent=2).encode("utf-8"))
         # every file through a temporary file first, then renamed: a failure on the way (a full disk)
         # leaves the earlier report whole, its pages and its figures, never a cut or a mixed one
         atomic_write_many(files)
     for old in earlier:   # figures of settings no longer present
         if old.name not in markdown:
             old.unlink(missing_ok=True)
-    try:  # what this report read (paths and bytes): the study renders it again when that differs
-        atomic_write_json(out_dir / INPUTS_FILE, {"results": report_inputs(results), "read": read,
-                                                  "settings": settings.record()})
-    except OSError as e:
-        raise ReportWriteError(out_dir, e) from None
     return out_dir
 
 

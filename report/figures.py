@@ -16,7 +16,7 @@ from report.published import published_figure  # noqa: E402
 from report.stats import ARCH_ORDER, group_rows, protocol_label  # noqa: E402
 from toolkit.provenance import atomic_write_bytes  # noqa: E402
 
-__all__ = ["bar_charts", "scatter_random_trained", "batchnorm_chart", "slug", "save_figure", "staged", "stage",
+__all__ = ["bar_charts", "scatter_random_trained", "colour_of", "use_archs", "chance_pct", "PALETTE", "batchnorm_chart", "slug", "save_figure", "staged", "stage",
            "read_staged"]
 
 _CMAP = plt.get_cmap("tab20")
@@ -68,11 +68,39 @@ def save_figure(fig, path, dpi: int = 100) -> Path:
     return stage(path, buf.getvalue())
 
 
-def _colour(arch: str):
-    """The same colour for an architecture in every figure (tab10 holds the study's ten)."""
-    if arch in ARCH_ORDER[:10]:
-        return plt.get_cmap("tab10")(ARCH_ORDER.index(arch))
-    return _CMAP(1 + 2 * (sum(map(ord, arch)) % 10))  # light tab20 shades for anything else
+# Distinct colours, one per front-end in every figure of a report: the study's front-ends by their order
+# (tab10, then six more from Kelly's / Trubetskoy's lists of distinct colours), other front-ends (yours,
+# layer selections, HEAR modules) the colours after those, in sorted order, so no two share a shade.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf", "#000075", "#f032e6", "#469990", "#800000", "#fabed4", "#ffe119",
+           "#aaffc3", "#dcbeff", "#9a6324", "#808000", "#3cb44b", "#4363d8")
+_OTHERS = contextvars.ContextVar("report_other_archs", default=())
+
+
+def use_archs(archs) -> None:
+    """Fix the colours of the front-ends outside the study's for this report (call once per report)."""
+    _OTHERS.set(tuple(sorted(a for a in set(archs) if a not in ARCH_ORDER)))
+
+
+def colour_of(arch: str) -> str:
+    """The colour of ``arch`` in every figure of the report (see ``PALETTE``); MFCC is black."""
+    if arch == "mfcc":
+        return "#000000"
+    study = [a for a in ARCH_ORDER if a != "mfcc"]
+    if arch in study:
+        return PALETTE[study.index(arch)]
+    others = _OTHERS.get()
+    k = others.index(arch) if arch in others else sum(map(ord, arch))
+    return PALETTE[(len(study) + k) % len(PALETTE)]
+
+
+_colour = colour_of
+
+
+def chance_pct(members) -> float | None:
+    """100 / the number of classes of a group's rows (uniform guessing), or None when not recorded."""
+    ns = {r.get("n_classes") for r in members.values() if r.get("n_classes")}
+    return 100.0 / ns.pop() if len(ns) == 1 else None
 
 
 def bar_charts(rows: list[dict], out_dir: Path) -> list[tuple[str, str]]:
@@ -107,7 +135,7 @@ def bar_charts(rows: list[dict], out_dir: Path) -> list[tuple[str, str]]:
             continue
         width_bar = 0.8 / len(archs)
         fig, ax = plt.subplots(figsize=(max(6.0, 2.2 + 0.45 * len(archs) * len(classifiers)), 4.2))
-        approx_seen = exact_seen = mfcc_seen = False
+        approx_seen = exact_seen = mfcc_seen = chance_seen = False
         for g, clf in enumerate(classifiers):
             members = by_clf[clf]
             for k, arch in enumerate(archs):
@@ -130,6 +158,11 @@ def bar_charts(rows: list[dict], out_dir: Path) -> list[tuple[str, str]]:
                           linestyles="--", linewidth=1.2, zorder=4,
                           label="MFCC baseline" if not mfcc_seen else None)
                 mfcc_seen = True
+            chance = chance_pct(members)
+            if chance is not None:
+                ax.hlines(chance, g - 0.48, g + 0.48, colors="#666666", linestyles=":", linewidth=1.4, zorder=4,
+                          label=f"chance (1 / {round(100 / chance)} classes)" if not chance_seen else None)
+                chance_seen = True
         if exact_seen:
             ax.plot([], [], "D", ms=4.5, color="black", label="published")
         if approx_seen:
@@ -149,7 +182,7 @@ def bar_charts(rows: list[dict], out_dir: Path) -> list[tuple[str, str]]:
         plt.close(fig)
         written.append((name, f"{ds}, {weights} weights, width {width}, "
                               f"{protocol_label(protocol)}: mean accuracy over runs, error bars "
-                              "one std"))
+                              "one std; dashed: the MFCC baseline; dotted: chance"))
     return written
 
 
@@ -178,9 +211,10 @@ def scatter_random_trained(pairs: list[dict], out_dir: Path, title: str) -> str 
         ps = [p for p in pairs if p["dataset"] == ds]
         for clf in sorted({p["classifier"] for p in ps}):
             q = [p for p in ps if p["classifier"] == clf]
+            colours = [colour_of(p["arch"]) for p in q]  # the front-end's colour, as in the bar charts
             ax.scatter([p["random"] for p in q], [p["trained"] for p in q],
-                       marker=markers[i % len(markers)], s=36,
-                       color=_CMAP(2 * i + (clf != "svm")), label=f"{ds} {clf.upper()}")
+                       marker=markers[i % len(markers)], s=36, edgecolors=colours,
+                       facecolors=colours if clf == "svm" else "none", label=f"{ds} {clf.upper()}")
         for p in ps:
             ax.annotate(p["arch"], (p["random"], p["trained"]), textcoords="offset points",
                         xytext=(4, 3), fontsize=7)

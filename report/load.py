@@ -179,7 +179,9 @@ def _entry_row(entry: dict, meta: dict, where: str) -> dict:
         failed = []
     failed = [{"params": f.get("params"), "seed": f.get("seed"), "reason": str(f.get("reason", "no reason given"))}
               for f in failed]
-    return dict(meta, classifier=str(entry["classifier"]), protocol=protocol, failed_points=failed,
+    labels = runs[0].get("labels")  # the classes the classifier chose among: chance is 1 / their number
+    n_classes = len(labels) if isinstance(labels, list) and labels else None
+    return dict(meta, classifier=str(entry["classifier"]), protocol=protocol, failed_points=failed, n_classes=n_classes,
                 optimistic=protocol == "cv-best" or bool(entry.get("optimistic")),
                 accuracies=accuracies, seeds=seeds, predictions=predictions,
                 mean=mean, std=std, n_runs=len(accuracies), notes=notes)

@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 
 from report.figures import plt, save_figure, slug
-from report.stats import (ARCH_ORDER, correlations, fmt_p, group_rows, holm, protocol_label,
-                          random_vs_trained, ttest)
+from report.stats import (ARCH_ORDER, compare, correlations, fmt_p, group_rows, holm, protocol_label,
+                          random_vs_trained)
 
 __all__ = ["is_new", "rank_new", "per_layer_curves", "per_layer_figures", "rank_blocks"]
 
@@ -43,7 +43,7 @@ def rank_new(rows: list[dict]) -> list[dict]:
         for arch in sorted(a for a in members if is_new(a)):
             row = members[arch]
             others = sorted((b for b in members if b != arch), key=lambda b: -members[b]["mean"])
-            tests = [ttest(row["accuracies"], members[b]["accuracies"]) for b in others]
+            tests = [compare(row, members[b]) for b in others]
             adjusted = holm([t["p"] for t in tests])
             scope = f"{ds} / {clf} / {protocol_label(protocol)}"
             out.append({
@@ -98,9 +98,15 @@ def per_layer_curves(rows: list[dict]) -> list[dict]:
             continue  # the loader already reported an unreadable file
         per = data.get("per_layer") if isinstance(data, dict) else None
         if isinstance(per, dict) and per.get("curves") and _usable_per_layer(per):
-            out.append({k: r[k] for k in ("dataset", "arch", "width", "weights", "source")}
+            out.append({k: r.get(k) for k in ("dataset", "arch", "width", "weights", "source", "n_classes")}
                        | {"layers": per["layers"], "curves": per["curves"]})
     return out
+
+
+def chance_of(curve: dict) -> float | None:
+    """Chance accuracy (percent) of a per-layer curve's dataset, when its class count is known."""
+    n = curve.get("n_classes")
+    return 100.0 / n if n else None
 
 
 def per_layer_figures(curves: list[dict], out_dir: Path) -> list[tuple[str, str]]:
@@ -112,25 +118,34 @@ def per_layer_figures(curves: list[dict], out_dir: Path) -> list[tuple[str, str]
         colours = {}
         for curve in c["curves"]:
             label = f"{curve['classifier'].upper()} {protocol_label(curve['protocol'])}"
-            colour = colours.setdefault(label, plt.get_cmap("tab10")(len(colours) % 10))
+            colour = colours.setdefault(label, plt.get_cmap("Dark2")(len(colours) % 8))
             pts = [p for p in curve["points"] if p["mean"] is not None]
-            ax.plot([p["k"] for p in pts], [100 * p["mean"] for p in pts], marker="o", ms=3, color=colour,
-                    linestyle="-" if curve["mode"] == "cumulative" else "--",
-                    label=f"{label}, layers 1..k" if curve["mode"] == "cumulative" else f"{label}, layer k alone")
+            together = curve["mode"] == "cumulative"
+            # layers 1..k: solid line, filled circles; layer k alone: dotted line, hollow squares, so the
+            # two differ in the legend's short samples too (dashes of a 2-point sample looked solid)
+            ax.plot([p["k"] for p in pts], [100 * p["mean"] for p in pts], color=colour,
+                    linestyle="-" if together else (0, (1.5, 1.5)), linewidth=1.6 if together else 1.3,
+                    marker="o" if together else "s", ms=4 if together else 4.5,
+                    markerfacecolor=colour if together else "white",
+                    label=f"{label}, layers 1..k together" if together else f"{label}, layer k alone")
+        for c_ in (chance_of(c),):
+            if c_ is not None:
+                ax.axhline(c_, color="#666666", linestyle=":", linewidth=1.2, label=f"chance ({c_:.1f}%)")
         ax.set_xticks(range(1, len(names) + 1))
         ax.set_xticklabels([f"{i + 1}\n{n}" for i, n in enumerate(names)], fontsize=7,
                            rotation=0 if len(names) <= 8 else 45)
         ax.set_xlabel("layer k (depth)")
         ax.set_ylabel("accuracy %")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), handlelength=4.0)
         ax.set_title(f"{c['dataset']}: {c['arch']} ({c['weights']}, {c['width']})", fontsize=9)
         name = slug("fig", "layers", c["dataset"], c["arch"], c["width"], c["weights"]) + ".png"
         fig.tight_layout()
         save_figure(fig, out_dir / name, dpi=110)
         plt.close(fig)
         written.append((name, f"Accuracy vs depth, {c['arch']} on {c['dataset']} ({c['weights']} weights, "
-                              f"width {c['width']}): solid, layers 1..k together; dashed, layer k alone"))
+                              f"width {c['width']}): solid line and filled circles, layers 1..k together; "
+                              "dotted line and hollow squares, layer k alone"))
     return written
 
 
@@ -153,15 +168,15 @@ def rank_blocks(rows: list[dict], out_dir: Path) -> list:
                    ("p", "Rank by mean accuracy within each comparison group (1 = best); Student's t-test on "
                          "per-run accuracies against every other front-end of the group, Holm-corrected "
                          "over those pairs; `*` marks p < 0.05.")]
-        for r in ranks:
-            blocks.append(("h3", f"{r['arch']}: rank {r['rank']} of {r['of']} ({r['dataset']}, {r['weights']} "
-                                 f"weights, width {r['width']}, {r['classifier'].upper()}, "
-                                 f"{protocol_label(r['protocol'])}; {r['mean']:.1f}%)"))
-            blocks.append(("table", ["against", "its accuracy %", "difference (points)", "t-test p", "Holm"],
-                           [[v["b"], f"{v['mean_b']:.1f}", f"{round(v['diff'], 1) + 0.0:+.1f}",
-                             v["note"] or fmt_p(v["p"]), fmt_p(v["p_holm"]) if v["p"] is not None else "–"]
-                            for v in r["vs"]]))
-            blocks.append(("p", "How far to trust the ranking: " + _trust(r["trust"]) + "."))
+        for r in ranks:  # the rank itself is in the dataset's headline; each group's tests collapsed here
+            blocks.append(("details", f"{r['arch']}: rank {r['rank']} of {r['of']} ({r['dataset']}, {r['weights']} "
+                                      f"weights, width {r['width']}, {r['classifier'].upper()}, "
+                                      f"{protocol_label(r['protocol'])}; {r['mean']:.1f}%)",
+                           [("table", ["against", "its accuracy %", "difference (points)", "t-test p", "Holm"],
+                             [[v["b"], f"{v['mean_b']:.1f}", f"{round(v['diff'], 1) + 0.0:+.1f}",
+                               v["note"] or fmt_p(v["p"]), fmt_p(v["p_holm"]) if v["p"] is not None else "–"]
+                              for v in r["vs"]]),
+                            ("p", "How far to trust the ranking: " + _trust(r["trust"]) + ".")]))
     curves = per_layer_curves(rows)
     if curves:
         blocks += [("h2", "Accuracy vs depth"),

@@ -6,13 +6,13 @@ import sys
 
 from toolkit.cli import HelpFormatter, interruptible, prog
 
+from studies import judge
 from studies.study import LONG_S, Study, run_study
 
 
 def parse_args(argv=None):
     import architectures
     from classifiers.grids import GRIDS
-    from audiodata import datasets
     from features.extract import HEAR_PREFIX
     from features.settings import add_dataset_arguments
     from toolkit.settings import add_device_arguments, add_engine_arguments, add_seed_argument, add_width_argument
@@ -32,11 +32,13 @@ def parse_args(argv=None):
         formatter_class=HelpFormatter)
     add_dataset_arguments(p)
     p.add_argument("--arch", nargs="+", default=["all"], metavar="NAME",
-                   help=f"front-ends: {', '.join(names)}, all, hear:MODULE, or your own pkg.module:Class / "
-                        "path/to/file.py:factory (docs/own-architecture.md)")
+                   help=f"front-ends: {', '.join(names)}, all, hear:MODULE, your own pkg.module:Class / "
+                        "path/to/file.py:factory (docs/own-architecture.md), or space:path/to/space.py "
+                        "(every member of its SPACE; examples/space.py)")
     add_seed_argument(p, default=(0, 1, 2), help="random-weight seeds (one run each)")
     add_width_argument(p, "the study's widths: large (~3584 features) or small (~120)")
     add_custom_arguments(p)
+    judge.add_arguments(p)  # --proxies, --train (studies/judge.py)
     p.add_argument("--input-seconds", type=float, default=None, help="input length; default the study's ~29 s")
     p.add_argument("--folds", type=int, default=10, help="folds for datasets without predefined splits")
     p.add_argument("--fold-seed", type=int, default=0, help="shuffling seed of those folds")
@@ -65,6 +67,11 @@ def parse_args(argv=None):
                    help=f"print the time estimate and stop (above {LONG_S / 60:.0f} min it suggests a GPU "
                         "or Ray)")
     a = p.parse_args(argv)
+    try:  # space:FILE -> every member of its search space
+        a.arch = [m for x in a.arch for m in judge.expand_arch(x)]
+        a.judge = judge.options_from_args(a)
+    except ValueError as e:
+        p.error(str(e))
     bad = [x for x in a.arch if x not in names and x != "all" and not x.startswith(HEAR_PREFIX)
            and not is_custom_spec(x)]
     if bad:

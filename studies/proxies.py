@@ -109,7 +109,8 @@ class Judged(nn.Module):
         self.frontend, self.backend = frontend, backend
 
     def forward(self, x):
-        return self.backend(self.frontend(x))
+        from architectures.backend import frontend_output
+        return self.backend(frontend_output(self.frontend, x))
 
     def scored(self) -> list[nn.Module]:
         """The front-end's conv and linear layers, in module order."""
@@ -308,8 +309,9 @@ def score_network(frontend: nn.Module, x: torch.Tensor | None, y: torch.Tensor |
     kind = getattr(frontend, "input_kind", None)
     net = None
     if has_net and kind in ("waveform", "spectrogram") and x is not None:
+        from architectures.backend import frontend_output
         with torch.no_grad():
-            channels = frontend.eval()(x[:1]).shape[1]
+            channels = frontend_output(frontend.eval(), x[:1]).shape[1]
         backend = init_he_normal(PonsBackend(channels, n_classes, batchnorm=False), seed)
         net = Judged(frontend, backend).eval()
     for name in proxies:
@@ -486,23 +488,10 @@ def run_proxies(arch: str, st: ProxySettings, ds=None, log=None) -> Path:
 
 
 def read_proxies(root) -> list[dict]:
-    """Every row of every current ``proxies.csv`` under ``root`` (``value`` a float or None)."""
-    rows = []
-    for path in sorted(Path(root).rglob("proxies.csv")):
-        folder = path.parent
-        try:
-            key = json.loads((folder / "meta.json").read_text()).get("key")
-        except (OSError, ValueError):
-            continue
-        if not _current(folder, key):
-            continue  # half-written or edited: never read as a result
-        with open(path, newline="") as f:
-            for r in csv.DictReader(f):
-                r["value"] = float(r["value"]) if r["value"] not in ("", None) else None
-                r["seed"] = int(r["seed"])
-                r["seconds"] = float(r["seconds"])
-                rows.append(r)
-    return rows
+    """Every row of every current ``proxies.csv`` under ``root`` (``report.judge.read_proxies``, the one
+    reader: a table whose checksum differs from its ``meta.json`` is skipped)."""
+    from report.judge import read_proxies as read
+    return read([root])
 
 
 # ----------------------------------------------------------------------------- command line

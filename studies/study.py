@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from classifiers.grid import GridSettings
+from features.progress import TIME_BELOW_S, clips_done, fmt_s, listening, measure_rate, part_seconds  # noqa: F401
 from features.settings import ExtractSettings, cache_dir_arg
 from toolkit.settings import Settings, SettingsError, check_seeds
 
@@ -67,6 +68,7 @@ class Study(Settings):
     out: str = "runs"
     cache_dir: str | None = "runs/cache/audio"
     as_published: bool = False  # extraction and grids as the study's code computed them (docs/fidelity.md)
+    judge: object = None  # studies.judge.JudgeOptions: --proxies, --train (None: neither)
 
     RECORD_ONLY = ("workers", "engine", "address", "jobs", "out", "cache_dir")
 
@@ -114,28 +116,9 @@ class Study(Settings):
         import architectures
         out = []
         for a in self.archs:
-            out += list(architectures.ARCHITECTURES) if a == "all" else [a]
+            from studies.judge import expand_arch  # space:FILE -> each member of its SPACE
+            out += list(architectures.ARCHITECTURES) if a == "all" else expand_arch(a)
         return list(dict.fromkeys(out))
-
-
-def measure_rate(device: torch.device, seconds: float = 0.5) -> float:
-    """This machine's conv throughput in GFLOP/s: a 3x3, 32 -> 32 channel conv on a 128 x 96 map,
-    repeated for about ``seconds`` (the kind of layer most front-ends spend their time in)."""
-    conv = torch.nn.Conv2d(32, 32, 3, padding=1).to(device).eval()
-    x = torch.randn(4, 32, 128, 96, device=device)
-    flop = 2 * 32 * 9 * 32 * 128 * 96 * 4
-    n, t0 = 0, time.perf_counter()
-    with torch.inference_mode():
-        conv(x)  # warm-up (allocator, kernel choice)
-        t0 = time.perf_counter()
-        while True:
-            conv(x)
-            n += 1
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if time.perf_counter() - t0 >= seconds:
-                break
-    return n * flop / (time.perf_counter() - t0) / 1e9
 
 
 def estimate(plans: list, rate_gflops: float, decode_s_per_clip: float) -> dict:
@@ -145,7 +128,8 @@ def estimate(plans: list, rate_gflops: float, decode_s_per_clip: float) -> dict:
     Parameters
     ----------
     plans : list of dict
-        ``{"arch", "seed", "gflop_per_clip", "clips_todo"}`` per feature set.
+        ``{"arch", "seed", "gflop_per_clip", "clips_todo"}`` per feature set, and ``s_per_clip`` where
+        the time of a clip was measured instead (the MFCC baseline, modules of unknown cost).
     rate_gflops : float
         Measured GFLOP/s (:func:`measure_rate`).
     decode_s_per_clip : float
@@ -156,40 +140,45 @@ def estimate(plans: list, rate_gflops: float, decode_s_per_clip: float) -> dict:
     dict
         ``network_s``, ``decode_s``, ``total_s``, ``gflop`` and per arch ``{arch: seconds}``.
     """
-    per_arch, gflop = {}, 0.0
+    per_arch, gflop, network = {}, 0.0, 0.0
     for p in plans:
         g = (p["gflop_per_clip"] or 0.0) * p["clips_todo"]
         gflop += g
-        per_arch[p["arch"]] = per_arch.get(p["arch"], 0.0) + g / rate_gflops
-    network = gflop / rate_gflops
+        s = p["s_per_clip"] * p["clips_todo"] if p.get("s_per_clip") is not None else g / rate_gflops
+        network += s
+        per_arch[p["arch"]] = per_arch.get(p["arch"], 0.0) + s
     return {"network_s": network, "decode_s": decode_s_per_clip, "total_s": network + decode_s_per_clip,
             "gflop": gflop, "per_arch": per_arch}
 
 
-def _fmt_s(s: float) -> str:
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 5400:
-        return f"{s / 60:.1f} min"
-    return f"{s / 3600:.1f} h"
+_fmt_s = fmt_s
 
 
-def _plan_all(st: Study, ds, jobs, log):
-    """``features.extract.plan`` of every job: the clips still to do and the model's GFLOP per clip."""
+def seeded(arch: str) -> bool:
+    """Whether a front-end's features depend on the weight seed: not the MFCC baseline (no weights), so a
+    study extracts and scores it once, whatever ``--seed`` lists."""
+    import architectures
+    f = architectures.FRONTENDS.get(arch)
+    return f is None or f.seeded
+
+
+def _plan_all(st: Study, ds, jobs, log, rate=None):
+    """``features.extract.plan`` of every job: the clips still to do and the model's GFLOP per clip (or,
+    where that is no measure of its time, one clip timed). A front-end that cannot be built is logged
+    once with every seed it fails for, not once per seed."""
     from architectures import cost
     from audiodata import audio
     from features import store
-    from features.extract import ExtractionError, plan
-    from features.extract import resolve_run_device
+    from features.extract import ExtractionError, plan, resolve_run_device
     base = st.extract_settings()
     dev = resolve_run_device(base.device, base.engine, base.address)  # the one rule, as extraction's
     plans, failed = [], []
+    timed = {}  # arch -> seconds per clip, where a clip was timed (the same for every seed)
     for arch, seed in jobs:
         try:
             run = plan(base.replace(arch=arch, seed=seed), dev, ds=ds)
         except (ExtractionError, ValueError, RuntimeError) as e:
             failed.append((arch, seed, str(e)))
-            log(f"  {arch} seed {seed}: cannot be built: {e}")
             continue
         if store.verified(run.folder, run.key, progress=False):  # done, and its bytes check out
             plans.append({"arch": arch, "seed": seed, "gflop_per_clip": 0.0, "clips_todo": 0, "done": True})
@@ -201,36 +190,87 @@ def _plan_all(st: Study, ds, jobs, log):
         except Exception:  # a module that cannot run on the meta device: cost unknown
             g = None
         todo = len(run.ds.clips)  # at most: finished chunks of an interrupted run are read only under its lock
+        per = None
+        if rate is not None and st.engine == "local" and (g is None or g == 0 or spec.kind == "clip"
+                                                          or g / rate < TIME_BELOW_S):
+            if arch not in timed:
+                def one(run=run):
+                    from audiodata.decode import prepare
+                    return prepare(0, run.ds.clips[0].path, run.spec, st.cache_dir).x
+                try:
+                    timed[arch] = part_seconds(run, rate, one)[0]
+                except Exception:  # it fails in extraction too, with its message there
+                    timed[arch] = None
+            per = timed[arch]
         plans.append({"arch": arch, "seed": seed, "gflop_per_clip": g, "clips_todo": todo, "done": False,
-                      "name": run.arch})
+                      "name": run.arch, "s_per_clip": per})
         del run
+    for arch in dict.fromkeys(a for a, _, _ in failed):
+        whys = {e for a, _, e in failed if a == arch}
+        seeds = [s for a, s, _ in failed if a == arch]
+        for why in whys:
+            log(f"  {arch} (seed {', '.join(map(str, seeds))}): cannot be built: {why}")
     return plans, failed, dev
 
 
-def _decode_rate(ds, st: Study, n: int = 3) -> tuple[float, int]:
-    """Seconds per clip to decode (measured on up to ``n`` clips not yet cached) and the clips not cached."""
+def _decode_rate(ds, st: Study, n: int = 3) -> tuple[float, int, int]:
+    """Seconds per clip to decode (measured on up to ``n`` clips not yet cached), the clips not cached
+    before the study, and how many of them this measurement decoded (they are cached now)."""
     from audiodata import decode
     if st.cache_dir is None:
-        return 0.05, len(ds.clips)
+        return 0.05, len(ds.clips), 0
     todo = [c for c in ds.clips if not (Path(st.cache_dir) / (k := decode.cache_key(c.path))[:2] /
                                         f"{k}.npy").exists()]
     if not todo:
-        return 0.0, 0
+        return 0.0, 0, 0
+    n_undecoded = len(todo)
     try:  # the first decode pays for imports and the resampler's set-up: not timed
         decode.decode_cached(todo[0].path, st.cache_dir)
     except Exception:
         pass
-    todo = todo[1:]
-    if not todo:
-        return 0.0, 0
     t0, done = time.perf_counter(), 0
-    for c in todo[:n]:
+    for c in todo[1:1 + n]:
         try:
             decode.decode_cached(c.path, st.cache_dir)
         except Exception:
             pass
         done += 1
-    return (time.perf_counter() - t0) / max(done, 1), len(todo) - done
+    return (time.perf_counter() - t0) / max(done, 1), n_undecoded, done + 1
+
+
+class _Overall:
+    """The study's one overall line: the estimated work done so far (each clip of a part counts its
+    estimated seconds), feature sets and grids done, and the time left at the rate measured so far."""
+
+    def __init__(self, total_s: float, n_sets: int, n_grids: int, enabled: bool):
+        from tqdm import tqdm
+        self.sets, self.n_sets, self.grids, self.n_grids = 0, n_sets, 0, n_grids
+        self.per_clip = 0.0
+        self.bar = tqdm(total=max(total_s, 1e-6), file=sys.stderr, disable=not enabled, position=0,
+                        dynamic_ncols=True, leave=True, mininterval=0.5,
+                        bar_format="study |{bar:20}| {percentage:3.0f}% of the estimated extraction, "
+                                   "{desc} [{elapsed} elapsed, about {remaining} left]")
+        self._desc()
+
+    def _desc(self):
+        self.bar.set_description_str(f"feature sets {self.sets}/{self.n_sets}, grids {self.grids}/{self.n_grids}",
+                                     refresh=True)
+
+    def clips(self, n: int):
+        self.bar.update(min(self.per_clip * n, self.bar.total - self.bar.n))
+
+    def set_done(self, left_s: float = 0.0):
+        self.sets += 1
+        if left_s > 0:
+            self.bar.update(min(left_s, self.bar.total - self.bar.n))
+        self._desc()
+
+    def grid_done(self):
+        self.grids += 1
+        self._desc()
+
+    def close(self):
+        self.bar.close()
 
 
 def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
@@ -242,25 +282,36 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
     archs = st.expanded_archs()
+    log(f"study: listing {st.dataset} clips ...")
     ds = datasets.load_dataset(st.dataset, root=st.root, split_dir=st.split_dir, manifest=st.manifest,
                                folds=None)  # features never depend on folds: the grids make them
-    jobs = [(a, s) for a in archs for s in st.seeds]
+    once = [a for a in archs if not seeded(a)]
+    jobs = [(a, s) for a in archs for s in (st.seeds if seeded(a) else st.seeds[:1])]
     log(f"study: {ds.name}, {len(ds.clips)} clips, {len(archs)} front-end(s) x {len(st.seeds)} seed(s), "
-        f"width {st.width}; output under {st.out}/")
-
-    plans, failed_build, dev = _plan_all(st, ds, jobs, log)
-    dec_per_clip, undecoded = _decode_rate(ds, st)
-    rate = measure_rate(dev)
-    est = estimate(plans, rate, dec_per_clip * undecoded / max(st.workers, 1))
+        f"width {st.width}; output under {st.out}/"
+        + (f"; {', '.join(once)} has no weights: extracted and scored once" if once and len(st.seeds) > 1
+           else ""))
+    from features.extract import resolve_device
+    rate = measure_rate(torch.device("cpu") if st.engine == "ray" else resolve_device(st.device))
+    dec_per_clip, undecoded, decoded_now = _decode_rate(ds, st)  # first: planning may decode a clip to time it
+    plans, failed_build, dev = _plan_all(st, ds, jobs, log, rate)
+    est = estimate(plans, rate, dec_per_clip * max(undecoded - decoded_now, 0) / max(st.workers, 1))
     done = sum(p["done"] for p in plans)
-    unknown = sorted({p["arch"] for p in plans if p["gflop_per_clip"] is None and not p["done"]})
-    log(f"estimate: {_fmt_s(est['total_s'])} of extraction on {dev.type} ({est['gflop']:.3g} GFLOP at a "
-        f"measured {rate:.0f} GFLOP/s, decoding {undecoded} clips at {dec_per_clip:.2f} s each over "
-        f"{max(st.workers, 1)} worker(s)); {done} of {len(jobs)} feature sets already done; grids and report "
-        "come on top" + (f"; cost unknown for {', '.join(unknown)}" if unknown else ""))
+    unknown = sorted({p["arch"] for p in plans if p["gflop_per_clip"] is None and p.get("s_per_clip") is None
+                      and not p["done"]})
+    timed = sorted({p["arch"] for p in plans if p.get("s_per_clip") is not None and not p["done"]})
+    log(f"estimate: {_fmt_s(est['total_s'])} of extraction on {dev.type} ({est['gflop']:.3g} GFLOP at "
+        f"{rate:.0f} GFLOP/s measured here"
+        + (f"; {', '.join(timed)} timed on one clip" if timed else "")
+        + f"; decoding {undecoded} clips at {dec_per_clip:.2f} s each over {max(st.workers, 1)} worker(s)); "
+        f"{done} of {len(jobs)} feature sets already done; grids and report come on top"
+        + (f"; cost unknown for {', '.join(unknown)}" if unknown else ""))
     for arch, s in sorted(est["per_arch"].items(), key=lambda kv: -kv[1])[:5]:
         if s > 1:
             log(f"  {arch}: about {_fmt_s(s)}")
+    from studies import judge  # --proxies, --train (studies/judge.py)
+    if (line := judge.train_estimate(st, archs, rate, ds, _fmt_s)) is not None:
+        log(line)
     if est["total_s"] > LONG_S:
         hint = "--device cuda (a GPU is visible)" if torch.cuda.is_available() and dev.type == "cpu" else \
             "--device cuda on a machine with a GPU"
@@ -268,62 +319,91 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
     if estimate_only:
         return 0
 
-    # 1. features
-    failed = [f"extract {a} seed {s}: {e}" for a, s, e in failed_build]
+    # 1. features, under one overall line
+    failed = [(f"extract {a}", s, e) for a, s, e in failed_build]  # (part, seed or None, why)
     bad = {(a, s) for a, s, _ in failed_build}
     base = st.extract_settings()
     sets: dict = {}
-    for arch, seed in jobs:
-        if (arch, seed) in bad:
-            continue
-        try:
-            path = extract(base.replace(arch=arch, seed=seed), ds=ds)
-        except Exception as e:  # one front-end failing never stops the others
-            failed.append(f"extract {arch} seed {seed}: {e}")
-            log(f"{arch} seed {seed} failed: {e}")
-            continue
-        sets.setdefault(arch, []).append(path)
+    by_job = {(p["arch"], p["seed"]): p for p in plans}
+    overall = _Overall(est["network_s"], len(jobs), len({a for a, _ in jobs}), enabled=True)
+    t_extract = time.perf_counter()
+    try:
+        with listening(overall.clips):
+            for arch, seed in jobs:
+                if (arch, seed) in bad:
+                    continue
+                p = by_job.get((arch, seed), {})
+                part_s = (p.get("s_per_clip") if p.get("s_per_clip") is not None else
+                          (p.get("gflop_per_clip") or 0.0) / rate) if p else 0.0
+                overall.per_clip = part_s
+                before = overall.bar.n
+                try:
+                    path = extract(base.replace(arch=arch, seed=seed), ds=ds)
+                except Exception as e:  # one front-end failing never stops the others
+                    if not any(f[0] == f"extract {arch}" and f[2] == str(e) for f in failed):
+                        overall.bar.write(f"{arch} seed {seed} failed: {e}", file=sys.stderr)  # once per error
+                    failed.append((f"extract {arch}", seed, str(e)))
+                    continue
+                finally:  # the part's share of the estimate is done, however many clips it computed
+                    overall.set_done(part_s * p.get("clips_todo", 0) - (overall.bar.n - before))
+                sets.setdefault(arch, []).append(path)
+        extract_s = time.perf_counter() - t_extract
 
-    # 2. grids
-    changed, results = False, []
-    for arch, paths in sets.items():
-        label = json.loads((paths[0] / "meta.json").read_text())["arch"]
-        t_grid = time.time()
-        try:  # the folder is named by the results key: a current one is kept, other settings go elsewhere
-            path = Path(run_grid(st.grid_settings().replace(features=[str(p) for p in paths]),
-                                 results_root=st.results_dir, reuse=True, progress=False, log=lambda m: None))
-        except Exception as e:
-            failed.append(f"grid {label}: {e}")
-            log(f"grid {label} failed: {e}")
-            continue
-        if path.stat().st_mtime < t_grid:
-            if path.with_name("results.csv").stat().st_mtime >= t_grid:
-                log(f"{label}: results.csv did not match results.json: derived from it again")
-            log(f"{label}: results current, kept ({path})")
+        # 2. grids
+        changed, results = False, []
+        for arch, paths in sets.items():
+            label = json.loads((paths[0] / "meta.json").read_text())["arch"]
+            t_grid = time.time()
+            try:  # the folder is named by the results key: a current one is kept, other settings go elsewhere
+                path = Path(run_grid(st.grid_settings().replace(features=[str(p) for p in paths]),
+                                     results_root=st.results_dir, reuse=True, progress=False, log=lambda m: None))
+            except Exception as e:
+                failed.append((f"grid {label}", None, str(e)))
+                overall.bar.write(f"grid {label} failed: {e}", file=sys.stderr)
+                continue
+            finally:
+                overall.grid_done()
             results.append(path)
-            continue
-        changed = True
-        results.append(path)
-        log(f"{label}: grids done ({path})")
+            if path.stat().st_mtime < t_grid:
+                if path.with_name("results.csv").stat().st_mtime >= t_grid:
+                    overall.bar.write(f"{label}: results.csv did not match results.json: derived from it again",
+                                      file=sys.stderr)
+                overall.bar.write(f"{label}: results current, kept ({path})", file=sys.stderr)
+                continue
+            changed = True
+            overall.bar.write(f"{label}: grids done ({path})", file=sys.stderr)
+    finally:
+        overall.close()
+
+    judge_failed, judge_changed = judge.run_judge_steps(st, ds, archs, log)
+    failed = failed + [(f.partition(": ")[0], None, f.partition(": ")[2]) for f in judge_failed]
+    changed = changed or judge_changed
 
     # 3. report: rendered again whenever the results it would read (paths, bytes) differ from the ones
     # it records having read (a run killed before its report, a results file edited or added since)
     report = st.report_dir / "report.html"
-    sources = [str(st.results_dir / ds.name)]
+    report_state = "missing"
+    sources = [str(st.results_dir / ds.name)] + judge.report_paths(st, ds)
     if results and (changed or not report_is_current(sources, st.report_dir)):
         try:
             render_report(sources, out=st.report_dir, log=lambda m: None)
+            report_state = "written"
         except Exception as e:
-            failed.append(f"report: {e}")
+            failed.append(("report", None, str(e)))
     elif results:
-        log("report current, kept")
+        report_state = "current, kept"
 
     ok_sets = sum(len(v) for v in sets.values())
-    written = report.exists() and not any(f.startswith("report") for f in failed)
+    todo_sets = len(jobs) - done
+    log(f"time: extraction estimated {_fmt_s(est['total_s'])}, took {_fmt_s(extract_s)}"
+        + (f" (x{extract_s / est['total_s']:.2f} the estimate)" if est["total_s"] > 0 and todo_sets else
+           " (nothing was left to extract)" if not todo_sets else ""))
     log(f"summary: {ok_sets} of {len(jobs)} feature sets, {len(results)} of {len(archs)} results files, "
-        f"report {'written' if written else 'missing'} ({report}); {time.perf_counter() - t0:.0f} s")
-    for f in failed:
-        log(f"  failed: {f}")
+        f"report {report_state} ({report}); "
+        f"{time.perf_counter() - t0:.0f} s")
+    for part, why in dict.fromkeys((part, why) for part, _, why in failed):  # one line per distinct error
+        seeds = [str(s) for p, s, w in failed if p == part and w == why and s is not None]
+        log(f"  failed: {part}" + (f" (seed {', '.join(seeds)})" if seeds else "") + f": {why}")
     if report.exists():
         print(st.report_dir)
     return 1 if failed else 0

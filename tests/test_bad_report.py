@@ -249,3 +249,30 @@ def test_figures_go_through_a_temporary_file(tmp_path, monkeypatch):
     out = render_report(results=[tmp_path / "good"], out=tmp_path / "report")
     assert targets and not [t for t in targets if isinstance(t, (str, os.PathLike))]
     assert list(out.glob("fig_*.png"))
+
+
+@pytest.mark.parametrize("text", ['[' * 100_000 + ']' * 100_000, '[1, 2]', '{"kind": "randomcnn-batchnorm"}',
+                                  '{"kind": "randomcnn-batchnorm", "cells": [], "batch_sizes": "8"}', "\xff"],
+                         ids=["deep", "a-list", "no-cells", "bad-sizes", "not-utf8"])
+def test_malformed_batchnorm_experiment_is_listed_and_the_rest_built(tmp_path, text):
+    _good(tmp_path)
+    bn = tmp_path / "bn" / "batchnorm.json"
+    bn.parent.mkdir()
+    bn.write_bytes(text.encode("latin-1") if text == "\xff" else text.encode())
+    out = render_report(results=[tmp_path], out=tmp_path / "report")
+    md = (out / "report.md").read_text()
+    assert f"skipped {bn}: not a usable batch-norm experiment" in md and "| vgg |" in md
+
+
+def test_grid_on_a_feature_set_with_deep_metadata_is_one_message(tmp_path, capsys):
+    import numpy as np
+    from classifiers.grid import main as grid_main
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    np.savez(fs / "features.npz", X=np.zeros((3, 2)), y=np.array(["a", "b", "a"]), ids=np.array(["1", "2", "3"]))
+    (fs / "meta.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SystemExit) as e:
+        grid_main(["--features", str(fs), "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot read feature-set metadata {fs / 'meta.json'}" in err

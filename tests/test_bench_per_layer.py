@@ -33,9 +33,17 @@ def test_bench_writes_both_tables(tmp_path, capsys):
     one, both, today = float(row["one_grid_s"]), float(row["with_per_layer_s"]), float(row["today_per_layer_part_s"])
     assert 0 < one < both and today > 0
     assert float(row["ratio_with_per_layer"]) == pytest.approx(both / one, rel=1e-3)
+    assert float(row["cpu_ratio_with_per_layer"]) == pytest.approx(
+        float(row["with_per_layer_cpu_s"]) / float(row["one_grid_cpu_s"]), rel=1e-3)
+    assert float(row["saving"]) == pytest.approx(today / float(row["per_layer_part_s"]), rel=1e-3)
     (elm,) = list(csv.DictReader(open(tmp_path / "elm_lstsq.csv")))
     assert elm["tasks"] == "6" and elm["lstsq_measured_tasks"] == "2" and elm["lstsq_scaled"] == "True"
-    assert float(elm["ratio"]) == pytest.approx(float(elm["lstsq_s"]) / float(elm["fast_s"]), rel=1e-3)
+    # the CSV rounds the seconds; the ratio (from the unrounded ones) lies within what the rounding allows
+    def half_unit(text):
+        return 0.5 * 10 ** -len(text.split(".")[1]) if "." in text else 0.5
+    lo_s, fa_s = float(elm["lstsq_s"]), float(elm["fast_s"])
+    hl, hf = half_unit(elm["lstsq_s"]), half_unit(elm["fast_s"])
+    assert (lo_s - hl) / (fa_s + hf) * (1 - 1e-3) <= float(elm["ratio"]) <= (lo_s + hl) / (fa_s - hf) * (1 + 1e-3)
     assert float(elm["agreement"]) > 0.9  # the same ELM solved two ways
     # a second run appends its rows and keeps the old ones
     bench_per_layer.main(["--part", "elm", "--features", "12", "--elm-clips", "40", "--elm-classes", "2",

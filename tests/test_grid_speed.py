@@ -126,11 +126,13 @@ def test_a_refinement_that_moves_an_output_near_a_tie_is_not_settled():
     assert not _settled(np.array([[0.3, 0.3]]), np.zeros((1, 2)))  # an exact tie is never settled
 
 
-def test_benchmark_asserts_the_same_picks_as_gridsearchcv(tmp_path):
+def test_benchmark_asserts_the_same_picks_as_gridsearchcv(tmp_path, capsys):
     # The study grids (32 SVM + 6 ELM points), both protocols, against GridSearchCV on every point
     # and fold; bench_grid raises if any accuracy or pick differs.
     from benchmarks.bench_grid import bench, write_csv
+    from benchmarks.cpuinfo import cpu_info
     rows = bench(clips=60, features=12, classes=3, folds=3, jobs=1, seed=0, separation=1.5)
+    assert capsys.readouterr().out.startswith("CPU: " + cpu_info()["model"])  # the CPU it ran on, first
     assert [r["classifier"] for r in rows] == ["svm", "elm", "svm+elm"]
     assert all(r["same_picks"] for r in rows)
     assert rows[0]["baseline"].startswith("32/32 points; cv-best 3/3 folds; nested outer fold 1 with 2/2")

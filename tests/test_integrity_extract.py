@@ -516,11 +516,13 @@ def _chunk_files(out):
 
 
 def test_kill_9_at_random_points_then_resume_gives_the_uninterrupted_bytes(tmp_path):  # ~14 s quiet
-    root = write_class_folders(tmp_path / "data", per_class=4, seconds=0.5)
+    # the large width on 3 s inputs: ~0.1-0.2 s a clip, so a kill after a chunk lands inside the run (at the
+    # small width the 8 clips took 20 ms in all, and every kill found the run already finished)
+    root = write_class_folders(tmp_path / "data", per_class=4, seconds=3.5)
     out = tmp_path / "fs"
-    args = ["--arch", "sample-level", "--width", "small", "--dataset", "folder", "--root", str(root),
+    args = ["--arch", "sample-level", "--width", "large", "--dataset", "folder", "--root", str(root),
             "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--workers", "0",
-            "--batch-size", "1", "--input-seconds", "0.25"]
+            "--batch-size", "1", "--input-seconds", "3"]
     rng = random.Random(9)
     chunks_at_kill = []
     for k in range(3):
@@ -540,8 +542,8 @@ def test_kill_9_at_random_points_then_resume_gives_the_uninterrupted_bytes(tmp_p
     assert max(chunks_at_kill) >= 1, chunks_at_kill  # some work was interrupted, not only start-up
     r = subprocess.run(_cli_cmd(*args), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    ref = ex.extract("sample-level", out=tmp_path / "ref", **_kw(tmp_path, root, batch_size=1,
-                                                                  input_seconds=0.25))
+    ref = ex.extract("sample-level", out=tmp_path / "ref", **_kw(tmp_path, root, batch_size=1, width="large",
+                                                                  input_seconds=3.0))
     folder = tmp_path / r.stdout.strip().splitlines()[-1]
     assert folder.name == ref.name and _npz(folder) == _npz(ref)
     assert not list(folder.parent.glob("*.partial"))

@@ -207,14 +207,19 @@ def test_run_proxies_writes_keyed_csv_and_keeps_current(tmp_path, data, capsys):
     # other settings: another folder, the first one untouched
     other = P.run_proxies(spec, P.ProxySettings(**{**st.__dict__, "batch": 3}), log=lambda m: None)
     assert other.parent != path.parent and path.stat().st_mtime_ns == stamp
-    # an edited table is not current: read_proxies skips it, a rerun writes it again
-    assert len(P.read_proxies(tmp_path / "runs" / "proxies")) == 2 * len(rows)
-    path.write_text(path.read_text().replace(rows[3]["value"], "1.0"))
-    assert len(P.read_proxies(tmp_path / "runs" / "proxies")) == len(rows)
-    P.run_proxies(spec, st, log=lambda m: None)
-    def values(rs):  # the same values to the bit (seconds are timings)
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in rs]
-    assert values(csv.DictReader(open(path))) == values(rows)
+    # the newest table of one front-end and width is the one read; an edited one is skipped, with a message
+    from report.judge import read_proxies
+    msgs = []
+    assert {r["file"] for r in read_proxies([tmp_path / "runs" / "proxies"], msgs)} == {str(other)}
+    assert len(msgs) == 1 and "older proxies table" in msgs[0]
+    other.write_text(other.read_text() + "folder,x,small,random,0,params,1.0,0.0,\n")  # edited
+    msgs = []
+    got = read_proxies([tmp_path / "runs" / "proxies"], msgs)
+    assert {r["file"] for r in got} == {str(path)} and any("checksum differs" in m for m in msgs)
+    assert [(r["seed"], r["proxy"], r["value"]) for r in got] == \
+        [(int(r["seed"]), r["proxy"], float(r["value"])) for r in rows]
+    P.run_proxies(spec, P.ProxySettings(**{**st.__dict__, "batch": 3}), log=lambda m: None)
+    assert {r["file"] for r in read_proxies([tmp_path / "runs" / "proxies"])} == {str(other)}  # written again
 
 
 def test_cli_bad_values(capsys):

@@ -2,7 +2,8 @@
 
 The bad-input tests run by default. The rest start a local Ray instance with 2 CPUs (about 15 s on the
 shared 2-core machine, then ~20 s per run as each worker imports torch), so they are marked slow: run
-them with ``python -m pytest -q -m slow tests/test_ray_engine.py``.
+them with ``python -m pytest -q -m slow tests/test_ray_engine.py``. The default suite's Ray tests, on a
+simulated multi-node cluster, are in ``tests/test_ray_cluster.py``.
 """
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ def _dying_embedder(monkeypatch, chunk: int, times: int, marks):
     import signal
     from pathlib import Path
 
-    import cloudpickle
+    from ray import cloudpickle  # Ray's own copy pickles what it ships
 
     from features import ray_engine
 

@@ -38,7 +38,12 @@ def test_study_runs_resumes_and_reports(tmp_path, data, capsys):
     st = _study(tmp_path, data, [WAVE, "mfcc"], protocol="cv-best")
     assert run_study(st) == 0
     err = capsys.readouterr().err
-    assert "estimate:" in err and "0 of 4 feature sets already done" in err
+    # mfcc has no weights: one feature set whatever the seeds (was one per seed, the same bytes each)
+    assert "estimate:" in err and "0 of 3 feature sets already done" in err
+    assert "mfcc has no weights: extracted and scored once" in err and "mfcc timed on one clip" in err
+    assert "study |" in err and "feature sets 3/3, grids 2/2" in err and "left]" in err  # the overall line
+    assert "time: extraction estimated" in err and "the estimate)" in err  # estimate vs measured
+    assert len(list((tmp_path / "runs" / "features" / "folder").glob("mfcc_*seed*-*/meta.json"))) == 1
     results = sorted((tmp_path / "runs" / "results" / "folder").glob("*/results.json"))
     # results folders: <arch>_<width>_<weights>_<results key>
     assert [p.parent.name.rsplit("_", 1)[0].split("-")[0] for p in results] == \
@@ -57,14 +62,15 @@ def test_study_runs_resumes_and_reports(tmp_path, data, capsys):
     # rerun: nothing is recomputed
     assert run_study(st) == 0
     err = capsys.readouterr().err
-    assert "4 of 4 feature sets already done" in err and err.count("results current, kept") == 2
-    assert "report current, kept" in err
+    assert "3 of 3 feature sets already done" in err and err.count("results current, kept") == 2
+    assert "report current, kept" in err and "report written" not in err
+    assert "nothing was left to extract" in err
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
     # another grid setting reruns only the grids
     st = st.replace(protocol="nested-cv")
     assert run_study(st) == 0
     err = capsys.readouterr().err
-    assert "results current" not in err and "4 of 4 feature sets already done" in err
+    assert "results current" not in err and "3 of 3 feature sets already done" in err
     after = sorted((tmp_path / "runs" / "results" / "folder").glob("*/results.json"))
     new = [p for p in after if p not in results]  # other settings, other key: new folders, old ones kept
     assert len(new) == 2 and all(p.exists() for p in results)
@@ -81,8 +87,9 @@ def test_a_failing_part_is_summarised_and_the_rest_goes_on(tmp_path, data, capsy
                        "small", "--out", str(tmp_path / "runs"), "--cache-dir", "none", "--workers", "0"])
     assert code == 1
     err = capsys.readouterr().err
-    assert "summary: 2 of 4 feature sets, 1 of 2 results files, report written" in err
-    assert "failed: extract" in err and "No module named 'not_a_module_anywhere'" in err
+    assert "summary: 1 of 3 feature sets, 1 of 2 results files, report written" in err
+    assert "failed: extract" in err and "(seed 0, 1)" in err
+    assert err.count("No module named 'not_a_module_anywhere'") == 2  # found once, summarised once
     assert (tmp_path / "runs" / "report" / "report.md").exists()
 
 
@@ -94,3 +101,12 @@ def test_estimate_only_writes_nothing(tmp_path, data, capsys):
     err = capsys.readouterr().err
     assert "estimate:" in err and "GFLOP" in err
     assert not (tmp_path / "runs" / "features").exists() or not list((tmp_path / "runs").rglob("*.npz"))
+
+
+def test_one_error_of_several_seeds_is_printed_once_and_summarised_once(tmp_path, data, capsys):
+    """vgg needs 1280 frames: at 2 s every seed fails the same way; said once as it happens, once at the end."""
+    st = _study(tmp_path, data, ["vgg"], protocol="cv-best")
+    assert run_study(st) == 1
+    err = capsys.readouterr().err
+    assert err.count("needs at least 1280 frames") == 2, err
+    assert "failed: extract vgg (seed 0, 1): " in err

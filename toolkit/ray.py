@@ -9,9 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import tempfile
+import time
 from pathlib import Path
 
-__all__ = ["INSTALL_HINT", "RayUnavailable", "import_ray", "connect", "joblib_backend"]
+__all__ = ["INSTALL_HINT", "RayUnavailable", "HeadLost", "HeadWatch", "import_ray", "connect", "joblib_backend",
+           "is_worker_loss", "dead_nodes", "node_names", "live_cpus", "check_nodes_see"]
 
 INSTALL_HINT = ("needs Ray, an optional extra of this project: pip install '.[ray]' "
                 "(or pip install 'ray[data]>=2.9' into the same environment)")
@@ -78,11 +81,147 @@ def connect(address: str | None = None, num_cpus: int | None = None, what: str =
 def joblib_backend(address: str | None = None):
     """Run the ``joblib.Parallel`` calls inside on Ray workers (joblib's Ray backend).
 
-    ``n_jobs`` then counts Ray workers (-1: every CPU of the cluster).
+    ``n_jobs`` then counts Ray workers, one CPU each (-1: every CPU of the cluster).
     """
     ray = connect(address, what="--engine ray")
     import joblib
     from ray.util.joblib import register_ray
     register_ray()
-    with joblib.parallel_backend("ray"):
+    # one CPU per pool worker: Ray's pool actors ask for none by default, so they would pile on any node,
+    # the head's included, whatever its CPUs; with one each they spread over the nodes that have CPUs
+    with joblib.parallel_backend("ray", ray_remote_args={"num_cpus": 1}):
         yield ray
+
+
+# ----------------------------------------------------------------------------- the cluster's health
+
+HEAD_GRACE_S = 10.0  # the head (its GCS) unreachable this long: the run stops with a message
+
+_LOSS_ERRORS = ("RayActorError", "ActorDiedError", "ActorUnavailableError", "WorkerCrashedError",
+                "NodeDiedError", "ObjectLostError", "OwnerDiedError", "LocalRayletDiedError")
+
+
+class HeadLost(RuntimeError):
+    """The Ray head node (its GCS) stopped answering: nothing more can be scheduled."""
+
+
+def is_worker_loss(ray, e: BaseException) -> bool:
+    """Whether ``e`` says a Ray worker process or node died (not an error of the work itself)."""
+    kinds = tuple(getattr(ray.exceptions, n) for n in _LOSS_ERRORS if hasattr(ray.exceptions, n))
+    return isinstance(e, kinds)
+
+
+def gcs_address(ray) -> str:
+    """host:port of the joined cluster's GCS (on the head node)."""
+    return ray.get_runtime_context().gcs_address
+
+
+def head_reachable(address: str, timeout: float = 1.0) -> bool:
+    """A TCP connection to the head's GCS opens (it is refused at once when the head is gone)."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+class HeadWatch:
+    """Says when the head has been unreachable for ``grace`` seconds: call ``check()`` while waiting."""
+
+    def __init__(self, ray, grace: float | None = None):
+        self.address, self.since = gcs_address(ray), None
+        self.grace = HEAD_GRACE_S if grace is None else grace
+
+    def check(self) -> bool:
+        """True while the head answers (or has been silent for less than ``grace``); raises HeadLost."""
+        if head_reachable(self.address):
+            self.since = None
+            return True
+        self.since = self.since or time.monotonic()
+        if time.monotonic() - self.since >= self.grace:
+            raise HeadLost(f"lost the Ray head node: its GCS at {self.address} has not answered for "
+                           f"{self.grace:.0f} s")
+        return False
+
+
+def node_names(ray) -> dict:
+    """node id -> "IP (id abcdef12)" for every node the cluster has known, alive or dead."""
+    return {n["NodeID"]: f"{n['NodeManagerAddress']} (node {n['NodeID'][:8]})" for n in ray.nodes()}
+
+
+def dead_nodes(ray) -> set:
+    """Ids of the nodes the cluster has marked dead."""
+    return {n["NodeID"] for n in ray.nodes() if not n["Alive"]}
+
+
+def live_cpus(ray) -> int:
+    """CPUs of the nodes alive now (joblib's Ray pool cannot start more workers than that)."""
+    return int(sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]))
+
+
+def _probe(read: list, sample: list, write_dirs: list) -> list:
+    """Run on one node: ``(path, why)`` of each path there that cannot be read (or dir written)."""
+    bad = []
+    for p in read:
+        if not os.path.isfile(p):
+            bad.append((p, "no such file" if not os.path.exists(p) else "not a file"))
+    for p in sample:
+        if p in dict(bad):
+            continue
+        try:
+            with open(p, "rb") as f:
+                f.read(1)
+        except OSError as e:
+            bad.append((p, f"cannot be read ({e.strerror or e})"))
+    for d in write_dirs:
+        try:
+            os.makedirs(d, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".randomcnn-probe-", dir=d)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            bad.append((d, f"cannot be written ({e.strerror or e})"))
+    return bad
+
+
+def check_nodes_see(ray, read: list, write_dirs: list, needs: dict, what: str = "--engine ray",
+                    timeout: float = 120.0) -> list:
+    """Refuse, before any work, a cluster one of whose nodes cannot read ``read`` or write ``write_dirs``.
+
+    Every alive node that has the resources ``needs`` (e.g. ``{"CPU": 1}``: where a worker can land)
+    runs one small task that stats every path of ``read``, opens a few of them and writes a file in each
+    directory of ``write_dirs``. Raises ``RayUnavailable`` naming the node and the first path it cannot
+    see; returns the names of the nodes checked.
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    nodes = [n for n in ray.nodes() if n["Alive"] and all(n["Resources"].get(k, 0) >= v
+                                                          for k, v in needs.items())]
+    if not nodes:
+        raise RayUnavailable(f"{what}: no node of the Ray cluster has {needs} free for a worker "
+                             f"(nodes: {[n['Resources'] for n in ray.nodes() if n['Alive']]})")
+    step = max(1, len(read) // 8)
+    sample = list(read[::step][:8]) + ([read[-1]] if read else [])
+    probe = ray.remote(num_cpus=0, max_retries=0)(_probe)
+    refs = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            .remote(list(read), sample, list(write_dirs)): n for n in nodes}
+    try:
+        answers = dict(zip(refs, ray.get(list(refs), timeout=timeout)))
+    except Exception as e:  # a node that cannot even run the check: named by its error
+        raise RayUnavailable(f"{what}: could not check the nodes' view of the data ({type(e).__name__}: "
+                             f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from e
+    problems = []
+    for ref, bad in answers.items():
+        if bad:
+            n = refs[ref]
+            files = [(p, why) for p, why in bad if p not in write_dirs]
+            said = [f"{p} {why}" for p, why in bad if p in write_dirs]
+            if files:
+                more = f" (and {len(files) - 1} more of the {len(read)} files)" if len(files) > 1 else ""
+                said.insert(0, f"{files[0][0]} {files[0][1]}{more}")
+            problems.append(f"node {n['NodeManagerAddress']} (id {n['NodeID'][:8]}): {'; '.join(said)}")
+    if problems:
+        raise RayUnavailable(f"{what}: not every node of the Ray cluster sees the data: "
+                             f"{'; '.join(problems)}. Put the audio and the --cache-dir on storage every "
+                             "node mounts at the same path (docs/scaling.md)")
+    return [f"{n['NodeManagerAddress']} (node {n['NodeID'][:8]})" for n in nodes]

@@ -42,7 +42,7 @@ from audiodata import audio, datasets
 from audiodata.decode import DEFAULT_CACHE, InputSpec
 from toolkit.provenance import atomic_write_json, run_record
 from trained import data
-from architectures.backend import FrontEndClassifier, PonsBackend, init_he_normal
+from architectures.backend import FrontEndClassifier, PonsBackend, frontend_output, init_he_normal
 from architectures.custom import add_arguments as add_custom_arguments
 from architectures.custom import is_custom_spec
 from architectures.custom import options_from_args as custom_options_from_args
@@ -118,7 +118,7 @@ def build_model(settings: TrainSettings | str | None, n_classes: int, **changes)
         raise ValueError(f"architecture {arch!r} has no weights to train (a fixed baseline); "
                          f"choose a CNN front-end or samplecnn")
     with torch.no_grad():  # the back-end's input channels: one probe at the run's input length
-        channels = frontend(_example_input(frontend, input_seconds)).shape[1]
+        channels = frontend_output(frontend, _example_input(frontend, input_seconds)).shape[1]
     backend = init_he_normal(PonsBackend(channels, n_classes, batchnorm=batchnorm), seed)
     return FrontEndClassifier(frontend, backend), frontend, backend
 
