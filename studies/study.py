@@ -180,7 +180,7 @@ def _plan_all(st: Study, ds, jobs, log, rate=None):
         except (ExtractionError, ValueError, RuntimeError) as e:
             failed.append((arch, seed, str(e)))
             continue
-        if store.verified(run.folder, run.key, progress=False):  # done, and its bytes check out
+        if store.verified(run.folder, run.key):  # done, and its bytes check out
             plans.append({"arch": arch, "seed": seed, "gflop_per_clip": 0.0, "clips_todo": 0, "done": True})
             continue
         spec = run.spec
@@ -203,7 +203,8 @@ def _plan_all(st: Study, ds, jobs, log, rate=None):
                     timed[arch] = None
             per = timed[arch]
         plans.append({"arch": arch, "seed": seed, "gflop_per_clip": g, "clips_todo": todo, "done": False,
-                      "name": run.arch, "s_per_clip": per})
+                      "name": run.arch, "s_per_clip": per,
+                      "run": run})  # handed to extraction: each model is built once per study
         del run
     for arch in dict.fromkeys(a for a, _, _ in failed):
         whys = {e for a, _, e in failed if a == arch}
@@ -338,7 +339,7 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
                 overall.per_clip = part_s
                 before = overall.bar.n
                 try:
-                    path = extract(base.replace(arch=arch, seed=seed), ds=ds)
+                    path = extract(base.replace(arch=arch, seed=seed), ds=ds, planned=p.pop("run", None))
                 except Exception as e:  # one front-end failing never stops the others
                     if not any(f[0] == f"extract {arch}" and f[2] == str(e) for f in failed):
                         overall.bar.write(f"{arch} seed {seed} failed: {e}", file=sys.stderr)  # once per error
