@@ -312,7 +312,7 @@ def plan(settings: ExtractSettings, dev: torch.device = torch.device("cpu"), ds=
                     weights_sha256=store.sha256_file(weights) if weights_file else None,
                     model_identity=identity, input=spec.__dict__, pad=pad, batchnorm=batchnorm,
                     dataset=ds.name, root=_resolved(ds.root), manifest=_resolved(manifest),
-                    split_dir=_resolved(split_dir), dtype=precision, device=dev.type, batch_size=batch_size,
+                    split_dir=_resolved(split_dir), precision=precision, device=dev.type, batch_size=batch_size,
                     torch=torch.__version__, code_version=code, as_published=bool(as_published))
     if spec.kind == "spectrogram":  # a feature set made by an older input rule (waveform repetition) is redone
         ident["spectrogram_input_version"] = decode.SPECTROGRAM_INPUT_VERSION
