@@ -52,6 +52,8 @@ class Study(Settings):
     folds: int = 10
     fold_seed: int = 0
     input_seconds: float | None = None
+    pad: str = "repeat"
+    crop: str = "start"
     custom: dict | None = None
     device: str = "auto"
     precision: str = "float32"
@@ -88,6 +90,7 @@ class Study(Settings):
         """The extraction settings of every part (``replace(arch=..., seed=...)`` gives each one)."""
         return ExtractSettings(arch=self.archs[0], dataset=self.dataset, root=self.root, split_dir=self.split_dir,
                                manifest=self.manifest, width=self.width, input_seconds=self.input_seconds,
+                               pad=self.pad, crop=self.crop,
                                seed=self.seeds[0], custom=self.custom, device=self.device, precision=self.precision,
                                batch_size=self.batch_size, workers=self.workers, engine=self.engine,
                                address=self.address, out=self.feature_dir, cache_dir=self.cache_dir,

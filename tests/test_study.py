@@ -136,3 +136,18 @@ def test_each_model_is_built_once_per_study_and_cudnn_flags_are_restored(tmp_pat
     assert sorted(built) == [("sample-level", 0), ("sample-level", 1)]  # once per seed, not twice
     assert during == [(False, True), (False, True)]
     assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (True, False)
+
+
+def test_study_crop_reaches_extraction_and_names_the_feature_sets(tmp_path, data):
+    """--crop (and --pad) of the study are extraction's: part of each feature set's settings and key,
+    so a study with another crop never reuses these sets."""
+    from studies.__main__ import parse_args
+    a = parse_args(["--dataset", "folder", "--root", str(data), "--crop", "windows", "--pad", "zero"])
+    assert a.settings.crop == "windows" and a.settings.pad == "zero"
+    base = a.settings.extract_settings()
+    assert (base.crop, base.pad) == ("windows", "zero")
+    assert base.key() != base.replace(crop="start").key()
+    st = _study(tmp_path, data, ["sample-level"], crop="center")
+    assert run_study(st) == 0
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "features").rglob("meta.json")]
+    assert len(metas) == 2 and all(m["config"]["settings"]["crop"] == "center" for m in metas)
