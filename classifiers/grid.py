@@ -21,7 +21,8 @@ from sklearn.metrics import confusion_matrix
 
 from toolkit.cli import HelpFormatter, interruptible, prog
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, folder_lock, run_record
-from toolkit.ray import RayUnavailable, connect, import_ray, is_worker_loss, joblib_backend, live_cpus
+from toolkit.ray import (RayUnavailable, connect, head_watched, import_ray, is_worker_loss, joblib_backend,
+                         live_cpus)
 from toolkit.settings import (ENGINES, Settings, SettingsError, add_engine_arguments, check_choice, check_int,
                               check_seed)
 
@@ -140,11 +141,16 @@ def _retrying(backend, address, jobs, compute, note, what):
     """``compute(jobs)`` in the backend's joblib context. On Ray, a computation whose workers were lost
     (a node or a worker process died) is run again on the nodes left, up to ``RAY_RETRIES`` times, with
     no more jobs than they have CPUs, and ``note`` says so; every computation is seeded, so the retried
-    one gives the same numbers. Nothing is written before the whole grid is done."""
+    one gives the same numbers. Nothing is written before the whole grid is done. The head node lost
+    (``toolkit.ray.head_watched``) ends the process after ``HEAD_GRACE_S`` with one message: nothing to
+    retry on, and nothing written."""
     for attempt in range(RAY_RETRIES + 1):
         with _parallel(backend, address):
             try:
-                return compute(jobs)
+                if backend != "ray":
+                    return compute(jobs)
+                with head_watched(import_ray("--engine ray"), what):
+                    return compute(jobs)
             except Exception as e:
                 if backend != "ray":
                     raise
