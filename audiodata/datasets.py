@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.provenance import file_stamp
+
 __all__ = ["stratified_folds", "dataset_key", "AUDIO_EXTENSIONS", "GTZAN_GENRES", "BALLROOM_FOLDERS", "EXTENDED_BALLROOM_CLASSES",
            "SPLIT_FILES", "Clip", "Dataset", "DATASETS", "load_dataset"]
 
@@ -351,11 +353,8 @@ def dataset_key(ds) -> str:
     A file that no longer exists is keyed as missing."""
     h = hashlib.sha256(f"dataset {ds.name}\n".encode("utf-8"))
     for c in ds.clips:
-        try:
-            st = os.stat(c.path)
-            stamp = f"{st.st_size}\t{st.st_mtime_ns}" + (f"\t{c.sha256}" if c.sha256 else "")
-        except OSError:
-            stamp = "missing"
+        st = file_stamp(c.path)
+        stamp = "missing" if st is None else f"{st[0]}\t{st[1]}" + (f"\t{c.sha256}" if c.sha256 else "")
         h.update(f"{c.id}\t{c.label}\t{c.split}\t{c.fold}\t{stamp}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
