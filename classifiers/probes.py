@@ -183,13 +183,15 @@ def one_vs_rest_scores(name, params, X_train, Y_train, X_test, standardize=False
         return model.decision_function(X_test).reshape(len(X_test), -1)
 
 
-def evaluate_multilabel(name, points, X, Y, tags, protocols, split=None, fold=None, standardize=False):
+def evaluate_multilabel(name, points, X, Y, tags, protocols, portions=(None, None), standardize=False):
     """The protocols of ``classifiers/protocols.py`` with macro ROC-AUC selecting and scoring:
     ``split`` selects on val, scores test; ``cv-best`` the point of the best mean fold ROC-AUC and its
     fold means; ``nested-cv`` per outer fold the point of the best mean ROC-AUC over the other folds (each
     held out from a model of the rest), scored on the outer fold, averaged. Returns protocol ->
     ``{selected, roc_auc, pr_auc, fold_roc_auc, fold_pr_auc, tags_scored, tags_excluded, scores,
-    test_index, S}`` (None when every point failed) and ``"failed"``: {point index: reason}."""
+    test_index, S}`` (None when every point failed) and ``"failed"``: {point index: reason}.
+    ``portions`` is the feature set's ``(split, fold)`` (either may be None)."""
+    split, fold = portions
     X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y)
     failed: dict[int, str] = {}
     cache = {}
@@ -291,7 +293,7 @@ def multilabel_entries(names, runs, protocols, grids, standardize, optimistic, n
             sep = fs.meta["multilabel"]["separator"]
             tags, Y = tag_matrix(fs.y, sep, fs.meta["multilabel"].get("tags"))
             t0 = time.perf_counter()
-            res = evaluate_multilabel(name, points, fs.X, Y, tags, protocols, split=fs.split, fold=fs.fold,
+            res = evaluate_multilabel(name, points, fs.X, Y, tags, protocols, portions=(fs.split, fs.fold),
                                       standardize=standardize)
             seconds = time.perf_counter() - t0
             for p in protocols:

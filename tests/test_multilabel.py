@@ -91,7 +91,7 @@ def test_separable_tags_near_1_shuffled_near_half(name):
     fold = np.arange(180) % 3 + 1
     for shuffle, low, high in ((False, 0.8 if name == "knn" else 0.9, 1.0), (True, 0.3, 0.7)):
         X, Y, _ = _tagged(n=180, shuffle=shuffle)
-        r = evaluate_multilabel(name, params, X, Y, TAGS, ["cv-best", "nested-cv"], fold=fold)
+        r = evaluate_multilabel(name, params, X, Y, TAGS, ["cv-best", "nested-cv"], portions=(None, fold))
         for p in ("cv-best", "nested-cv"):
             assert low <= r[p]["roc_auc"] <= high and r[p]["pr_auc"] is not None, (name, shuffle, p, r[p]["roc_auc"])
 
@@ -200,7 +200,7 @@ def test_fold_protocols_equal_sklearn_per_fold_and_exclude_per_fold():
     fold = np.arange(60) % 3 + 1
     Y[fold == 2, 2] = 0  # "voice" absent from fold 2: excluded there only
     points = [{"C": 0.01}, {"C": 1.0}]
-    r = evaluate_multilabel("linear", points, X, Y, TAGS, ["cv-best", "nested-cv"], fold=fold)
+    r = evaluate_multilabel("linear", points, X, Y, TAGS, ["cv-best", "nested-cv"], portions=(None, fold))
     for p in ("cv-best", "nested-cv"):
         res = r[p]
         assert res["tags_excluded"] == [[], ["voice"], []] and res["tags_scored"] == [3, 2, 3]
