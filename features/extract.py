@@ -351,7 +351,7 @@ _WARNED_SMALL: set = set()
 
 def _warn_small_classes(ds, arch) -> None:
     """Features never depend on folds, so too few clips per class is only a warning for later."""
-    if ds.protocol_hint is not None:
+    if ds.protocol_hint is not None or ds.info.get("multilabel"):  # tags: the folds are not stratified
         return
     labels, counts = np.unique([c.label for c in ds.clips], return_counts=True)
     small = {str(label): int(n) for label, n in zip(labels, counts) if n < GRID_FOLDS}

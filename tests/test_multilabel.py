@@ -231,3 +231,19 @@ def test_fold_protocols_equal_sklearn_per_fold_and_exclude_per_fold():
         means.append(np.mean(per))
     np.testing.assert_allclose(r["cv-best"]["scores"], means, rtol=1e-9)
     assert r["cv-best"]["selected"] == int(np.argmax(means))
+
+
+def test_no_small_class_warning_for_tag_combinations(tmp_path, capsys):
+    """A tags manifest without splits: extraction's 'classes with fewer than 10 clips' warning would list
+    tag combinations, which are not classes (its folds are not stratified): it is not given."""
+    from audiodata import datasets
+    from features import extract as ex
+    root = tmp_path / "d"
+    rows = []
+    for i in range(6):
+        write_wav(root / f"c{i}.wav", seconds=0.3, freq=200 + 50 * i)
+        rows.append(f"c{i}.wav,{'bass;voice' if i % 2 else 'bass'}")
+    ds = datasets.load_dataset("csv", manifest=_manifest(root, rows, header="path,tags"), folds=None)
+    assert ds.info.get("multilabel") and ds.protocol_hint is None
+    ex._warn_small_classes(ds, "vgg")
+    assert "fewer than" not in capsys.readouterr().err
