@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from audiodata import audio
-from toolkit.provenance import atomic_save_npz, atomic_write_bytes
+from toolkit.provenance import atomic_save_npz, atomic_write_bytes, file_stamp
 
 DEFAULT_CACHE = Path("runs/cache/audio")  # the decode cache of every CLI (--cache-dir)
 
@@ -148,13 +148,13 @@ def cache_key(path: str | os.PathLike, sr: int = audio.SAMPLE_RATE, res_type: st
     size and the mtime restored (``cp -p``, ``tar``, ``rsync -t``) is not noticed. ``verify="content"``
     adds the SHA-256 of the file's bytes (each file read once more per run)."""
     p = Path(path).resolve()
-    try:
-        st = p.stat()
-        stamp = f"{st.st_size}:{st.st_mtime_ns}"
-        if verify == "content":
+    st = file_stamp(p)
+    stamp = "missing" if st is None else f"{st[0]}:{st[1]}"
+    if st is not None and verify == "content":
+        try:
             stamp += f":sha256={file_sha256(p)}"
-    except OSError:
-        stamp = "missing"
+        except OSError:
+            stamp = "missing"
     text = f"{p}|{stamp}|sr={sr}|{_DECODER}" + ("" if res_type == audio.RES_TYPE else f"|res={res_type}")
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 

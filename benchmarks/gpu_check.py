@@ -143,7 +143,8 @@ class Figures:
         self.rows = []
 
     def add(self, section, arch, metric, value, unit=""):
-        value = round(float(value), 6) if isinstance(value, (float, np.floating)) else value
+        # 7 significant digits (not decimal places: a CPU's TFLOP/s of a small network is ~1e-4)
+        value = float(f"{float(value):.7g}") if isinstance(value, (float, np.floating)) else value
         self.rows.append({"section": section, "arch": arch, "metric": metric, "value": value, "unit": unit})
         print(f"  {section:11s} {arch:17s} {metric:28s} {value} {unit}", file=sys.stderr, flush=True)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.provenance import atomic_save_npz, atomic_write_json
+from toolkit.provenance import write_feature_files
 
 __all__ = ["FeatureSet", "load_feature_set", "check_compatible", "write_feature_set",
            "synthetic_feature_set"]
@@ -187,9 +187,7 @@ def write_feature_set(path, X, y, ids, split=None, fold=None, meta=None) -> Path
             "n_params": 0, "gflop_per_clip": 0.0,
             "timings": {"decode_s": 0.0, "compute_s": 0.0, "total_s": 0.0, "clips_per_s": None}}
     full.update(meta or {})
-    atomic_save_npz(path / "features.npz", **arrays)
-    full["features_sha256"] = hashlib.sha256((path / "features.npz").read_bytes()).hexdigest()  # always its own
-    atomic_write_json(path / "meta.json", full)
+    write_feature_files(path, arrays, full)  # toolkit.provenance: as extraction writes them (its own SHA-256)
     return path
 
 

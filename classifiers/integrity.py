@@ -12,16 +12,15 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
 from toolkit.provenance import sha256_file
+from toolkit.settings import folder_name, stable_key
 
-__all__ = ["GridInputError", "prepare_sets", "check_no_leak", "OneClassSafe", "grid_settings",
+__all__ = ["GridInputError", "prepare_sets", "check_no_leak", "OneClassSafe", "check_runs",
            "results_key", "results_folder", "check_out", "feature_set_records", "sha256_file"]
 
 KEY_LENGTH = 10  # hex digits of the results key in folder names
@@ -194,12 +193,55 @@ def one_class_note(scorer, seed) -> str | None:
             "so they were not fitted: their test clips were predicted as that class")
 
 
-def grid_settings(classifier, protocol, standardize, grid, elm_engine, svm_engine, folds,
-                  fold_seed) -> dict:
-    """The settings that determine a grid's numbers (not jobs, backend or address)."""
-    return {"classifier": classifier, "protocol": protocol, "standardize": bool(standardize),
-            "grid": grid, "elm_engine": elm_engine, "svm_engine": svm_engine, "folds": int(folds),
-            "fold_seed": int(fold_seed)}
+# extraction settings that may differ between the runs of one thing: the seed and the weights it drew
+# (or the checkpoint each run's model was trained into), where the clips lie (``dataset_key`` covers the
+# clips themselves), and how the work was spread
+_RUN_FIELDS = ("seed", "weights", "weights_sha256", "root", "manifest", "split_dir", "workers", "out", "engine",
+               "address", "cache_dir", "settings", "input_seconds")
+
+
+def _run_identity(fs) -> dict | None:
+    """What a feature set is, but for its seed: its extraction settings (``meta.json`` ``config``) and clip
+    list key; None for a set that records neither (a hand-made set)."""
+    meta = fs.meta
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else None
+    if config is None and meta.get("dataset_key") is None:
+        return None
+    ident = {k: v for k, v in (config or {}).items() if k not in _RUN_FIELDS}
+    if isinstance(ident.get("model_identity"), dict):
+        ident["model_identity"] = {k: v for k, v in ident["model_identity"].items() if k != "seed"}
+    ident["clips (dataset_key)"] = meta.get("dataset_key")
+    return ident
+
+
+def check_runs(runs) -> None:
+    """Runs are runs of one thing: every run's feature sets agree in everything but the seed, and no seed
+    is given twice. Raises ``GridInputError`` naming the setting that differs (or the seed given twice)
+    and the two folders."""
+    seen = {}
+    for run in runs:
+        fs = run[0]
+        seed = fs.meta.get("seed")
+        if seed in seen:
+            raise GridInputError(
+                f"feature sets {seen[seed][0].path} and {fs.path} are both seed {seed}: runs of one "
+                "architecture must have distinct seeds (the same seed twice is the same run twice, or a "
+                "feature set made before its clips or settings changed: give the current one only)")
+        seen[seed] = run
+    base = _run_identity(runs[0][0])
+    for run in runs[1:]:
+        for fs in run:
+            other = _run_identity(fs)
+            if base is None or other is None:
+                continue
+            diff = sorted(k for k in set(base) | set(other) if base.get(k) != other.get(k))
+            if diff:
+                k = diff[0]
+                raise GridInputError(
+                    f"feature sets {runs[0][0].path} and {fs.path} are not runs of one thing: they differ in "
+                    f"{k} ({base.get(k)!r} vs {other.get(k)!r})"
+                    + (f" and {len(diff) - 1} more setting(s) ({', '.join(diff[1:4])})" if len(diff) > 1 else "")
+                    + "; runs combine only feature sets whose settings agree but for the seed")
 
 
 def feature_set_records(sets) -> list[dict]:
@@ -211,19 +253,13 @@ def feature_set_records(sets) -> list[dict]:
 
 def results_key(settings: dict, records: list[dict]) -> str:
     """Short SHA-256 over the grid settings and the feature sets' bytes (order kept)."""
-    blob = json.dumps({"settings": settings, "features": [r["features_sha256"] for r in records]},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:KEY_LENGTH]
-
-
-def _safe(name) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-.") or "unnamed"
+    return stable_key({"settings": settings, "features": [r["features_sha256"] for r in records]}, KEY_LENGTH)
 
 
 def results_folder(meta: dict, key: str, root="runs/results") -> Path:
     """``<root>/<dataset>/<arch>_<width>_<weights>_<key>`` (root: ``runs/results``)."""
-    return Path(root) / _safe(meta.get("dataset")) / \
-        f"{_safe(meta.get('arch'))}_{_safe(meta.get('width'))}_{_safe(meta.get('weights'))}_{key}"
+    return Path(root) / folder_name(meta.get("dataset")) / \
+        f"{folder_name(meta.get('arch'))}_{folder_name(meta.get('width'))}_{folder_name(meta.get('weights'))}_{key}"
 
 
 def results_key_of(data) -> str | None:

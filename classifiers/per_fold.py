@@ -15,10 +15,12 @@ Costs K times the grid of a random-feature run: each model's features get their 
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from tqdm.auto import tqdm
 
-from .protocols import _acc, cv_best, evaluate
+from .protocols import EvalOptions, _acc, cv_best, evaluate
 
 __all__ = ["group_runs", "evaluate_per_fold"]
 
@@ -59,12 +61,16 @@ def group_runs(sets) -> list[list]:
     return [[per[k] for k in folds] for _, per in sorted(by_seed.items())]
 
 
-def evaluate_per_fold(make_scorer, run_sets, points, y, protocols, fold, jobs=1, desc=None,
-                      progress=True, cv_weighting="pooled"):
-    """Like ``protocols.evaluate`` for one run of per-fold feature sets (``run_sets[i]`` = fold i's model).
+def evaluate_per_fold(make_scorer, run_sets, points, y, protocols, fold, options: EvalOptions | None = None,
+                      **changes):
+    """Like ``protocols.evaluate`` for one run of per-fold feature sets (``run_sets[i]`` = fold i's model);
+    ``options`` (and ``changes``) as there.
 
     Returns ``(scorer, results)``: the last scorer made (for its name) and the dict ``evaluate`` returns.
     """
+    o = options or EvalOptions()
+    o = replace(o, **changes) if changes else o
+    jobs, desc, progress, cv_weighting = o.jobs, o.desc, o.progress, o.cv_weighting
     y, fold = np.asarray(y), np.asarray(fold)
     folds = np.unique(fold)
     n_folds, n_points = len(folds), len(points)
@@ -82,8 +88,8 @@ def evaluate_per_fold(make_scorer, run_sets, points, y, protocols, fold, jobs=1,
         fold_pred.append([None if p in bad else pred[p][0] for p in range(n_points)])
         outer[:, k] = [_acc(y[task[1]], fold_pred[k][p]) for p in range(n_points)]
         if "nested-cv" in protocols:
-            res = evaluate(scorer, points, y, ["nested-cv"], fold=fold, jobs=jobs,
-                           desc=f"{desc} (inner, model of fold {folds[k]})", progress=progress)
+            res = evaluate(scorer, points, y, ["nested-cv"], fold=fold,
+                           options=replace(o, desc=f"{desc} (inner, model of fold {folds[k]})"))
             failed.update(res["failed"])
             nested.append(None if res["nested-cv"] is None else
                           (res["nested-cv"]["selected_per_fold"][k], res["nested-cv"]["scores"][k]))

@@ -20,12 +20,13 @@ Ties go to the first point in grid order, as in ``GridSearchCV``; fold means are
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.metrics import accuracy_score
 from tqdm.auto import tqdm
 
-__all__ = ["PROTOCOLS", "CV_WEIGHTINGS", "choose_protocols", "evaluate", "cv_best"]
+__all__ = ["EvalOptions", "PROTOCOLS", "CV_WEIGHTINGS", "choose_protocols", "evaluate", "cv_best"]
 
 PROTOCOLS = ("split", "cv-best", "nested-cv")
 OPTIMISTIC = {"split": False, "cv-best": True, "nested-cv": False}
@@ -89,8 +90,17 @@ def cv_best(outer: np.ndarray, oof_index: np.ndarray, oof, fold_sizes=None, weig
             "test_index": oof_index, "y_pred": oof([best] * outer.shape[1])}
 
 
-def evaluate(scorer, points, y, protocols, split=None, fold=None, jobs=1, desc=None, progress=True,
-             cv_weighting: str = "pooled"):
+@dataclass(frozen=True)
+class EvalOptions:
+    """How ``evaluate`` runs: ``jobs`` parallel fits, the progress bar (``progress``, labelled ``desc``),
+    and how ``cv-best`` combines its folds (``cv_weighting``: ``pooled`` or ``mean``)."""
+    jobs: int = 1
+    desc: str | None = None
+    progress: bool = True
+    cv_weighting: str = "pooled"
+
+
+def evaluate(scorer, points, y, protocols, split=None, fold=None, options: EvalOptions | None = None, **changes):
     """Run ``protocols`` for one feature set with ``scorer`` (see ``kernels.py``).
 
     Parameters
@@ -101,16 +111,18 @@ def evaluate(scorer, points, y, protocols, split=None, fold=None, jobs=1, desc=N
     protocols : list of str
     split : ndarray of str (n_clips,) or None
     fold : ndarray of int (n_clips,) or None
-    jobs : int
-    desc : str, progress-bar label
-    cv_weighting : {"pooled", "mean"}
-        How ``cv-best`` combines the folds (see :func:`cv_best`).
+    options : EvalOptions
+        ``jobs``, ``desc`` (progress-bar label), ``progress`` and ``cv_weighting`` ({"pooled", "mean"}:
+        how ``cv-best`` combines the folds, see :func:`cv_best`); keyword ``changes`` set them one by one.
 
     Returns
     -------
     dict protocol -> {selected (index), selected_per_fold, accuracy, fold_accuracies, scores (n_points,),
     test_index (n_scored,), y_pred (n_scored,)} and key ``"failed"``: {point index: reason}.
     """
+    o = options or EvalOptions()
+    o = replace(o, **changes) if changes else o
+    jobs, desc, progress, cv_weighting = o.jobs, o.desc, o.progress, o.cv_weighting
     y = np.asarray(y)
     if split is not None:
         return _split(scorer, points, y, np.asarray(split), jobs, desc, progress)

@@ -8,6 +8,7 @@ this process, ``features.ray_engine`` in its Ray workers, so the two write the s
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -96,19 +97,25 @@ def iter_inputs(paths, spec, cache_dir, workers: int = 2):
     return iter_prepared(paths, spec, cache_dir, workers=workers)
 
 
-def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared, on_batch=None,
-                  precision: str = "float32", adaptive: AdaptiveBatch | None = None):
-    """Features of the clips ``lo..hi`` (one chunk), in batches of ``batch_size`` from ``lo``.
+@dataclass(frozen=True)
+class Batching:
+    """How ``compute_chunk`` batches: ``size`` clips a batch, in ``precision``; ``adaptive`` halves a batch
+    that does not fit in the device's memory (shared by the chunks of a run so the smaller size sticks;
+    ``toolkit.device.AdaptiveBatch``); ``on_batch(n_clips)`` is called after every batch (progress)."""
+    size: int
+    precision: str = "float32"
+    adaptive: AdaptiveBatch | None = None
+    on_batch: object = None
 
-    A batch that does not fit in the device's memory is computed in halves (``adaptive``, shared by the
-    chunks of a run so the smaller size sticks; ``toolkit.device.AdaptiveBatch``).
+
+def compute_chunk(model, dev, clips, span: tuple, prepared, batching: Batching):
+    """Features of the clips ``lo..hi`` (``span``, one chunk), in batches of ``batching.size`` from ``lo``.
 
     Parameters
     ----------
     model : nn.Module on ``dev``
     clips : sequence of objects with ``path`` and ``id`` (indexable by the global clip index)
     prepared : iterator of ``audiodata.decode.Prepared`` for exactly the clips ``lo..hi``, in order
-    on_batch : callable(n_clips), optional, called after every batch (progress bars)
 
     Returns
     -------
@@ -120,9 +127,10 @@ def compute_chunk(model, dev, clips, lo: int, hi: int, batch_size: int, prepared
     crop : {"cut": [[id, seconds], ...], "windows": [[id, n], ...]}: the clips the network saw only part
         of (``--crop start|center``), and those read as several windows (``--crop windows``)
     """
+    (lo, hi), batch_size, precision, on_batch = span, batching.size, batching.precision, batching.on_batch
     idx_ok, feats, skipped, warned = [], [], [], {}
     crop = {"cut": [], "windows": []}
-    adaptive = adaptive if adaptive is not None else AdaptiveBatch(batch_size)
+    adaptive = batching.adaptive if batching.adaptive is not None else AdaptiveBatch(batch_size)
     decode_s = compute_s = 0.0
     t_chunk = time.perf_counter()
     for b in range(lo, hi, batch_size):

@@ -21,7 +21,6 @@ import dataclasses
 import errno
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,22 +38,25 @@ from audiodata import audio, datasets, decode
 from audiodata.decode import CROPS, DEFAULT_CACHE, InputSpec, fitted_input, model_input  # noqa: F401
 from features import ray_engine, store
 from features.embed import clip_minimum, embed, input_spec  # noqa: F401
-from features.compute import (_batch, _features_of_batch, _window_means, batch_features, compute_chunk,  # noqa: F401
-                              iter_inputs, layer_means, merge_warnings, published_means)
+from features.compute import (Batching, _batch, _features_of_batch, _window_means, batch_features,  # noqa: F401
+                              compute_chunk, iter_inputs, layer_means, merge_warnings, published_means)
 from features.progress import clips_done, fmt_s, part_seconds, rate_of
 from features.progress import listener as progress_listener
+from features.settings import DEFAULT_OUT, ExtractSettings
 from features.store import Chunks, ExtractionError
-from toolkit.device import PRECISIONS, AdaptiveBatch, cast_model, check_precision, device_record, resolve_device
+from toolkit import settings as settings_vocabulary
+from toolkit.settings import add_seed_argument
+from toolkit.device import (PRECISIONS, AdaptiveBatch, cast_model, check_precision, device_record, fixed_algorithms,  # noqa: F401
+                            resolve_device)
 from toolkit.ray import RayUnavailable, connect
 
 
-__all__ = ["extract", "extract_many", "build_frontend", "embed", "layer_means", "input_spec",
+__all__ = ["ExtractSettings", "extract", "extract_many", "build_frontend", "embed", "layer_means", "input_spec",
            "plan", "compute_chunk", "iter_inputs", "Run", "ExtractionError"]
 
-DEFAULT_OUT = Path("runs/features")
 CHUNK_BATCHES = 4  # batches per resumable chunk: small enough to lose little, large enough to be cheap
 HEAR_PREFIX = "hear:"  # --arch hear:MODULE runs an installed HEAR-API module as a front-end
-ENGINES = ("local", "ray")
+ENGINES = settings_vocabulary.ENGINES
 
 
 
@@ -137,14 +139,28 @@ class Run:
         return c * self.chunk_size, min(len(self.ds.clips), (c + 1) * self.chunk_size)
 
 
-def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, split_dir=None,
-            manifest=None, width: str = "large", input_seconds: float | None = None, seed: int = 0,
-            device: str = "auto", batch_size: int = 8, workers: int = 2, out=DEFAULT_OUT,
-            weights=None, pad: str = "repeat", batchnorm: bool = False, cache_dir=DEFAULT_CACHE,
-            ds=None, progress: bool = True, engine: str = "local", address: str | None = None,
-            folds=None, fold_seed=None, precision: str = "float32",
-            custom: dict | None = None, as_published: bool = False, crop: str = "start") -> Path:
+def _settings(settings, changes: dict) -> ExtractSettings:
+    """``settings`` (an ``ExtractSettings``; None: the defaults) with ``changes`` applied. A string in
+    place of the settings is taken as ``arch`` (the older call ``extract("vgg", width="small")``)."""
+    if isinstance(settings, str):
+        changes = dict(changes, arch=settings)
+        settings = None
+    if settings is not None and not isinstance(settings, ExtractSettings):
+        raise TypeError(f"expected ExtractSettings, found {type(settings).__name__}")
+    settings = settings or ExtractSettings()
+    return settings.replace(**changes) if changes else settings
+
+
+def extract(settings: ExtractSettings | None = None, /, *, ds=None, progress: bool = True, planned=None,
+            **changes) -> Path:
     """Extract one feature set and return its folder. See the module docstring and ``--help``.
+
+    ``settings`` is an :class:`ExtractSettings` (``features/settings.py``); keyword ``changes`` give a copy
+    with those fields changed (``extract(s, seed=1)``; ``extract(arch="vgg", width="small")`` from the
+    defaults). ``ds`` is an already listed dataset (the study lists it once for every part); ``planned``
+    the :class:`Run` that :func:`plan` made of the same settings and ``ds`` (the study plans every part
+    for its estimate, and each model is built once): used only when its settings record is these
+    settings' and its dataset is ``ds``, else planned again.
 
     ``engine="ray"`` computes the chunks on Ray workers (``features/ray_engine.py``; ``workers`` is then
     the number of Ray workers and ``address`` an existing cluster's, or None for a local instance). Both
@@ -156,52 +172,55 @@ def extract(arch: str = "sample-level", dataset: str = "synthetic", root=None, s
 
     The dataset is listed without generated folds (``load_dataset(folds=None)``): features do not
     depend on folds; the evaluation makes them. With ``weights`` (a ``trained.train`` checkpoint) the
-    model's seed, width and fold come from the checkpoint. ``folds`` and ``fold_seed`` are accepted
-    from older callers and ignored, with a ``DeprecationWarning``.
+    model's seed, width and fold come from the checkpoint.
 
     ``as_published`` computes what the study's code computed where it departs from its text (see
     :func:`build_frontend`; docs/fidelity.md); it is part of the settings, hence of the key.
     """
-    if folds is not None or fold_seed is not None:
-        warnings.warn("extract(folds=, fold_seed=) are ignored: feature sets no longer carry generated "
-                      "folds (the grid and trained.train make them with datasets.stratified_folds)",
-                      DeprecationWarning, stacklevel=2)
-    if engine not in ENGINES:
-        raise ExtractionError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    if engine == "ray":
-        try:  # before anything else: a missing Ray or a bad address fails fast
-            connect(address)
-        except RayUnavailable as e:
-            raise ExtractionError(str(e)) from e
-        dev = ray_engine.resolve_cluster_device(device)
+    s = _settings(settings, changes)
+    dev = resolve_run_device(s.device, s.engine, s.address)
+    if planned is not None and planned.ds is ds and planned.cfg.get("settings") == s.record():
+        run = planned
+        run.t_start = time.perf_counter()
     else:
-        dev = resolve_device(device)
-    run = plan(arch, dataset=dataset, root=root, split_dir=split_dir, manifest=manifest, width=width,
-               input_seconds=input_seconds, seed=seed, dev=dev, batch_size=batch_size, workers=workers,
-               out=out, weights=weights, pad=pad, batchnorm=batchnorm, cache_dir=cache_dir, ds=ds,
-               engine=engine, address=address, precision=precision, custom=custom,
-               as_published=as_published, crop=crop)
-    with store.lock(run.folder, progress):
-        if store.verified(run.folder, run.key, progress):
+        run = plan(s, dev, ds=ds)
+    arch = s.arch
+    with store.lock(run.folder):
+        if store.verified(run.folder, run.key):
             if progress:
                 print(f"{arch}: already extracted with this configuration (key {run.key[:store.KEY_CHARS]}, "
                       "features.npz verified), nothing to do", file=sys.stderr)
             return run.folder
         _warn_small_classes(run.ds, arch)
         _load_chunks(run, progress)
-        if progress and engine == "local" and progress_listener() is None and run.todo:
-            _print_estimate(run, dev, cache_dir)
-        if engine == "ray":
-            warned = ray_engine.run_chunks(run, dev, workers=workers, cache_dir=cache_dir,
+        if progress and s.engine == "local" and progress_listener() is None and run.todo:
+            _print_estimate(run, dev, s.cache_dir)
+        if s.engine == "ray":
+            warned = ray_engine.run_chunks(run, dev, workers=s.workers, cache_dir=s.cache_dir,
                                            progress=progress)
         else:
-            warned = _run_local(run, dev, workers, cache_dir, progress)
+            # same seed, same features: fixed cuDNN algorithms for the run, torch's flags restored after it;
+            # TF32 is set per batch by toolkit.device.precision_context (off unless --precision tf32)
+            with fixed_algorithms():
+                warned = _run_local(run, dev, s.workers, s.cache_dir, progress)
         return store.write_feature_set(run, time.perf_counter() - run.t_start, warned, progress, run.meta)
+
+
+def resolve_run_device(device: str, engine: str = "local", address=None) -> torch.device:
+    """The device a run's networks use: this process's (``toolkit.device.resolve_device``), or for the
+    Ray engine the cluster's (checked on the cluster; ``auto`` is CUDA when the cluster has GPUs)."""
+    if engine == "ray":
+        try:  # before anything else: a missing Ray or a bad address fails fast
+            connect(address)
+        except RayUnavailable as e:
+            raise ExtractionError(str(e)) from e
+        return ray_engine.resolve_cluster_device(device)
+    return resolve_device(device)
 
 
 def _load_chunks(run: Run, progress: bool) -> None:
     """This key's finished chunks, then rows reusable from an earlier feature set of the same settings."""
-    run.chunks.load(run.key, run.chunk_range, run.n_chunks, progress)
+    run.chunks.load(run.key, run.chunk_range, run.n_chunks)
     if not run.cfg["batchnorm"]:  # batch norm: a clip's features depend on its batch mates' contents
         reuse, source = store.reusable_chunks(run.folder.parent, run.settings_key, run.key,
                                               run.meta["clips"], run.batch_size, run.chunk_range,
@@ -248,15 +267,15 @@ def _code_version() -> str:
     return store.code_version(_CODE_FUNCTIONS)
 
 
-def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, width="large",
-         input_seconds=None, seed=0, dev=torch.device("cpu"), batch_size=8, workers=2, out=DEFAULT_OUT,
-         weights=None, pad="repeat", batchnorm=False, cache_dir=DEFAULT_CACHE, ds=None,
-         engine="local", address=None, precision="float32", custom=None, as_published=False,
-         crop="start") -> Run:
+def plan(settings: ExtractSettings, dev: torch.device = torch.device("cpu"), ds=None) -> Run:
     """Everything an engine needs (a :class:`Run`): the clips, the model, the keys, the folder.
 
     Chunks are not read here (``extract`` reads them once it holds the folder's lock).
     """
+    s = settings
+    arch, width, seed, weights, batch_size, precision = s.arch, s.width, s.seed, s.weights, s.batch_size, s.precision
+    input_seconds, pad, batchnorm, engine, as_published = s.input_seconds, s.pad, s.batchnorm, s.engine, s.as_published
+    manifest, split_dir = s.manifest, s.split_dir
     t_start = time.perf_counter()
     hear = arch.startswith(HEAR_PREFIX)
     if hear and seed != 0:
@@ -273,42 +292,40 @@ def plan(arch, dataset="synthetic", root=None, split_dir=None, manifest=None, wi
         if ckpt["width"] in ("large", "small"):
             width = ckpt["width"]
     if ds is None:
-        ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest, folds=None)
+        ds = datasets.load_dataset(s.dataset, root=s.root, split_dir=split_dir, manifest=manifest, folds=None,
+                                   verify_audio=s.verify_audio)
     model = build_frontend(arch, width=width, seed=seed, weights=weights, batchnorm=batchnorm,
-                           custom=custom, as_published=as_published).eval()
+                           custom=s.custom, as_published=as_published).eval()
     arch = getattr(model, "arch_name", None) or arch  # a folder-safe name for any --arch string
     cast_model(model, precision)  # bf16: weights in bfloat16 (the Ray workers get the cast copy)
     if engine == "local":  # the Ray engine's workers move their own copies (dev may exist only there)
         model = model.to(dev)
-    if dev.type == "cuda" and engine == "local":
-        torch.backends.cudnn.benchmark = False  # same seed, same features: fixed algorithms
-        torch.backends.cudnn.deterministic = True
-        # TF32 is set per batch by toolkit.device.precision_context: off unless --precision tf32
-    spec = input_spec(model, input_seconds, pad, crop, name=arch)
+    spec = input_spec(model, input_seconds, pad, s.crop, name=arch)
     if ds.info.get("verify_audio") == "content":   # the decode cache knows files by their content too
         spec = dataclasses.replace(spec, verify="content")
     weights_name = getattr(model, "weights_name", None) or ("trained" if weights is not None else "random")
     weights_file = weights is not None and Path(str(weights)).is_file()
     code = _code_version()
     identity = getattr(model, "identity", None)  # a user's module: spec, source sha, options, init
-    settings = dict(arch=arch, width=width, seed=seed, weights_name=weights_name,
+    ident = dict(arch=arch, width=width, seed=seed, weights_name=weights_name,
                     weights=None if weights_file or weights is None else str(weights),  # HEAR options
                     weights_sha256=store.sha256_file(weights) if weights_file else None,
                     model_identity=identity, input=spec.__dict__, pad=pad, batchnorm=batchnorm,
                     dataset=ds.name, root=_resolved(ds.root), manifest=_resolved(manifest),
-                    split_dir=_resolved(split_dir), dtype=precision, device=dev.type, batch_size=batch_size,
+                    split_dir=_resolved(split_dir), precision=precision, device=dev.type, batch_size=batch_size,
                     torch=torch.__version__, code_version=code, as_published=bool(as_published))
     if spec.kind == "spectrogram":  # a feature set made by an older input rule (waveform repetition) is redone
-        settings["spectrogram_input_version"] = decode.SPECTROGRAM_INPUT_VERSION
-    settings_sha = store.settings_key(settings)
+        ident["spectrogram_input_version"] = decode.SPECTROGRAM_INPUT_VERSION
+    settings_sha = store.settings_key(ident)
     dataset_sha = datasets.dataset_key(ds)
     key = store.config_key(settings_sha, dataset_sha)
     readable = store.readable_name(arch, width, weights_name, seed, ckpt.get("model_fold"))
-    folder = store.feature_set_dir(out, ds.name, readable, key)
-    # the run record: the settings plus how the work was spread (which changes no number)
-    cfg = dict(settings, input_seconds=input_seconds, workers=workers, out=str(out), engine=engine,
-               address=address, cache_dir=str(cache_dir) if cache_dir else None,
-               weights=str(weights) if weights else None)
+    folder = store.feature_set_dir(s.out, ds.name, readable, key)
+    # the run record: the settings plus how the work was spread (which changes no number), and the
+    # settings object verbatim
+    cfg = dict(ident, input_seconds=input_seconds, workers=s.workers, out=str(s.out), engine=engine,
+               address=s.address, cache_dir=str(s.cache_dir) if s.cache_dir else None,
+               weights=str(weights) if weights else None, settings=s.record())
     meta = {"config_key": key, "settings_key": settings_sha, "dataset_key": dataset_sha,
             "code_version": code, "model_identity": identity, "batch_size": batch_size,
             "clips": store.clip_stamps(ds.clips),
@@ -334,7 +351,7 @@ _WARNED_SMALL: set = set()
 
 def _warn_small_classes(ds, arch) -> None:
     """Features never depend on folds, so too few clips per class is only a warning for later."""
-    if ds.protocol_hint is not None:
+    if ds.protocol_hint is not None or ds.info.get("multilabel"):  # tags: the folds are not stratified
         return
     labels, counts = np.unique([c.label for c in ds.clips], return_counts=True)
     small = {str(label): int(n) for label, n in zip(labels, counts) if n < GRID_FOLDS}
@@ -366,9 +383,9 @@ def _run_local(run: Run, dev, workers, cache_dir, progress) -> dict:
     try:
         for c in run.todo:
             lo, hi = run.chunk_range(c)
-            idx_ok, X, skipped, timing, w, crop = compute_chunk(run.model, dev, clips, lo, hi, run.batch_size,
-                                                                prepared, on_batch=on_batch,
-                                                                precision=run.precision, adaptive=adaptive)
+            idx_ok, X, skipped, timing, w, crop = compute_chunk(
+                run.model, dev, clips, (lo, hi), prepared,
+                Batching(run.batch_size, run.precision, adaptive=adaptive, on_batch=on_batch))
             merge_warnings(warned, w)
             run.chunks.save(c, idx_ok, X, skipped, timing, crop)
     finally:
@@ -396,23 +413,24 @@ def _part_name(arch, seed, weights) -> str:
     return f"{arch} --weights {weights}" if weights is not None else f"{arch} seed {seed}"
 
 
-def extract_many(archs, seeds=(0,), weights=None, **kwargs) -> list[Path]:
+def extract_many(archs, seeds=(0,), weights=None, settings: ExtractSettings | None = None, **changes) -> list[Path]:
     """Several architectures and seeds over one dataset, decoding each file once (the cache).
 
+    Each part is ``settings`` (with ``changes``) with its ``arch``, ``seed`` and ``weights`` replaced.
     ``weights`` is a list of checkpoints (one feature set each, named by each checkpoint's own seed and
     fold) for a single arch. Every part is tried; each written path is printed as it is done. Raises
     :class:`SomeFailed` (after all parts) when any part failed, naming each and why.
     """
-    name = kwargs.pop("dataset", "synthetic")
-    ds = datasets.load_dataset(name, root=kwargs.get("root"), split_dir=kwargs.get("split_dir"),
-                               manifest=kwargs.get("manifest"), folds=None,
-                               verify_audio=kwargs.pop("verify_audio", "stamp"))
+    progress = changes.pop("progress", True)
+    base = _settings(settings, changes)
+    ds = datasets.load_dataset(base.dataset, root=base.root, split_dir=base.split_dir, manifest=base.manifest,
+                               folds=None, verify_audio=base.verify_audio)
     jobs = [(a, s, None) for a in archs for s in seeds] if not weights else \
         [(archs[0], seeds[0], w) for w in weights]
     written, failed = [], []
     for arch, seed, w in jobs:
         try:
-            path = extract(arch, dataset=name, seed=seed, weights=w, ds=ds, **kwargs)
+            path = extract(base.replace(arch=arch, seed=seed, weights=w), ds=ds, progress=progress)
         except (ExtractionError, ValueError, RuntimeError, OSError) as e:
             failed.append((_part_name(arch, seed, w), _describe(e)))
             print(f"{_part_name(arch, seed, w)} failed: {_describe(e)}", file=sys.stderr)
@@ -451,27 +469,9 @@ def parse_args(argv=None):
                         "your own nn.Module: pkg.module:Class or path/to/file.py:factory "
                         "(docs/own-architecture.md)")
     add_custom_arguments(p)
-    p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS),
-                   help="dataset layout to read")
-    p.add_argument("--root", default=None, help="dataset folder (synthetic: generated here if absent)")
-    p.add_argument("--split-dir", default=None,
-                   help="gtzan: folder with train_filtered.txt / valid_filtered.txt / test_filtered.txt; "
-                        "without it the clips carry no split (the grid makes folds)")
-    p.add_argument("--manifest", default=None, help="csv dataset: the manifest file (path,label[,split|fold])")
-    p.add_argument("--width", default="large", choices=["large", "small"],
-                   help="large: the study's ~3584 features; small: ~120 (with --weights: the checkpoint's)")
-    p.add_argument("--input-seconds", type=float, default=None,
-                   help="input length; default: the study's 350000 samples / 1376 frames (about 29 s)")
-    p.add_argument("--pad", default="repeat", choices=["repeat", "zero"],
-                   help="how clips shorter than the input are filled")
-    p.add_argument("--crop", default="start", choices=list(CROPS),
-                   help="how clips longer than the input are read: start (the study's: the first input "
-                        "length only), center (the middle), windows (every consecutive input-length window, "
-                        "the last padded, features averaged over them); the summary and meta.json say how "
-                        "many clips were cut and by how much; part of the feature set's key")
-    p.add_argument("--seed", type=int, nargs="+", default=[0],
-                   help="random-weight seed(s); the study averages 3 runs (e.g. --seed 0 1 2); with "
-                        "--weights the checkpoint's own training seed is used")
+    ExtractSettings.add_arguments(p)
+    add_seed_argument(p, help="random-weight seed(s); the study averages 3 runs (e.g. --seed 0 1 2); with "
+                              "--weights the checkpoint's own training seed is used")
     p.add_argument("--weights", nargs="+", default=None, metavar="CHECKPOINT",
                    help="trained checkpoint(s) from trained.train (one feature set each, named by the "
                         "checkpoint's seed, width and fold) instead of random weights")
@@ -482,31 +482,8 @@ def parse_args(argv=None):
                         "frames, --pad zero appends 0.0 dB frames (docs/fidelity.md); part of the key")
     p.add_argument("--batchnorm", action="store_true",
                    help="study tool: batch norm with batch statistics, which leaks labels across a batch")
-    p.add_argument("--device", default="auto", help="auto (CUDA when there is a GPU), cpu or cuda[:N]")
-    p.add_argument("--precision", default="float32", choices=list(PRECISIONS),
-                   help="arithmetic of the networks: float32 is the study's (TF32 off on CUDA); tf32 "
-                        "(CUDA only) and bf16 are faster and change the features slightly (measured in "
-                        "docs/precision.md); part of the feature set's key")
-    p.add_argument("--batch-size", type=int, default=8,
-                   help="clips per forward pass; on a GPU that runs out of memory it is halved and the "
-                        "run goes on")
-    p.add_argument("--workers", type=int, default=2,
-                   help="local engine: decoding threads (0: decode in the main thread); ray engine: Ray "
-                        "workers, each decoding and embedding whole chunks with its own copy of the model")
-    p.add_argument("--engine", default="local", choices=list(ENGINES),
-                   help="local: this process; ray: Ray workers (CPU, or one GPU each with --device cuda), "
-                        "same feature set byte for byte. Needs pip install '.[ray]'")
-    p.add_argument("--address", default=None,
-                   help="ray engine: address of an existing Ray cluster (host:port, ray://host:10001 or "
-                        "auto); default: start a local Ray instance")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder")
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE),
-                   help="decoded-audio cache ('none' disables); may be shared by several users")
-    p.add_argument("--verify-audio", default="stamp", choices=list(decode.VERIFY_AUDIO),
-                   help="how an audio file is known to be unchanged since a feature set or the decode cache "
-                        "was made: stamp = size + modification time (content replaced with the same size "
-                        "and the mtime restored, as cp -p or tar do, is NOT noticed); content = also the "
-                        "SHA-256 of every file (read once more per run)")
+    p.add_argument("--out", default=str(DEFAULT_OUT),
+                   help="root of the feature sets: each goes to OUT/<dataset>/<name>-<key>")
     a = p.parse_args(argv)
     if a.arch == ["all"]:
         a.arch = names
@@ -518,32 +495,24 @@ def parse_args(argv=None):
                 f"path/to/file.py:factory for your own)")
     if SAMPLECNN in a.arch and not a.weights:
         p.error(f"--arch {SAMPLECNN} reads out a trained SampleCNN: give its checkpoint with --weights")
-    if a.batch_size < 1:
-        p.error(f"--batch-size must be at least 1, got {a.batch_size}")
-    if a.address and a.engine != "ray":
-        p.error("--address applies to --engine ray only")
     if a.weights and len(a.arch) != 1:
         p.error("--weights needs exactly one --arch (the architecture the checkpoints hold)")
     a.custom = custom_options_from_args(p, a)
+    a.settings = ExtractSettings.parse(p, a, arch=a.arch[0], seed=a.seed[0],
+                                       weights=a.weights[0] if a.weights else None)
     return a
 
 
 @interruptible
 def main(argv=None) -> int:
     a = parse_args(argv)
-    cache = None if a.cache_dir.lower() == "none" else a.cache_dir
+    s = a.settings
     parts = len(a.weights) if a.weights else len(a.arch) * len(a.seed)
-    print(f"extract: {', '.join(a.arch[:4])}{' ...' if len(a.arch) > 4 else ''} on {a.dataset}, width {a.width}, "
+    print(f"extract: {', '.join(a.arch[:4])}{' ...' if len(a.arch) > 4 else ''} on {s.dataset}, width {s.width}, "
           f"{parts} feature set(s): listing the clips and building the network, then the estimate",
           file=sys.stderr, flush=True)
     try:
-        extract_many(a.arch, seeds=a.seed, weights=a.weights, dataset=a.dataset, root=a.root,
-                     split_dir=a.split_dir, manifest=a.manifest, width=a.width,
-                     input_seconds=a.input_seconds, device=a.device, precision=a.precision, batch_size=a.batch_size,
-                     workers=a.workers, out=a.out, pad=a.pad, batchnorm=a.batchnorm,
-                     cache_dir=cache, engine=a.engine, address=a.address, custom=a.custom,
-                     as_published=a.as_published, crop=a.crop,
-                     verify_audio=a.verify_audio)
+        extract_many(a.arch, seeds=a.seed, weights=a.weights, settings=a.settings)
     except (ExtractionError, ValueError, OSError) as e:
         print(f"error: {_describe(e)}", file=sys.stderr)
         return 1

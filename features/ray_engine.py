@@ -22,7 +22,7 @@ worker can land checks them (``toolkit.ray.check_nodes_see``) and one that canno
 node and the path. On a cluster put the dataset (and ``--cache-dir``) on storage the nodes share.
 
 The connection helpers (``connect``, ``RayUnavailable``; also used by ``python -m classifiers.grid
---backend ray``) live in ``toolkit/ray.py``.
+--engine ray``) live in ``toolkit/ray.py``.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from features.compute import compute_chunk, iter_inputs, merge_warnings
+from features.compute import Batching, compute_chunk, iter_inputs, merge_warnings
 from features.progress import clips_done
 from features.store import ExtractionError
 from toolkit.ray import (HeadLost, HeadWatch, RayUnavailable, check_nodes_see, dead_nodes, head_reachable,
@@ -95,8 +95,8 @@ class Embedder:
         paths = [clip.path for clip in clips]
         prepared = iter_inputs(paths, self.spec, self.cache_dir, workers=0)
         shifted = _Shifted(clips, lo)
-        return c, self.where(), compute_chunk(self.model, self.dev, shifted, lo, lo + len(clips), batch_size,
-                                              prepared, precision=precision)
+        return c, self.where(), compute_chunk(self.model, self.dev, shifted, (lo, lo + len(clips)), prepared,
+                                              Batching(batch_size, precision))
 
 
 class _Shifted:

@@ -28,8 +28,6 @@ import contextlib
 import hashlib
 import inspect
 import json
-import os
-import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -40,7 +38,9 @@ import numpy as np
 import torch
 
 from audiodata import audio
-from toolkit.provenance import atomic_save_npz, atomic_write_json, run_record, sha256_file
+from toolkit.provenance import (atomic_save_npz, atomic_write_json, file_stamp, folder_lock, run_record,  # noqa: F401
+                                sha256_file, write_feature_files)
+from toolkit.settings import folder_name, stable_key
 
 __all__ = ["Chunks", "ExtractionError", "settings_key", "config_key", "code_version", "sha256_file",
            "safe_name", "readable_name", "feature_set_dir", "lock", "verified", "clip_stamps",
@@ -84,8 +84,7 @@ def code_version(functions=()) -> str:
 
 def settings_key(settings: dict) -> str:
     """SHA-256 of the settings (a JSON-able dict), independent of key order."""
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return stable_key(settings)  # toolkit.settings: the one way settings become a key
 
 
 def config_key(settings_sha: str, dataset_sha: str) -> str:
@@ -99,22 +98,15 @@ def clip_stamps(clips) -> list:
     out = []
     for c in clips:
         sha = [c.sha256] if getattr(c, "sha256", None) else []
-        try:
-            st = os.stat(c.path)
-            out.append([c.id, c.label, int(st.st_size), int(st.st_mtime_ns)] + sha)
-        except OSError:
-            out.append([c.id, c.label, None, None] + sha)
+        st = file_stamp(c.path)
+        out.append([c.id, c.label, *(st if st is not None else (None, None))] + sha)
     return out
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
-
-
 def safe_name(text: str) -> str:
-    """A folder-name-safe form of any ``--arch`` string (``my_pkg.mod:Net``, ``path/to/file.py:make``):
-    runs of other characters become ``-``; no leading dot. The key suffix keeps names distinct."""
-    name = _UNSAFE.sub("-", str(text)).lstrip(".-").rstrip("-")
-    return name or "arch"
+    """A folder-name-safe form of any ``--arch`` string (``toolkit.settings.folder_name``); the key
+    suffix keeps names distinct."""
+    return folder_name(text, empty="arch")
 
 
 def readable_name(arch: str, width: str, weights_name: str, seed: int, fold=None) -> str:
@@ -132,30 +124,14 @@ def feature_set_dir(out, dataset: str, readable: str, key: str) -> Path:
 
 
 @contextlib.contextmanager
-def lock(folder: Path, progress: bool = True):
-    """Hold ``.<folder>.lock`` beside it (``fcntl.flock``): a second run of the same key waits for the first."""
-    path = folder.with_name(f".{folder.name}.lock")  # hidden: globs of feature sets never match it
+def lock(folder: Path):
+    """Hold ``.<folder>.lock`` beside it (``toolkit.provenance.folder_lock``): a second run of the same key
+    waits for the first."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(path, "a+")
+        with folder_lock(folder, say=_say):
+            yield
     except (FileExistsError, NotADirectoryError) as e:
-        raise ExtractionError(f"cannot create {path.parent}: a part of it is a file ({e})") from e
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock (the atomic writes still keep every file whole)
-        with f:
-            yield
-        return
-    with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _say(f"{folder}: another run of this same configuration is writing it; waiting for it")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        raise ExtractionError(f"cannot create {Path(folder).parent}: a part of it is a file ({e})") from e
 
 
 def read_meta(folder: Path) -> dict | None:
@@ -167,7 +143,7 @@ def read_meta(folder: Path) -> dict | None:
     return meta if isinstance(meta, dict) else None
 
 
-def verified(folder: Path, key: str, progress: bool = True) -> bool:
+def verified(folder: Path, key: str) -> bool:
     """True when ``folder`` holds a finished feature set of ``key`` whose ``features.npz`` still has the
     SHA-256 that ``meta.json`` recorded. Says why when a folder is there but cannot be trusted."""
     folder = Path(folder)
@@ -235,7 +211,7 @@ class Chunks:
     crop: dict = field(default_factory=dict)  # chunk index -> compute_chunk's crop record (None: not known)
     chunk_range: object = None  # chunk index -> (lo, hi), set by load()
 
-    def load(self, key: str, chunk_range, n_chunks: int, progress: bool = True):
+    def load(self, key: str, chunk_range, n_chunks: int):
         """Read the finished chunks of ``key``; delete damaged ones and any of another key or range."""
         self.key, self.chunk_range = key, chunk_range
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -370,6 +346,7 @@ def write_feature_set(run, session_s: float, warned: dict, progress: bool, extra
         "root": str(ds.root) if ds.root else None, "classes": list(ds.classes),
         "feature_length": int(X.shape[1]), "layers": layers, "dims": getattr(model, "dims", {}),
         "n_clips": int(len(indices)), "skipped": skipped, "protocol_hint": ds.protocol_hint,
+        **({"multilabel": ds.info["multilabel"]} if ds.info.get("multilabel") else {}),  # tags manifest
         "input": spec.__dict__, "n_params": int(cost.count_params(model)),
         # an external HEAR module is opaque: its cost is not ours to count
         "gflop_per_clip": None if getattr(model, "opaque_cost", False) else
@@ -385,10 +362,7 @@ def write_feature_set(run, session_s: float, warned: dict, progress: bool, extra
         **extra_meta,
         **run_record(run.cfg),
     }
-    (folder / "meta.json").unlink(missing_ok=True)
-    atomic_save_npz(folder / "features.npz", **arrays)
-    meta["features_sha256"] = sha256_file(folder / "features.npz")
-    atomic_write_json(folder / "meta.json", meta)
+    meta = write_feature_files(folder, arrays, meta)
     shutil.rmtree(chunks.folder, ignore_errors=True)
     if progress:
         summary(run.arch, meta, warned)

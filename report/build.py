@@ -25,8 +25,10 @@ from report.published import (PUBLISHED, PUBLISHED_PROTOCOLS, STUDY_DATASETS, TR
                               published_figure)
 from report.figures import (bar_charts, batchnorm_chart, read_staged, scatter_random_trained, slug, stage, staged,
                             use_archs)
-from report.judge import judge_blocks
-from report.load import load_results
+from report.judge import judge_blocks, multilabel_blocks
+from report.load import SUPERSEDE_RULE, find_results, load_results
+from report.settings import ReportSettings
+from toolkit.provenance import sha256_file
 from report.headline import headline, leaderboards, significance_blocks, significance_csv
 from report.rank import rank_blocks, rank_new
 from report.stats import (check_orderings, correlations, cost_table, fmt_p, pairwise_tests, protocol_label,
@@ -125,7 +127,13 @@ _METHOD = ("Accuracies are percent, mean ± sample std (ddof 1) over runs, recom
            "fewer degrees of freedom, so its p is never smaller. Chance is 1 / the number of classes.")
 
 
-def _build(rows, read, messages, figures, scatter, pairs, corr, orderings, costs, summary, tests, ranks=()):
+_PARTS = ("figures", "scatter", "pairs", "corr", "orderings", "costs", "summary", "tests", "ranks")
+
+
+def _build(rows, read, messages, parts: dict):
+    """The report's blocks from the rows, the files read, the messages and the computed ``parts``
+    (``_PARTS``: figures, scatter, pairs, correlations, orderings, costs, summary, tests, ranks)."""
+    figures, scatter, pairs, corr, orderings, costs, summary, tests, ranks = (parts[k] for k in _PARTS)
     datasets = list(dict.fromkeys(s["dataset"] for s in summary))
     blocks = [("h1", "Random-weight CNN results report"),
               ("p", f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} from "
@@ -405,8 +413,9 @@ def _render(rows, read, messages, results, out_dir: Path) -> str:
     scatter = scatter_random_trained(pairs, out_dir, title)
     batchnorm = _batchnorm_blocks(results, out_dir, messages)
     judged = judge_blocks(rows, results, out_dir, messages)  # report/judge.py: each judgement vs trained
-    blocks = _build(rows, read, messages, figures, scatter, pairs, corr, check_orderings(rows),
-                    cost_table(rows), summary, tests, ranks)
+    blocks = _build(rows, read, messages, dict(figures=figures, scatter=scatter, pairs=pairs, corr=corr,
+                                               orderings=check_orderings(rows), costs=cost_table(rows),
+                                               summary=summary, tests=tests, ranks=ranks))
     blocks = _insert_before(blocks, ("h2", "Cost"), batchnorm)
     blocks = _insert_before(blocks, ("h2", "Cost"), _hpelm_note(rows))
     blocks = _insert_before(blocks, ("h2", "Sources"), _failed_points_blocks(rows))
@@ -414,7 +423,12 @@ def _render(rows, read, messages, results, out_dir: Path) -> str:
     # after the datasets, then the judgements (report/judge.py)
     at = next(i for i, b in enumerate(blocks) if b[:2] in (("h2", "Random vs trained"), ("h2", "Cross-checks"))
               or (b[0] == "p" and b[1].startswith("**Random vs trained**")))
-    blocks[at:at] = rank_blocks(rows, out_dir) + judged
+    blocks[at:at] = rank_blocks(rows, out_dir) + judged + multilabel_blocks(results, messages)
+    superseded = [m for m in messages if m.startswith("superseded ")]
+    if superseded:  # the rule, stated, and what it set aside
+        at = blocks.index(("h2", "Sources")) + 2
+        blocks[at:at] = [("h3", "Superseded results"), ("p", f"Rule: {SUPERSEDE_RULE}."),
+                         ("ul", [f"`{m}`" for m in superseded])]
     buf = io.StringIO(newline="")
     writer = csv.DictWriter(buf, fieldnames=_SUMMARY_COLUMNS)
     writer.writeheader()
@@ -427,24 +441,30 @@ def _render(rows, read, messages, results, out_dir: Path) -> str:
     return markdown
 
 
-def render_report(results=("runs",), out="runs/report", log=None) -> Path:
-    """Write the comparison report of the results files under ``results``.
+def render_report(settings: ReportSettings | None = None, /, *, log=None, **changes) -> Path:
+    """Write the comparison report of the results files under ``settings.results``.
 
     Parameters
     ----------
-    results : sequence of str or Path
-        Results files and folders (searched recursively for ``results.json``).
-    out : str or Path
-        The report folder; created if needed. Figures of an earlier report there are replaced.
+    settings : ReportSettings
+        ``results`` (results files and folders, searched recursively for ``results.json``) and ``out``
+        (the report folder; created if needed; figures of an earlier report there are replaced);
+        keyword ``changes`` give a copy with those fields changed (``render_report(results=[...],
+        out=...)``); a list in place of the settings is taken as ``results``.
     log : callable or None
         Receives each message about a skipped file or entry; default prints to stderr.
 
     Returns
     -------
     Path
-        The report folder, holding ``report.md``, ``report.html``, ``summary.csv`` and PNGs.
+        The report folder, holding ``report.md``, ``report.html``, ``summary.csv``, PNGs and
+        ``report_inputs.json`` (the results files read, by path and SHA-256, and the settings).
     """
-    out_dir = Path(out)
+    if isinstance(settings, (list, tuple, str, Path)):
+        changes, settings = dict(changes, results=settings), None
+    settings = settings or ReportSettings()
+    settings = settings.replace(**changes) if changes else settings
+    results, out_dir = settings.results, Path(settings.out)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -453,6 +473,10 @@ def render_report(results=("runs",), out="runs/report", log=None) -> Path:
     rows, read, messages = load_results(results, log=log)
     with staged() as files:   # figures and pages in memory, then written all or nothing
         markdown = _render(rows, read, messages, results, out_dir)
+        # what this report read (paths and bytes), written with the pages: the study renders it again
+        # when that differs
+        stage(out_dir / INPUTS_FILE, json.dumps({"results": report_inputs(results), "read": read,
+                                                 "settings": settings.record()}, indent=2).encode("utf-8"))
         # every file through a temporary file first, then renamed: a failure on the way (a full disk)
         # leaves the earlier report whole, its pages and its figures, never a cut or a mixed one
         atomic_write_many(files)
@@ -460,6 +484,31 @@ def render_report(results=("runs",), out="runs/report", log=None) -> Path:
         if old.name not in markdown:
             old.unlink(missing_ok=True)
     return out_dir
+
+
+INPUTS_FILE = "report_inputs.json"  # what the report read: the study re-renders when this differs
+
+
+def report_inputs(results) -> list[dict]:
+    """``[{path, sha256}]`` of every results file the report of ``results`` reads (in path order)."""
+    files, _ = find_results(results)
+    out = []
+    for f in files:
+        try:
+            out.append({"path": str(f), "sha256": sha256_file(f)})
+        except OSError:
+            out.append({"path": str(f), "sha256": None})
+    return out
+
+
+def report_is_current(results, out) -> bool:
+    """True when the report in ``out`` was rendered from exactly the results files (paths and bytes)
+    that a report of ``results`` would read now."""
+    try:
+        recorded = json.loads((Path(out) / INPUTS_FILE).read_text(encoding="utf-8"))["results"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return recorded == report_inputs(results) and (Path(out) / "report.html").is_file()
 
 
 class ReportWriteError(OSError):
@@ -487,12 +536,10 @@ def main(argv=None) -> None:
                     "orderings and cost, as report.md / report.html / summary.csv with PNGs. "
                     "Broken files are skipped with a message naming them.",
         formatter_class=HelpFormatter)
-    parser.add_argument("results", nargs="*", default=["runs"],
-                        help="results.json files and folders searched recursively for them")
-    parser.add_argument("--out", default="runs/report", help="report folder to write")
+    ReportSettings.add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        path = render_report(results=args.results, out=args.out)
+        path = render_report(ReportSettings.parse(parser, args))
     except OSError as e:   # a read-only, full or unwritable --out: one message, no traceback
         if not isinstance(e, ReportWriteError):
             e = ReportWriteError(args.out, e)

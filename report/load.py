@@ -141,6 +141,12 @@ def _entry_row(entry: dict, meta: dict, where: str) -> dict:
     runs = entry["runs"]
     if not isinstance(runs, list) or not runs:
         raise ResultsError(f"{where}: no runs")
+    if entry.get("partial"):  # trained on some folds only: never the end-to-end figure
+        covered = "; ".join(f"seed {seed}: folds {p.get('folds_trained')} of {p.get('folds')}"
+                            for seed, p in (entry["partial"].get("runs") or {}).items()
+                            if isinstance(p, dict)) if isinstance(entry["partial"], dict) else ""
+        raise ResultsError(f"{where}: a partial result ({covered or 'fewer folds than its protocol'}), not the "
+                           f"{protocol} figure: train every fold (trained.train without --fold) for it")
     runs = sorted(runs, key=lambda r: _seed_order(r.get("seed") if isinstance(r, dict) else None))
     accuracies, predictions, seeds = [], [], []
     for k, run in enumerate(runs):
@@ -217,6 +223,8 @@ def read_results_file(path, _hashes=None) -> tuple[list[dict], list[str]]:
         raise ResultsError(f"{path}: JSON nested too deeply to be a results file") from None
     if not isinstance(data, dict) or data.get("kind") != "randomcnn-results":
         raise ResultsError(f"{path}: not a results file (expected \"kind\": \"randomcnn-results\")")
+    if data.get("multilabel"):  # ROC-AUC / PR-AUC, no accuracy: report/judge.py's multi-label section
+        return [], []
     missing = [k for k in _REQUIRED if data.get(k) in (None, "")]
     if missing:
         raise ResultsError(f"{path}: run without metadata: missing {', '.join(missing)}")
@@ -280,8 +288,8 @@ def load_results(paths, log=None) -> tuple[list[dict], list[str], list[str]]:
     Returns
     -------
     rows : list of dict
-        See :func:`read_results_file`. When two files hold the same setting (dataset, arch,
-        width, weights, classifier, protocol), the first in path order is kept.
+        See :func:`read_results_file`. When several files hold the same setting (dataset, arch,
+        width, weights, classifier, protocol), the one ``SUPERSEDE_RULE`` picks is kept (:func:`supersede`).
     read : list of str
         The files rows came from.
     messages : list of str
@@ -291,7 +299,7 @@ def load_results(paths, log=None) -> tuple[list[dict], list[str], list[str]]:
     files, messages = find_results(paths)
     for m in messages:
         log(m)
-    rows, read, seen, hashes = [], [], {}, {}
+    candidates, hashes = [], {}
     for f in files:
         try:
             new, notes = read_results_file(f, hashes)
@@ -299,16 +307,53 @@ def load_results(paths, log=None) -> tuple[list[dict], list[str], list[str]]:
             notes, new = [f"skipped {e}"], []
         except Exception as e:  # malformed in a way no check foresaw: the file is skipped, never the report
             notes, new = [f"skipped {f}: unusable results file ({type(e).__name__}: {e})"], []
-        for row in new:
-            key = tuple(row[k] for k in ("dataset", "arch", "width", "weights", "classifier", "protocol"))
-            if key in seen:
-                notes.append(f"skipped {f}: duplicate of {seen[key]} for {'/'.join(key)}")
-                continue
-            seen[key] = f
-            rows.append(row)
-        if new:
-            read.append(str(f))
+        candidates += [(row, f) for row in new]
         for m in notes:
             log(m)
         messages.extend(notes)
+    rows, read, notes = supersede(candidates)
+    for m in notes:
+        log(m)
+    messages.extend(notes)
     return rows, read, messages
+
+
+SUPERSEDE_RULE = ("where several results cover the same (dataset, architecture, width, weights, classifier, "
+                  "protocol), the one whose runs (seeds) are a superset of every other's is shown; failing "
+                  "that, the newest file; the others are named")
+_SAME = ("dataset", "arch", "width", "weights", "classifier", "protocol")
+
+
+def _newest(path) -> int:
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def supersede(candidates) -> tuple[list[dict], list[str], list[str]]:
+    """``(rows, files read, messages)`` from ``[(row, file)]``: one row per setting (``_SAME``), chosen by
+    ``SUPERSEDE_RULE``; each row shown gets ``superseded`` (the files it replaced) and each other file
+    a message naming the one shown instead."""
+    groups: dict = {}
+    for row, f in candidates:
+        groups.setdefault(tuple(row[k] for k in _SAME), []).append((row, f))
+    rows, notes, read = [], [], []
+    for key, group in groups.items():
+        seeds = [set(map(str, row["seeds"])) for row, _ in group]
+        superset = [i for i, s in enumerate(seeds) if all(s >= t for t in seeds)]
+        # a superset of the runs wins (the newest among equal sets of runs); else the newest file
+        pick = max(superset or range(len(group)), key=lambda i: (_newest(group[i][1]), str(group[i][1])))
+        why = "a superset of the runs" if superset and any(seeds[pick] > t for t in seeds) else "the newest"
+        row, f = group[pick]
+        others = [str(g) for i, (_, g) in enumerate(group) if i != pick]
+        row = dict(row, superseded=others)
+        for i, (other, g) in enumerate(group):
+            if i != pick:
+                notes.append(f"superseded {g} (seeds {sorted(seeds[i])}) by {f} (seeds {sorted(seeds[pick])}, "
+                             f"{why}) for {'/'.join(map(str, key))}")
+        rows.append(row)
+    for row, f in candidates:  # files in path order, each once, if any of its rows is shown
+        if any(r["source"] == str(f) for r in rows) and str(f) not in read:
+            read.append(str(f))
+    return rows, read, notes  # one row per setting, in the order the settings first appear

@@ -105,11 +105,17 @@ _TWO_BEST_SCOPE = ("scope not stated; checked where the text quotes its figures 
                    "features): on GTZAN with the ELM timbral ranks above vgg (Fig. 4.7)")
 
 
-def _ordering(name, kind, archs, dataset, source, claim, classifiers=None, widths=None, alpha=0.05,
-              among=None, baseline=None):
+_SCOPE = {"classifiers": None, "widths": None, "alpha": 0.05, "among": None, "baseline": None}
+
+
+def _ordering(name, kind, archs, dataset, source, claim, **scope):
+    """One ordering the papers state; ``scope`` narrows it (``classifiers``, ``widths``, ``alpha``,
+    ``among``, ``baseline``; defaults in ``_SCOPE``)."""
+    unknown = set(scope) - set(_SCOPE)
+    if unknown:
+        raise TypeError(f"unknown ordering scope {sorted(unknown)}")
     return {"name": name, "kind": kind, "archs": tuple(archs), "dataset": dataset, "datasets": (dataset,),
-            "classifiers": classifiers, "widths": widths, "alpha": alpha, "among": among,
-            "baseline": baseline, "claim": claim, "source": source}
+            **dict(_SCOPE, **scope), "claim": claim, "source": source}
 
 
 def _per_dataset(dataset, section, two_best, spectrogram_chain, baseline_winners):

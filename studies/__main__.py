@@ -13,12 +13,15 @@ from studies.study import LONG_S, Study, run_study
 def parse_args(argv=None):
     import architectures
     from classifiers.grids import GRIDS
-    from audiodata import datasets
-    from features.extract import ENGINES, HEAR_PREFIX
+    from features.extract import HEAR_PREFIX
+    from audiodata.decode import CROPS
+    from features.settings import add_dataset_arguments
+    from toolkit.settings import PADS
+    from toolkit.settings import add_device_arguments, add_engine_arguments, add_seed_argument, add_width_argument
     from architectures.custom import add_arguments as add_custom_arguments
     from architectures.custom import is_custom_spec
     from architectures.custom import options_from_args as custom_options_from_args
-    from classifiers.grid import CLASSIFIERS
+    from classifiers.grid import CLASSIFIERS, PROTOCOL_CHOICES
     from classifiers.kernels import available_cpus
     names = list(architectures.ARCHITECTURES)
     p = argparse.ArgumentParser(
@@ -29,28 +32,29 @@ def parse_args(argv=None):
                     "missing. Exits non-zero, with a summary, if any part failed. Writes "
                     "OUT/features, OUT/results, OUT/report; the last line printed is the report folder.",
         formatter_class=HelpFormatter)
-    p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS), help="dataset layout")
-    p.add_argument("--root", default=None, help="dataset folder (synthetic: generated here if absent)")
-    p.add_argument("--split-dir", default=None, help="gtzan: the fault-filtered split lists")
-    p.add_argument("--manifest", default=None, help="csv dataset: the manifest file")
+    add_dataset_arguments(p)
     p.add_argument("--arch", nargs="+", default=["all"], metavar="NAME",
                    help=f"front-ends: {', '.join(names)}, all, hear:MODULE, your own pkg.module:Class / "
                         "path/to/file.py:factory (docs/own-architecture.md), or space:path/to/space.py "
                         "(every member of its SPACE; examples/space.py)")
-    p.add_argument("--seed", type=int, nargs="+", default=[0, 1, 2], help="random-weight seeds (one run each)")
-    p.add_argument("--width", default="large", choices=["large", "small"], help="the study's widths")
+    add_seed_argument(p, default=(0, 1, 2), help="random-weight seeds (one run each)")
+    add_width_argument(p, "the study's widths: large (~3584 features) or small (~120)")
     add_custom_arguments(p)
     judge.add_arguments(p)  # --proxies, --train (studies/judge.py)
     p.add_argument("--input-seconds", type=float, default=None, help="input length; default the study's ~29 s")
+    p.add_argument("--pad", default="repeat", choices=list(PADS), help="how clips shorter than the input are "
+                   "filled (as features.extract)")
+    p.add_argument("--crop", default="start", choices=list(CROPS),
+                   help="how clips longer than the input are read (as features.extract): start (the study's), "
+                        "center, or windows (every input-length window, features averaged)")
     p.add_argument("--folds", type=int, default=10, help="folds for datasets without predefined splits")
     p.add_argument("--fold-seed", type=int, default=0, help="shuffling seed of those folds")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device_arguments(p, "arithmetic of the networks (as features.extract): float32 is the study's")
     p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
     p.add_argument("--workers", type=int, default=2, help="decoding threads (local) or Ray workers (ray)")
-    p.add_argument("--engine", default="local", choices=list(ENGINES), help="where extraction runs")
-    p.add_argument("--address", default=None, help="--engine ray: an existing cluster's address")
+    add_engine_arguments(p, "extraction")
     p.add_argument("--classifier", default="all", choices=[*CLASSIFIERS, "all"], help="grids to run")
-    p.add_argument("--protocol", default="auto", choices=["auto", "split", "cv-best", "nested-cv"],
+    p.add_argument("--protocol", default="auto", choices=list(PROTOCOL_CHOICES),
                    help="auto: split for train/val/test sets, cv-best and nested-cv for folds")
     p.add_argument("--grid", default="study", choices=sorted(GRIDS),
                    help="study: the published grids; small: a few points for smoke tests")
@@ -80,22 +84,15 @@ def parse_args(argv=None):
     if bad:
         p.error(f"unknown architecture {bad[0]!r}; available: {', '.join(names)}, all, hear:MODULE, "
                 "pkg.module:Class or path/to/file.py:factory")
-    if a.batch_size < 1:
-        p.error(f"--batch-size must be at least 1, got {a.batch_size}")
     a.custom = custom_options_from_args(p, a)
+    a.settings = Study.parse(p, a, archs=a.arch, seeds=a.seed)
     return a
 
 
 @interruptible
 def main(argv=None) -> int:
     a = parse_args(argv)
-    st = Study(dataset=a.dataset, archs=a.arch, seeds=a.seed, width=a.width, root=a.root,
-               split_dir=a.split_dir, manifest=a.manifest, folds=a.folds, fold_seed=a.fold_seed,
-               input_seconds=a.input_seconds, custom=a.custom, device=a.device, batch_size=a.batch_size,
-               workers=a.workers, engine=a.engine, address=a.address, classifier=a.classifier,
-               protocol=a.protocol, grid=a.grid, per_layer=a.per_layer, layers=a.layers, jobs=a.jobs,
-               out=a.out, cache_dir=None if a.cache_dir.lower() == "none" else a.cache_dir,
-               as_published=a.as_published, judge=a.judge)
+    st = a.settings
     try:
         return run_study(st, estimate_only=a.estimate_only)
     except (ValueError, FileNotFoundError, RuntimeError) as e:  # the dataset itself cannot be listed

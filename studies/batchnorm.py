@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+from dataclasses import dataclass
 import io
 import json
 import os
@@ -49,10 +50,14 @@ from scipy import stats
 from toolkit.cli import HelpFormatter, interruptible, prog
 from audiodata import datasets
 from audiodata.decode import DEFAULT_CACHE
+from classifiers.grid import GridSettings
 from features.extract import ExtractionError, extract
+from features.settings import ExtractSettings, add_dataset_arguments
+from toolkit.settings import (Settings, SettingsError, add_device_arguments, add_seed_argument, add_width_argument,
+                              check_int, check_seeds)
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
 
-__all__ = ["KIND", "STUDY_ANOVA_P", "DEFAULT_BATCH_SIZES", "STUDY_ARCH", "StudyVGG", "network_seed",
+__all__ = ["BatchnormSettings", "KIND", "STUDY_ANOVA_P", "DEFAULT_BATCH_SIZES", "STUDY_ARCH", "StudyVGG", "network_seed",
            "sorted_by_label", "anova", "run", "main"]
 
 KIND = "randomcnn-batchnorm"
@@ -186,14 +191,70 @@ def _check_order(folder: Path, expected_ids: list[str]) -> None:
                          "dataset's order")
 
 
-def _grid_accuracies(paths, grid: str, jobs: int, out: Path, progress: bool) -> tuple[dict, dict]:
+@dataclass(frozen=True)
+class BatchnormSettings(Settings):
+    """The experiment's settings (``python -m studies.batchnorm --help`` explains each field); each cell's
+    extraction and grid settings derive from it (``extract_settings``, ``grid_settings``)."""
+    dataset: str = "synthetic"
+    root: object = None
+    split_dir: object = None
+    manifest: object = None
+    arch: str = STUDY_ARCH
+    width: str = "large"
+    batch_sizes: tuple = DEFAULT_BATCH_SIZES
+    seeds: tuple = DEFAULT_SEEDS
+    folds: int = 10
+    fold_seed: int = 0
+    grid: str = "study"
+    input_seconds: float | None = None
+    same_networks: bool = False
+    device: str = "auto"
+    workers: int = 2
+    jobs: int = 1
+    out: object = DEFAULT_OUT
+    cache_dir: object = DEFAULT_CACHE
+
+    RECORD_ONLY = ("workers", "jobs", "out", "cache_dir")
+
+    def validate(self) -> None:
+        sizes = self.batch_sizes if isinstance(self.batch_sizes, (list, tuple)) else [self.batch_sizes]
+        sizes = tuple(sorted({check_int("--batch-sizes", b, 1) for b in sizes}))
+        if len(sizes) < 2:
+            raise SettingsError("--batch-sizes", list(self.batch_sizes), "at least two distinct batch sizes (the "
+                                "experiment compares them)")
+        self._set("batch_sizes", sizes)
+        self._set("seeds", check_seeds("--seed", self.seeds))
+        if not self.same_networks and max(self.seeds) >= NETWORK_SEED_STRIDE:
+            raise SettingsError("--seed", list(self.seeds), f"seeds in 0..{NETWORK_SEED_STRIDE - 1}: each run draws "
+                                f"network seed + {NETWORK_SEED_STRIDE} x cell (or --same-networks)")
+        if self.arch == "mfcc":
+            raise SettingsError("--arch", self.arch, "a CNN front-end with a batch-norm switch (not mfcc)")
+        self.extract_settings(batch_size=sizes[0], batchnorm=False, seed=self.seeds[0])  # checks them all once
+        self.grid_settings()
+
+    def extract_settings(self, batch_size: int, batchnorm: bool, seed: int) -> ExtractSettings:
+        """One cell's extraction of one network seed, into the cell's ``features/`` folder."""
+        net = dict(arch=f"{__name__}:StudyVGG", custom={"options": {"batchnorm": batchnorm}}, width="small") \
+            if self.arch == STUDY_ARCH else dict(arch=self.arch, width=self.width)
+        return ExtractSettings(dataset=self.dataset, root=self.root, split_dir=self.split_dir,
+                               manifest=self.manifest, seed=seed, batch_size=batch_size, batchnorm=batchnorm,
+                               input_seconds=self.input_seconds, device=self.device, workers=self.workers,
+                               cache_dir=self.cache_dir,
+                               out=_cell_dir(Path(self.out), batchnorm, batch_size) / "features", **net)
+
+    def grid_settings(self) -> GridSettings:
+        """The SVM grid, cv-best (folds pooled, GridSearchCV as the study's code)."""
+        return GridSettings(classifier="svm", protocol="cv-best", grid=self.grid, jobs=self.jobs,
+                            folds=self.folds, fold_seed=self.fold_seed)
+
+
+def _grid_accuracies(paths, settings: GridSettings, out: Path, progress: bool) -> tuple[dict, dict]:
     """SVM grid, cv-best (folds pooled), on one cell's feature sets; ``{seed: accuracy}`` and the entry."""
     from classifiers.grid import run_grid
-    path = run_grid(features=[str(p) for p in paths], classifier="svm", protocol="cv-best", grid=grid, jobs=jobs,
-                    out=out, progress=progress)
+    path = run_grid(settings.replace(features=[str(p) for p in paths], out=out), progress=progress)
     kept = out / "grid.json"          # not results.json: the report must not mix these cells with the study's rows
     os.replace(path, kept)
-    os.replace(out / "results.csv", out / "grid.csv")
+    os.replace(Path(path).parent / "results.csv", out / "grid.csv")
     results = json.loads(kept.read_text())
     (entry,) = [e for e in results["entries"] if e["protocol"] == "cv-best"]
     if not entry["runs"]:
@@ -201,75 +262,44 @@ def _grid_accuracies(paths, grid: str, jobs: int, out: Path, progress: bool) -> 
     return {r["seed"]: r["accuracy"] for r in entry["runs"]}, entry
 
 
-def run(dataset: str = "synthetic", root=None, split_dir=None, manifest=None, arch: str = STUDY_ARCH,
-        width: str = "large", batch_sizes=DEFAULT_BATCH_SIZES, seeds=DEFAULT_SEEDS, folds: int = 10,
-        fold_seed: int = 0, grid: str = "study", input_seconds: float | None = None, out=DEFAULT_OUT,
-        device: str = "auto", workers: int = 2, cache_dir=DEFAULT_CACHE, jobs: int = 1,
-        progress: bool = True, ds=None, same_networks: bool = False) -> Path:
-    """Run the experiment and write ``batchnorm.csv`` / ``.json`` / ``.png`` into ``out``.
+def run(settings: BatchnormSettings | None = None, /, *, ds=None, progress: bool = True, **changes) -> Path:
+    """Run the experiment and write ``batchnorm.csv`` / ``.json`` / ``.png`` into ``settings.out``.
 
-    Parameters
-    ----------
-    dataset, root, split_dir, manifest : as ``features.extract`` (ignored when ``ds`` is given)
-    arch, width : str
-        ``"study-vgg"`` (the study's network, :class:`StudyVGG`; ``width`` is then only a label) or a
-        toolkit front-end with a batch-norm switch (every CNN front-end; not ``mfcc``).
-    batch_sizes, seeds : sequence of int
-        The cells: each batch size without and with batch norm, one run per seed.
-    folds, fold_seed : int
-        Stratified folds for datasets that do not define folds.
-    grid : {"study", "small"}
-        The SVM grid (``classifiers.grids``).
-    ds : audiodata.datasets.Dataset, optional
-        An already loaded dataset.
-    same_networks : bool
-        One network per seed shared by every cell (this toolkit's former design) instead of a fresh
-        network per cell and run (the study's).
-
-    Returns
-    -------
-    Path
-        ``out/batchnorm.json``.
+    ``settings`` is a :class:`BatchnormSettings` (keyword ``changes`` give a copy with those fields
+    changed); ``ds`` an already loaded dataset. ``arch`` is ``"study-vgg"`` (the study's network,
+    :class:`StudyVGG`; ``width`` is then only a label) or a toolkit front-end with a batch-norm switch
+    (every CNN front-end; not ``mfcc``). The cells: each batch size without and with batch norm, one run
+    per seed; ``same_networks``: one network per seed shared by every cell (this toolkit's former
+    design) instead of a fresh network per cell and run (the study's). Returns ``out/batchnorm.json``.
     """
-    batch_sizes = sorted({int(b) for b in batch_sizes})
-    seeds = list(dict.fromkeys(int(s) for s in seeds))
-    if not batch_sizes or batch_sizes[0] < 1:
-        raise StudyError(f"batch sizes must be positive integers, found {batch_sizes}")
-    if len(batch_sizes) < 2:
-        raise StudyError(f"the experiment compares batch sizes: give at least two, found {batch_sizes}")
-    if not seeds:
-        raise StudyError("give at least one seed (the study used 3 runs)")
-    if not same_networks and (min(seeds) < 0 or max(seeds) >= NETWORK_SEED_STRIDE):
-        raise StudyError(f"--seed: each run draws network seed + {NETWORK_SEED_STRIDE} x cell, so seeds must lie "
-                         f"in 0..{NETWORK_SEED_STRIDE - 1}, found {seeds}")
+    st = settings or BatchnormSettings()
+    st = st.replace(**changes) if changes else st
+    arch, width, batch_sizes, seeds = st.arch, st.width, list(st.batch_sizes), list(st.seeds)
+    folds, fold_seed, same_networks, grid = st.folds, st.fold_seed, st.same_networks, st.grid
     study_net = arch == STUDY_ARCH
     if study_net:
         width = f"{STUDY_FILTERS} filters"
     if ds is None:
-        ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest, folds=folds,
-                                   seed=fold_seed)
+        ds = datasets.load_dataset(st.dataset, root=st.root, split_dir=st.split_dir, manifest=st.manifest,
+                                   folds=folds, seed=fold_seed)
     ds = sorted_by_label(ds, folds, fold_seed)
     order = [c.id for c in ds.clips]
-    out = Path(out)
+    out = Path(st.out)
     cells, csv_rows = [], []
     for c, (batchnorm, bs) in enumerate((bn, b) for bn in (False, True) for b in batch_sizes):
         cell_out = _cell_dir(out, batchnorm, bs)
         paths = []
         net_seeds = [network_seed(s, c, same_networks) for s in seeds]
         for seed, net_seed in zip(seeds, net_seeds):
-            net = dict(arch=f"{__name__}:StudyVGG", custom={"options": {"batchnorm": batchnorm}},
-                       width="small") if study_net else dict(arch=arch, width=width)
             try:
-                folder = extract(dataset=ds.name, ds=ds, seed=net_seed, batch_size=bs, batchnorm=batchnorm,
-                                 input_seconds=input_seconds, out=cell_out / "features", device=device,
-                                 workers=workers, cache_dir=cache_dir, progress=progress, **net)
+                folder = extract(st.extract_settings(bs, batchnorm, net_seed), ds=ds, progress=progress)
             except ValueError as e:
                 if "batchnorm" in str(e):
                     raise StudyError(f"--arch {arch}: has no batch-norm switch; choose a CNN front-end") from e
                 raise
             _check_order(folder, order)
             paths.append(folder)
-        accs, entry = _grid_accuracies(paths, grid, jobs, cell_out, progress)
+        accs, entry = _grid_accuracies(paths, st.grid_settings(), cell_out, progress)
         values = [accs[s] for s in net_seeds if s in accs]
         cells.append({"batchnorm": batchnorm, "batch_size": bs,
                       "seeds": [s for s, n in zip(seeds, net_seeds) if n in accs],
@@ -289,9 +319,8 @@ def run(dataset: str = "synthetic", root=None, split_dir=None, manifest=None, ar
             anova([c["accuracies"] for c in mine]),
             groups=len(mine), runs=sum(len(c["accuracies"]) for c in mine),
             distinct_networks=len({n for c in mine for n in c["network_seeds"]}))
-    config = dict(dataset=ds.name, root=str(ds.root) if ds.root else None, arch=arch, width=width,
-                  batch_sizes=batch_sizes, seeds=seeds, folds=folds, fold_seed=fold_seed, grid=grid,
-                  input_seconds=input_seconds, device=device, out=str(out), same_networks=same_networks)
+    config = dict(st.record(), dataset=ds.name, root=str(ds.root) if ds.root else None, width=width,
+                  batch_sizes=batch_sizes, seeds=seeds)
     result = {"kind": KIND, "version": 1, "dataset": ds.name, "arch": arch, "width": width,
               "classifier": "svm", "protocol": "cv-best", "n_clips": len(ds.clips), "classes": list(ds.classes),
               "order": "clips sorted by label, then id; each batch holds consecutive clips",
@@ -348,11 +377,7 @@ def parse_args(argv=None):
                     "gtzan --root DIR --folds 10 --batch-sizes 1 10 100 --seed 0 1 2.",
         formatter_class=HelpFormatter)
     archs = [a for a in architectures.ARCHITECTURES if a != "mfcc"]
-    p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS), help="dataset layout")
-    p.add_argument("--root", default=None, help="dataset folder (synthetic: generated here if absent)")
-    p.add_argument("--split-dir", default=None, help="gtzan: folder of the fault-filtered split lists "
-                   "(the experiment still uses folds: the split is replaced by --folds stratified folds)")
-    p.add_argument("--manifest", default=None, help="csv dataset: the manifest file")
+    add_dataset_arguments(p)
     p.add_argument("--arch", default=STUDY_ARCH, choices=[STUDY_ARCH, *archs],
                    help=f"{STUDY_ARCH}: the study's network for this experiment (its VGG of {STUDY_FILTERS} "
                         "filters a layer, batch norm on the input and after each ELU); or a toolkit front-end "
@@ -361,19 +386,17 @@ def parse_args(argv=None):
                    help="one network per --seed in every cell (the toolkit's former design: the runs without "
                         "batch norm are then identical across batch sizes, ANOVA p = 1 by construction); "
                         "default: a fresh network for every cell and run, as the study")
-    p.add_argument("--width", default="large", choices=["large", "small"],
-                   help="large: about 3500 features; small: about 120 (quicker)")
+    add_width_argument(p, "large: about 3500 features; small: about 120 (quicker); a label only for study-vgg")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=list(DEFAULT_BATCH_SIZES),
                    help="extraction batch sizes to compare")
-    p.add_argument("--seed", type=int, nargs="+", default=list(DEFAULT_SEEDS),
-                   help="random-weight seeds, one run each (the study: 3 runs)")
+    add_seed_argument(p, default=DEFAULT_SEEDS, help="random-weight seeds, one run each (the study: 3 runs)")
     p.add_argument("--folds", type=int, default=10,
                    help="stratified folds for datasets that do not define their own")
     p.add_argument("--fold-seed", type=int, default=0, help="shuffling seed of those folds")
     p.add_argument("--grid", default="study", choices=["study", "small"], help="SVM grid")
     p.add_argument("--input-seconds", type=float, default=None,
                    help="input length; default: the study's about 29 s")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device_arguments(p)
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
     from classifiers.kernels import available_cpus  # the grid's default, imported when parsing
     p.add_argument("--jobs", type=int, default=available_cpus(),
@@ -381,18 +404,16 @@ def parse_args(argv=None):
                         "this process may use")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-audio cache ('none' disables)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    a.settings = BatchnormSettings.parse(p, a, seeds=a.seed)
+    return a
 
 
 @interruptible
 def main(argv=None) -> int:
     a = parse_args(argv)
-    cache = None if a.cache_dir.lower() == "none" else a.cache_dir
     try:
-        path = run(dataset=a.dataset, root=a.root, split_dir=a.split_dir, manifest=a.manifest, arch=a.arch,
-                   width=a.width, batch_sizes=a.batch_sizes, seeds=a.seed, folds=a.folds, fold_seed=a.fold_seed,
-                   grid=a.grid, input_seconds=a.input_seconds, out=a.out, device=a.device, workers=a.workers,
-                   cache_dir=cache, jobs=a.jobs, same_networks=a.same_networks)
+        path = run(a.settings)
     except (StudyError, ExtractionError, ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

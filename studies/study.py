@@ -22,24 +22,29 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from classifiers.grid import GridSettings
 from features.progress import TIME_BELOW_S, clips_done, fmt_s, listening, measure_rate, part_seconds  # noqa: F401
+from features.settings import ExtractSettings, cache_dir_arg
+from toolkit.settings import Settings, SettingsError, check_seeds
 
 __all__ = ["Study", "run_study", "estimate", "measure_rate", "LONG_S"]
 
 LONG_S = 600.0  # an estimate above this suggests a GPU or the Ray engine
 
 
-@dataclass
-class Study:
-    """What a study is made of (``python -m studies --help`` explains each field)."""
+@dataclass(frozen=True)
+class Study(Settings):
+    """What a study is made of (``python -m studies --help`` explains each field). Frozen and checked
+    when made (``toolkit/settings.py``); each part's settings derive from it: ``extract_settings()``
+    (one copy per front-end and seed) and ``grid_settings()`` (one copy per front-end)."""
     dataset: str = "synthetic"
-    archs: list = field(default_factory=lambda: ["all"])
-    seeds: list = field(default_factory=lambda: [0])
+    archs: tuple = ("all",)
+    seeds: tuple = (0,)
     width: str = "large"
     root: str | None = None
     split_dir: str | None = None
@@ -47,8 +52,11 @@ class Study:
     folds: int = 10
     fold_seed: int = 0
     input_seconds: float | None = None
+    pad: str = "repeat"
+    crop: str = "start"
     custom: dict | None = None
     device: str = "auto"
+    precision: str = "float32"
     batch_size: int = 8
     workers: int = 2
     engine: str = "local"
@@ -57,12 +65,43 @@ class Study:
     protocol: str = "auto"
     grid: str = "study"
     per_layer: bool = False
-    layers: list | None = None
+    layers: tuple | None = None
     jobs: int = 1
     out: str = "runs"
     cache_dir: str | None = "runs/cache/audio"
     as_published: bool = False  # extraction and grids as the study's code computed them (docs/fidelity.md)
     judge: object = None  # studies.judge.JudgeOptions: --proxies, --train (None: neither)
+
+    RECORD_ONLY = ("workers", "engine", "address", "jobs", "out", "cache_dir")
+
+    def validate(self) -> None:
+        archs = (self.archs,) if isinstance(self.archs, str) else tuple(self.archs)
+        if not archs:
+            raise SettingsError("--arch", "(none)", "at least one front-end, or all")
+        self._set("archs", archs)
+        self._set("seeds", check_seeds("--seed", self.seeds))
+        self._set("cache_dir", cache_dir_arg(self.cache_dir))
+        if self.layers is not None:
+            self._set("layers", tuple(str(x) for x in self.layers))
+        self.extract_settings()  # every value extraction and the grid take is checked now, once
+        self.grid_settings()
+
+    def extract_settings(self) -> ExtractSettings:
+        """The extraction settings of every part (``replace(arch=..., seed=...)`` gives each one)."""
+        return ExtractSettings(arch=self.archs[0], dataset=self.dataset, root=self.root, split_dir=self.split_dir,
+                               manifest=self.manifest, width=self.width, input_seconds=self.input_seconds,
+                               pad=self.pad, crop=self.crop,
+                               seed=self.seeds[0], custom=self.custom, device=self.device, precision=self.precision,
+                               batch_size=self.batch_size, workers=self.workers, engine=self.engine,
+                               address=self.address, out=self.feature_dir, cache_dir=self.cache_dir,
+                               as_published=self.as_published)
+
+    def grid_settings(self) -> GridSettings:
+        """The grid settings of every front-end (``replace(features=...)`` gives each one). The study's
+        extraction engine is not the grid's: the grids run in this process."""
+        return GridSettings(classifier=self.classifier, protocol=self.protocol, grid=self.grid, jobs=self.jobs,
+                            per_layer=self.per_layer, layers=self.layers, folds=self.folds,
+                            fold_seed=self.fold_seed, as_published=self.as_published)
 
     @property
     def feature_dir(self) -> Path:
@@ -126,13 +165,6 @@ def seeded(arch: str) -> bool:
     return f is None or f.seeded
 
 
-def _extract_kwargs(st: Study) -> dict:
-    return dict(dataset=st.dataset, root=st.root, split_dir=st.split_dir, manifest=st.manifest, width=st.width,
-                input_seconds=st.input_seconds, device=st.device, batch_size=st.batch_size, workers=st.workers,
-                out=st.feature_dir, cache_dir=st.cache_dir,
-                engine=st.engine, address=st.address, custom=st.custom, as_published=st.as_published)
-
-
 def _plan_all(st: Study, ds, jobs, log, rate=None):
     """``features.extract.plan`` of every job: the clips still to do and the model's GFLOP per clip (or,
     where that is no measure of its time, one clip timed). A front-end that cannot be built is logged
@@ -140,22 +172,18 @@ def _plan_all(st: Study, ds, jobs, log, rate=None):
     from architectures import cost
     from audiodata import audio
     from features import store
-    from features.extract import ExtractionError, plan, resolve_device
-    if st.engine == "ray":  # the device type the Ray workers will use (part of the configuration key)
-        dev = torch.device("cuda" if st.device.startswith("cuda") else "cpu")
-    else:
-        dev = resolve_device(st.device)
-    kw = _extract_kwargs(st)
-    kw.pop("device")
+    from features.extract import ExtractionError, plan, resolve_run_device
+    base = st.extract_settings()
+    dev = resolve_run_device(base.device, base.engine, base.address)  # the one rule, as extraction's
     plans, failed = [], []
     timed = {}  # arch -> seconds per clip, where a clip was timed (the same for every seed)
     for arch, seed in jobs:
         try:
-            run = plan(arch, seed=seed, dev=dev, ds=ds, **kw)
+            run = plan(base.replace(arch=arch, seed=seed), dev, ds=ds)
         except (ExtractionError, ValueError, RuntimeError) as e:
             failed.append((arch, seed, str(e)))
             continue
-        if store.verified(run.folder, run.key, progress=False):  # done, and its bytes check out
+        if store.verified(run.folder, run.key):  # done, and its bytes check out
             plans.append({"arch": arch, "seed": seed, "gflop_per_clip": 0.0, "clips_todo": 0, "done": True})
             continue
         spec = run.spec
@@ -178,7 +206,8 @@ def _plan_all(st: Study, ds, jobs, log, rate=None):
                     timed[arch] = None
             per = timed[arch]
         plans.append({"arch": arch, "seed": seed, "gflop_per_clip": g, "clips_todo": todo, "done": False,
-                      "name": run.arch, "s_per_clip": per})
+                      "name": run.arch, "s_per_clip": per,
+                      "run": run})  # handed to extraction: each model is built once per study
         del run
     for arch in dict.fromkeys(a for a, _, _ in failed):
         whys = {e for a, _, e in failed if a == arch}
@@ -251,7 +280,7 @@ class _Overall:
 def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
     """Run (or resume) a study; returns the exit status (0: every part succeeded)."""
     from classifiers.grid import run_grid
-    from report.build import render_report
+    from report.build import render_report, report_is_current
     from audiodata import datasets
     from features.extract import extract
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
@@ -297,7 +326,7 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
     # 1. features, under one overall line
     failed = [(f"extract {a}", s, e) for a, s, e in failed_build]  # (part, seed or None, why)
     bad = {(a, s) for a, s, _ in failed_build}
-    kw = _extract_kwargs(st)
+    base = st.extract_settings()
     sets: dict = {}
     by_job = {(p["arch"], p["seed"]): p for p in plans}
     overall = _Overall(est["network_s"], len(jobs), len({a for a, _ in jobs}), enabled=True)
@@ -313,7 +342,7 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
                 overall.per_clip = part_s
                 before = overall.bar.n
                 try:
-                    path = extract(arch, seed=seed, ds=ds, **kw)
+                    path = extract(base.replace(arch=arch, seed=seed), ds=ds, planned=p.pop("run", None))
                 except Exception as e:  # one front-end failing never stops the others
                     if not any(f[0] == f"extract {arch}" and f[2] == str(e) for f in failed):
                         overall.bar.write(f"{arch} seed {seed} failed: {e}", file=sys.stderr)  # once per error
@@ -330,11 +359,8 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
             label = json.loads((paths[0] / "meta.json").read_text())["arch"]
             t_grid = time.time()
             try:  # the folder is named by the results key: a current one is kept, other settings go elsewhere
-                path = Path(run_grid([str(p) for p in paths], classifier=st.classifier, protocol=st.protocol,
-                                     grid=st.grid, jobs=st.jobs, per_layer=st.per_layer, layers=st.layers,
-                                     folds=st.folds, fold_seed=st.fold_seed, results_root=st.results_dir,
-                                     reuse=True, progress=False, log=lambda m: None,
-                                     as_published=st.as_published))
+                path = Path(run_grid(st.grid_settings().replace(features=[str(p) for p in paths]),
+                                     results_root=st.results_dir, reuse=True, progress=False, log=lambda m: None))
             except Exception as e:
                 failed.append((f"grid {label}", None, str(e)))
                 overall.bar.write(f"grid {label} failed: {e}", file=sys.stderr)
@@ -343,6 +369,9 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
                 overall.grid_done()
             results.append(path)
             if path.stat().st_mtime < t_grid:
+                if path.with_name("results.csv").stat().st_mtime >= t_grid:
+                    overall.bar.write(f"{label}: results.csv did not match results.json: derived from it again",
+                                      file=sys.stderr)
                 overall.bar.write(f"{label}: results current, kept ({path})", file=sys.stderr)
                 continue
             changed = True
@@ -354,13 +383,14 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
     failed = failed + [(f.partition(": ")[0], None, f.partition(": ")[2]) for f in judge_failed]
     changed = changed or judge_changed
 
-    # 3. report
+    # 3. report: rendered again whenever the results it would read (paths, bytes) differ from the ones
+    # it records having read (a run killed before its report, a results file edited or added since)
     report = st.report_dir / "report.html"
     report_state = "missing"
-    if results and (changed or not report.exists()):
+    sources = [str(st.results_dir / ds.name)] + judge.report_paths(st, ds)
+    if results and (changed or not report_is_current(sources, st.report_dir)):
         try:
-            render_report([str(st.results_dir / ds.name)] + judge.report_paths(st, ds), out=st.report_dir,
-                          log=lambda m: None)
+            render_report(sources, out=st.report_dir, log=lambda m: None)
             report_state = "written"
         except Exception as e:
             failed.append(("report", None, str(e)))

@@ -106,6 +106,6 @@ def test_same_options_as_the_python_m_form(capsys):
     """A usage error of the subcommand is that of its module (exit 2, the module's message)."""
     from randomcnn.cli import main
     assert main(["extract", "--batch-size", "0"]) == 2
-    assert "--batch-size must be at least 1" in capsys.readouterr().err
+    assert "randomcnn extract: error: --batch-size 0: expected an integer >= 1" in capsys.readouterr().err
     assert main(["grid"]) == 2
     assert "randomcnn grid: error: the following arguments are required: --features" in capsys.readouterr().err

@@ -126,12 +126,12 @@ def test_spectrogram_feature_sets_of_the_old_rule_are_redone(tmp_path, monkeypat
     kw = dict(dataset="folder", root=root, out=tmp_path / "fs", cache_dir=None, width="small",
               input_seconds=1.0, workers=0)
     folder = ex.extract("7x96", progress=False, **kw)
-    same = ex.plan("7x96", **kw)
-    assert same.folder == folder and store.verified(folder, same.key, False)  # same rule: nothing to redo
+    same = ex.plan(ex.ExtractSettings(arch="7x96", **kw))
+    assert same.folder == folder and store.verified(folder, same.key)  # same rule: nothing to redo
     monkeypatch.setattr(decode, "SPECTROGRAM_INPUT_VERSION", 1)
-    other = ex.plan("7x96", **kw)
+    other = ex.plan(ex.ExtractSettings(arch="7x96", **kw))
     assert other.key != same.key and other.folder != folder   # another rule: its own, new feature set
-    assert not store.verified(other.folder, other.key, False) and folder.is_dir()
+    assert not store.verified(other.folder, other.key) and folder.is_dir()
 
 
 # ----------------------------------------------------------------------------- 6. cv-best pools the folds
@@ -364,9 +364,10 @@ def test_batchnorm_anova_and_bad_settings():
     from scipy import stats
     g = [[0.50, 0.52, 0.49], [0.55, 0.56, 0.58], [0.51, 0.50, 0.53]]
     assert anova(g)["p"] == pytest.approx(stats.f_oneway(*g).pvalue, rel=1e-12)
-    with pytest.raises(StudyError, match="at least two"):
+    from toolkit.settings import SettingsError
+    with pytest.raises(SettingsError, match="--batch-sizes 4: expected at least two distinct batch sizes"):
         run(batch_sizes=[4])
-    with pytest.raises(StudyError, match="positive"):
+    with pytest.raises(SettingsError, match="--batch-sizes 0: expected an integer >= 1"):
         run(batch_sizes=[0, 4])
 
 

@@ -162,7 +162,7 @@ def test_3_a_crash_between_features_and_meta_is_not_taken_for_done(tmp_path, dat
             raise KeyboardInterrupt("killed between features.npz and meta.json")
         return real(path, obj)
 
-    monkeypatch.setattr(store, "atomic_write_json", crash)
+    monkeypatch.setattr(provenance, "atomic_write_json", crash)  # the one feature-set writer (toolkit)
     with pytest.raises(KeyboardInterrupt):
         ex.extract("mfcc", out=tmp_path / "fs", **kw)
     monkeypatch.undo()

@@ -118,7 +118,7 @@ ENTRY_POINTS = [
     ("features.extract", "extract_many", []),
     ("classifiers.grid", "run_grid", ["--features", "x"]),
     ("report.build", "render_report", []),
-    ("trained.train", "train", ["--arch", "vgg"]),
+    ("trained.train", "train_seeds", ["--arch", "vgg"]),
     ("trained.evaluate", "evaluate", ["some_run"]),
     ("studies.__main__", "run_study", []),
     ("studies.batchnorm", "run", []),

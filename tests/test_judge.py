@@ -145,5 +145,5 @@ def test_own_module_forward_feeds_the_backend():
     fe = CustomFrontend(spec, width="small")
     x = torch.zeros(2, 18000)
     assert tuple(fe(x).shape) == (2, 8, 6000) and tuple(frontend_output(fe, x).shape) == (2, 8, 32)
-    model, _, backend = build_model(spec, 3, "small", 0, input_seconds=1.5, frontend_bn="none")
+    model, _, backend = build_model(spec, 3, width="small", seed=0, input_seconds=1.5, frontend_bn="none")
     assert backend.dims["in_channels"] == 8 and model.logits(x).shape == (2, 3)

@@ -34,12 +34,13 @@ def test_estimate_first_then_work_then_estimate_vs_measured(tmp_path, capsys, mo
 def test_mfcc_time_is_measured_not_zero(tmp_path):
     """The MFCC baseline has no network GFLOP: its clip is timed (the study once said '0 s')."""
     data = write_class_folders(tmp_path / "data")
-    run = ex.plan("mfcc", dataset="folder", root=data, out=tmp_path / "fs", cache_dir=None, width="small")
+    from features.settings import ExtractSettings
+    base = ExtractSettings(dataset="folder", root=data, out=tmp_path / "fs", width="small")
+    run = ex.plan(base.replace(arch="mfcc", cache_dir=None))
     from audiodata.decode import prepare
     per, how = part_seconds(run, 100.0, lambda: prepare(0, run.ds.clips[0].path, run.spec, None).x)
     assert per > 0 and how == "one clip timed"
-    net = ex.plan("sample-level", dataset="folder", root=data, out=tmp_path / "fs", width="small",
-                  input_seconds=1.0)
+    net = ex.plan(base.replace(arch="sample-level", input_seconds=1.0))
     per, how = part_seconds(net, 10.0)
     assert per > 0 and how.endswith("GFLOP a clip at 10 GFLOP/s")
     assert measure_rate(torch.device("cpu"), seconds=0.05) > 0.1

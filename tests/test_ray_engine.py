@@ -32,8 +32,8 @@ def test_without_ray_the_flag_says_how_to_install(tmp_path, monkeypatch, capsys)
     assert "pip install '.[ray]'" in capsys.readouterr().err
     from classifiers.grid import run_grid
     fs = _feature_set(tmp_path)
-    with pytest.raises(ValueError, match=r"--backend ray needs Ray.*pip install '\.\[ray\]'"):
-        run_grid([fs], grid="small", backend="ray", out=tmp_path / "res", progress=False)
+    with pytest.raises(ValueError, match=r"--engine ray needs Ray.*pip install '\.\[ray\]'"):
+        run_grid([fs], grid="small", engine="ray", out=tmp_path / "res", progress=False)
 
 
 def _feature_set(tmp_path):
@@ -171,9 +171,9 @@ def test_grid_on_the_ray_backend_equals_local(ray_local, tmp_path):
     from classifiers.grid import run_grid
     fs = _feature_set(tmp_path)
     local = json.loads(run_grid([fs], grid="small", jobs=1, out=tmp_path / "l", progress=False).read_text())
-    remote = json.loads(run_grid([fs], grid="small", jobs=2, backend="ray", out=tmp_path / "r",
+    remote = json.loads(run_grid([fs], grid="small", jobs=2, engine="ray", out=tmp_path / "r",
                                  progress=False).read_text())
-    assert remote["config"]["backend"] == "ray"
+    assert remote["config"]["engine"] == "ray"
     for a, b in zip(local["entries"], remote["entries"]):
         assert (a["classifier"], a["protocol"], a["mean"]) == (b["classifier"], b["protocol"], b["mean"])
         assert a["runs"][0]["predictions"] == b["runs"][0]["predictions"]

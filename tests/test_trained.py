@@ -1,5 +1,6 @@
 """Trained front-ends: back-end, checkpoints, portions, a tiny training run, resume, results."""
 import csv
+from pathlib import Path
 import json
 
 import numpy as np
@@ -51,7 +52,13 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("tones")
     ds = _tone_dataset(root)
     results = train(ds=ds, epochs=EPOCHS, out=root / "runs", results_out=root / "results", **FAST)
-    return ds, root / "runs" / "tones" / "sample-level_small_seed0", results
+    return ds, run_dir(root / "runs"), results
+
+
+def run_dir(out, arch="sample-level", seed=0):
+    """The one run folder of ``arch`` / ``seed`` under ``out`` (named by its recipe's key)."""
+    (found,) = (Path(out) / "tones").glob(f"{arch}_small_seed{seed}-*")
+    return found
 
 
 def test_backend_shapes_and_short_maps():
@@ -151,14 +158,18 @@ def test_resume_continues_the_same_run(trained_run, tmp_path):
     kw = dict(ds=ds, out=tmp_path, evaluate=False, **FAST)
     train(epochs=1, **kw)
     train(epochs=2, **kw)  # picks up checkpoint.pt after epoch 1
-    resumed = read_checkpoint(tmp_path / "tones" / "sample-level_small_seed0" / "split" / "checkpoint.pt")
+    resumed = read_checkpoint(run_dir(tmp_path) / "split" / "checkpoint.pt")
     straight = read_checkpoint(run / "split" / "checkpoint.pt")  # EPOCHS epochs without a break
     assert resumed["epoch"] == 2
     for key in ("train_loss", "val_loss"):  # same batches, same dropout masks after the break
         assert [h[key] for h in resumed["history"]] == pytest.approx(
             [h[key] for h in straight["history"][:2]], rel=1e-4)
-    with pytest.raises(ValueError, match="trained with other settings"):
-        train(epochs=5, **dict(kw, batch_size=6))
+    before = (run_dir(tmp_path) / "split" / "checkpoint.pt").read_bytes()
+    train(epochs=1, **dict(kw, batch_size=6))  # another recipe: its own folder, the first one untouched
+    folders = sorted((tmp_path / "tones").glob("sample-level_small_seed0-*"))
+    assert len(folders) == 2
+    assert sorted(read_checkpoint(f / "split" / "checkpoint.pt")["config"]["batch_size"] for f in folders) == [4, 6]
+    assert before in [(f / "split" / "checkpoint.pt").read_bytes() for f in folders]
 
 
 def test_fold_model_never_sees_its_fold(tmp_path):
@@ -169,8 +180,7 @@ def test_fold_model_never_sees_its_fold(tmp_path):
         assert test_ids == {c.id for c in ds.clips if c.fold == k}
         assert not test_ids & {ds.clips[i].id for i in p["train"] + p["val"]}
     results = train(ds=ds, fold=2, epochs=1, out=tmp_path / "runs", results_out=tmp_path / "res", **FAST)
-    meta = json.loads((tmp_path / "runs" / "tones" / "sample-level_small_seed0" / "fold2" /
-                       "meta.json").read_text())
+    meta = json.loads((run_dir(tmp_path / "runs") / "fold2" / "meta.json").read_text())
     fold2 = {c.id for c in ds.clips if c.fold == 2}
     assert set(meta["test_ids"]) == fold2
     assert not fold2 & set(meta["train_ids"]) and not fold2 & set(meta["val_ids"])
@@ -264,6 +274,6 @@ def test_samplecnn_multilabel_end_to_end(tmp_path):
     run = entry["runs"][0]
     assert 0 <= run["roc_auc"] <= 1 and 0 <= run["pr_auc"] <= 1 and run["accuracy"] is None
     assert len(run["predictions"]["ids"]) == 4
-    model = load_frontend(tmp_path / "runs" / "tones" / "samplecnn_small_seed0" / "split" / "best.pt",
+    model = load_frontend(run_dir(tmp_path / "runs", "samplecnn") / "split" / "best.pt",
                           expected_arch="samplecnn")
     assert model.dims["block"] == "rese2" and model.feature_length == sum(model.dims["channels"])

@@ -11,7 +11,8 @@ from architectures.layers import norm_layer
 from trained import data
 from architectures.checkpoint import load_frontend, load_model, read_checkpoint
 from trained.evaluate import predict_test
-from trained.loop import StagedLR, Trainer, fit, patch_lengths, window_starts, windows
+from audiodata.decode import InputSpec
+from trained.loop import FitOptions, StagedLR, Trainer, fit, patch_lengths, window_starts, windows
 from trained.train import _param_groups, build_model, main, train
 
 from test_trained import _tone_dataset
@@ -43,7 +44,7 @@ def patch_run(tmp_path_factory):
         train(ds=ds, epochs=1, out=root / "runs", patch_seconds=PATCH_S, **RUN)
     finally:
         handle.remove()
-    return ds, root / "runs" / "tones" / "sample-level_small_seed0" / "split", seen
+    return ds, next((root / "runs" / "tones").glob("sample-level_small_seed0-*")) / "split", seen
 
 
 def test_training_runs_on_patches(patch_run):
@@ -72,7 +73,7 @@ def test_prediction_is_the_mean_over_windows(patch_run, tmp_path):
     mixed = Dataset("tones", ds.root, [c for c in ds.clips if c.split != "test"] + tests, ds.classes, "split")
     got = predict_test(run, mixed, torch.device("cpu"), progress=False)
     model, _ = load_model(run / "best.pt")
-    x = data.load_inputs(tests, "waveform", SR, "repeat", None, progress=False).x
+    x = data.load_inputs(tests, InputSpec("waveform", SR, "repeat"), None, progress=False).x
     starts = [0, 4800, 7200]  # 0.4 s windows every 0.4 s over 1 s; the last one ends at the end
     with torch.no_grad():
         per_window = np.stack([torch.softmax(model.logits(torch.from_numpy(x[:, s:s + PATCH])), dim=1).numpy()
@@ -135,7 +136,7 @@ def test_earlier_recipe_is_a_named_option(tmp_path):
     finally:
         handle.remove()
     assert {s[1] for training, s in seen if training} == {SR}  # the whole 1 s input
-    fe = load_frontend(tmp_path / "runs" / "tones" / "sample-level_small_seed0" / "split" / "best.pt")
+    fe = load_frontend(next((tmp_path / "runs" / "tones").glob("sample-level_small_seed0-*")) / "split" / "best.pt")
     assert fe.dims["batchnorm"] is False
     assert not any(isinstance(m, nn.BatchNorm1d) for m in fe.modules())
     _, with_bn, _ = build_model("sample-level", 2, width="small", input_seconds=1.0)
@@ -150,7 +151,7 @@ def test_bn_modes_are_distinct_and_checked():
     with pytest.raises(ValueError, match="batchnorm must be False, True / 'batch'.*found 'none'"):
         architectures.build("timbral", width="small", batchnorm="none")
     assert architectures.build("vgg", width="small", batchnorm="batch").dims["batchnorm"] is True
-    with pytest.raises(ValueError, match="--frontend-bn must be one of running, none, found 'batch'"):
+    with pytest.raises(ValueError, match="--frontend-bn batch: expected one of running, none"):
         build_model("sample-level", 2, width="small", frontend_bn="batch")
     with pytest.raises(SystemExit):
         main(["--arch", "sample-level", "--frontend-bn", "batch", "--dry-run"])
@@ -195,8 +196,8 @@ def _toy_fit(tmp_path, epochs, resume_from=None, patch=None, seed=0, lr=0.01, de
     # training labels 0 push w up; validation labels 1: the validation loss rises every epoch
     train_set = (rows, np.zeros(8, np.int64), np.arange(8))
     val_set = (rows[:2], np.ones(2, np.int64), np.arange(2))
-    history = fit(t, train_set, val_set, epochs, 4, seed, patience=None, resume_from=resume_from,
-                  progress=False, patch=patch)
+    history = fit(t, train_set, val_set, FitOptions(epochs, 4, seed, patience=None, patch=patch),
+                  resume_from=resume_from, progress=False)
     return model, history
 
 
@@ -257,16 +258,17 @@ def test_weight_decay_is_keras_l2_on_conv_kernels():
 
 
 def test_samplecnn_recipe_defaults(tmp_path):
-    from trained.train import _recipe
-    r = _recipe("samplecnn", "rese2", None, "running", 15.0, None, None, None, 4)
+    from trained.train import TrainSettings, _recipe
+    r = _recipe(TrainSettings(arch="samplecnn", block="rese2"))
     assert r == dict(frontend_bn=None, patch_seconds=None, window_hop_seconds=None, weight_decay=1e-4,
                      plateau_patience=2, lr_decreases=4, patience=None)
-    assert _recipe("samplecnn", "basic", None, "running", 15.0, None, None, None, 4)["plateau_patience"] == 3
-    assert _recipe("samplecnn", "se", None, "running", 15.0, None, 0.0, 5, 2)["weight_decay"] == 0.0
-    with pytest.raises(ValueError, match="--plateau-patience must be >= 1, found 0"):
-        _recipe("samplecnn", "se", None, "running", 15.0, None, None, 0, 4)
-    with pytest.raises(ValueError, match="--patch-seconds must be >= 0, found -1"):
-        _recipe("vgg", "basic", None, "running", -1.0, None, None, None, 4)
+    assert _recipe(TrainSettings(arch="samplecnn", block="basic"))["plateau_patience"] == 3
+    assert _recipe(TrainSettings(arch="samplecnn", block="se", weight_decay=0.0, plateau_patience=5,
+                                 lr_decreases=2))["weight_decay"] == 0.0
+    with pytest.raises(ValueError, match="--plateau-patience 0: expected an integer >= 1"):
+        TrainSettings(arch="samplecnn", block="se", plateau_patience=0)
+    with pytest.raises(ValueError, match="--patch-seconds -1.0: expected a finite number >= 0"):
+        TrainSettings(arch="vgg", patch_seconds=-1.0)
 
 
 def test_samplecnn_dry_run_shows_the_head_batch_norm(capsys):

@@ -49,15 +49,16 @@ def test_own_arch_trains_evaluates_and_reads_back(tmp_path, own):
                 custom=custom)
     name = CustomFrontend(spec, seed=0, width="small", **custom).arch_name  # its random features' name
     data = json.loads(res.read_text())
-    assert data["arch"] == name and res.parent.name == f"{name}_small_end-to-end"
+    assert data["arch"] == name and res.parent.name.startswith(f"{name}_small_end-to-end_")
     assert data["entries"][0]["protocol"] == "end-to-end" and data["entries"][0]["runs"][0]["accuracy"] is not None
-    best = tmp_path / "trained" / "tones" / f"{name}_small_seed0" / "split" / "best.pt"
+    (run,) = (tmp_path / "trained" / "tones").glob(f"{name}_small_seed0-*")  # named by its recipe key
+    best = run / "split" / "best.pt"
     model, ckpt = load_model(best)
     assert ckpt["arch"] == name and model.frontend.net.conv.out_channels == 3
     x = torch.zeros(2, 43, 96)
     assert model.logits(x).shape == (2, 2)
     # the weights were trained: they differ from the study's init of the same seed
-    init, _, _ = build_model(spec, 2, "small", 0, frontend_bn="none", custom=custom)
+    init, _, _ = build_model(spec, 2, width="small", seed=0, frontend_bn="none", custom=custom)
     assert not torch.equal(init.frontend.net.conv.weight, model.frontend.net.conv.weight)
     own.write_text(NET + "\n# edited\n")
     with pytest.raises(CheckpointError, match="trained from .*own_net.py with SHA-256"):

@@ -15,16 +15,18 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-__all__ = ["PRECISIONS", "DeviceError", "resolve_device", "check_precision", "precision_context",
+__all__ = ["PRECISIONS", "DeviceError", "resolve_device", "check_precision", "resolve_precision", "autocast",
+           "deterministic", "precision_context",
            "compute_dtype", "cast_model", "is_out_of_memory", "AdaptiveBatch", "device_record"]
 
-PRECISIONS = ("float32", "tf32", "bf16")
+from toolkit.settings import PRECISIONS, TRAIN_PRECISIONS  # noqa: E402 - the one table of precisions
 
 
 class DeviceError(ValueError):
@@ -66,6 +68,67 @@ def precision_context(dev: torch.device, precision: str = "float32"):
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def resolve_precision(precision: str, device_type: str, training: bool = False) -> str:
+    """The one rule for ``--precision``: the precision a run uses on a device of ``device_type``.
+
+    Extraction: ``float32``, ``tf32`` (CUDA only) or ``bf16`` (``PRECISIONS``). Training also takes
+    ``fp16`` (CUDA only: autocast float16 with a gradient scaler) and ``auto``: ``fp16`` on CUDA (the
+    mixed precision it has always used there), ``float32`` on the CPU; ``bf16`` trains in autocast
+    bfloat16. Anything else is a ``DeviceError`` naming ``--precision``.
+    """
+    allowed = TRAIN_PRECISIONS if training else PRECISIONS
+    if precision == "auto" and training:
+        return "fp16" if device_type == "cuda" else "float32"
+    if precision not in allowed:
+        raise DeviceError(f"--precision {precision}: expected one of {', '.join(allowed)}"
+                          + (", auto" if training else ""))
+    if precision in ("tf32", "fp16") and device_type != "cuda":
+        raise DeviceError(f"--precision {precision} needs --device cuda; on the CPU use float32 (the study's) "
+                          "or bf16")
+    return precision
+
+
+@contextlib.contextmanager
+def autocast(dev: torch.device, precision: str):
+    """The block in ``precision`` as training and prediction run it: ``float32`` / ``tf32`` through
+    :func:`precision_context`; ``fp16`` / ``bf16`` as autocast mixed precision (TF32 off for what stays
+    float32). Torch's flags are restored afterwards."""
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+    with precision_context(dev, "tf32" if precision == "tf32" else "float32"):
+        with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            yield
+
+
+@contextlib.contextmanager
+def fixed_algorithms():
+    """cuDNN without benchmark search and with deterministic kernels for the block (extraction: the same
+    seed gives the same features); both flags are restored afterwards."""
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved
+
+
+@contextlib.contextmanager
+def deterministic(dev: torch.device):
+    """Fixed algorithms for the block (cuDNN without benchmark search, deterministic kernels, torch's
+    deterministic algorithms with warnings), so the same seed gives the same numbers; every flag is
+    restored afterwards."""
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    if dev.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[0], saved[1]
+        torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
 
 
 def compute_dtype(model) -> torch.dtype:

@@ -6,6 +6,7 @@ must stay free of torch.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["versions", "commit", "run_record", "atomic_write_json", "atomic_write_bytes", "atomic_write_many",
+__all__ = ["write_feature_files", "file_stamp", "folder_lock", "versions", "commit", "run_record", "atomic_write_json", "atomic_write_bytes", "atomic_write_many",
            "atomic_save_npz", "to_jsonable", "current_umask", "sha256_file"]
 
 _PACKAGES = ("randomcnn", "numpy", "scipy", "scikit-learn", "torch", "librosa", "soundfile", "hpelm",
@@ -186,3 +187,54 @@ def sha256_file(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def folder_lock(folder, say=None):
+    """Hold ``.<folder>.lock`` beside ``folder`` (``fcntl.flock``) for the block: a second run of the same
+    output waits for the first (``say`` is told so), then sees what it wrote. The one lock of feature sets
+    and results. ``OSError`` when the lock file cannot be made (a part of the path is a file)."""
+    folder = Path(folder)
+    path = folder.with_name(f".{folder.name}.lock")  # hidden: globs of outputs never match it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a+")
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (the atomic writes still keep every file whole)
+        with f:
+            yield
+        return
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if say is not None:
+                say(f"{folder}: another run of this same configuration is writing it; waiting for it")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def file_stamp(path) -> tuple[int, int] | None:
+    """``(size, mtime_ns)`` of a file, None when it cannot be stat'ed: the one stamp by which the dataset
+    key, the decode cache and a feature set's clip list know a file is unchanged."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return int(st.st_size), int(st.st_mtime_ns)
+
+
+def write_feature_files(folder, arrays: dict, meta: dict) -> dict:
+    """The one way a feature set is written (extraction and the hand-made sets of tests and benchmarks):
+    a stale ``meta.json`` removed first, ``features.npz`` (fixed zip timestamps: same arrays, same bytes),
+    then ``meta.json`` last with the npz's SHA-256, so a crash at any point leaves nothing a reader
+    trusts. Returns the meta written."""
+    folder = Path(folder)
+    (folder / "meta.json").unlink(missing_ok=True)
+    atomic_save_npz(folder / "features.npz", **arrays)
+    meta = dict(meta, features_sha256=sha256_file(folder / "features.npz"))
+    atomic_write_json(folder / "meta.json", meta)
+    return meta

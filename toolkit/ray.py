@@ -1,6 +1,6 @@
 """Ray connection helpers: join or start a Ray cluster, and joblib's Ray backend.
 
-``features.extract --engine ray`` (``features/ray_engine.py``) and ``classifiers.grid --backend ray`` both
+``features.extract --engine ray`` (``features/ray_engine.py``) and ``classifiers.grid --engine ray`` both
 connect through here. Nothing here imports torch, and ``ray`` itself only when a function runs (Ray is an
 optional extra), so ``classifiers`` can use it without pulling in the extraction code.
 """
@@ -83,7 +83,7 @@ def joblib_backend(address: str | None = None):
 
     ``n_jobs`` then counts Ray workers, one CPU each (-1: every CPU of the cluster).
     """
-    ray = connect(address, what="--backend ray")
+    ray = connect(address, what="--engine ray")
     import joblib
     from ray.util.joblib import register_ray
     register_ray()
@@ -143,6 +143,39 @@ class HeadWatch:
             raise HeadLost(f"lost the Ray head node: its GCS at {self.address} has not answered for "
                            f"{self.grace:.0f} s")
         return False
+
+
+@contextlib.contextmanager
+def head_watched(ray, what: str, period: float = 1.0):
+    """For a block that waits inside Ray's joblib pool (the grid): a thread checks the head every
+    ``period`` seconds, and once it has been unreachable for ``HEAD_GRACE_S`` it prints one message
+    (``what``, the head's address, and that nothing was written) and ends the process with status 1.
+
+    Why the process: a pool waiting on a cluster without its head cannot be interrupted cleanly (joblib's
+    abort asks the lost head to stop its workers and waits), and Ray's core worker ends the process
+    itself when the head stays away (``gcs_rpc_server_reconnect_timeout_s``, 60 s by default) with only
+    its own log line. The grid writes nothing before every computation is done, so there is nothing to
+    clean up: the same command on a cluster with a head computes the same numbers."""
+    import sys
+    import threading
+    watch, stop = HeadWatch(ray), threading.Event()
+
+    def run():
+        while not stop.wait(period):
+            try:
+                watch.check()
+            except HeadLost as e:
+                print(f"error: {what}: {e}; nothing was written: start the cluster again and run the same "
+                      "command (with the new head's --address)", file=sys.stderr, flush=True)
+                os._exit(1)
+
+    thread = threading.Thread(target=run, name="ray-head-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def node_names(ray) -> dict:

@@ -125,39 +125,43 @@ def _segments(wave: np.ndarray, seg: int, max_segments: int | None, pad: str) ->
     return audio.fit_length(wave, n * seg, pad=pad).reshape(n, seg)
 
 
-def load_inputs(clips, kind: str, length: int, pad: str = "repeat", cache_dir=None,
-                workers: int = 0, segments: bool = False, sample_rate: int = audio.SAMPLE_RATE,
-                max_segments: int | None = None, desc: str = "decode",
-                progress: bool = True) -> Inputs:
+@dataclass(frozen=True)
+class Segments:
+    """SampleCNN style input: every ``length``-sample segment of a clip decoded at ``sample_rate`` (at
+    most ``max_segments`` from the start; None: all)."""
+    sample_rate: int = audio.SAMPLE_RATE
+    max_segments: int | None = None
+
+
+def load_inputs(clips, spec: InputSpec, cache_dir=None, workers: int = 0, segments: Segments | None = None,
+                desc: str = "decode", progress: bool = True) -> Inputs:
     """Decode ``clips`` into memory.
 
     Parameters
     ----------
     clips : list
         Clip records with ``path``.
-    kind : {"waveform", "spectrogram"}
-        The model's ``input_kind``.
-    length : int
-        Samples (waveform) or frames (spectrogram) per row; the segment length with ``segments``.
-    segments : bool
-        SampleCNN style: each clip gives all its ``length``-sample segments at ``sample_rate``.
-    max_segments : int, optional
-        At most this many segments per clip (from the start).
+    spec : audiodata.decode.InputSpec
+        The model's ``input_kind`` (``waveform`` or ``spectrogram``), the samples or frames per row (the
+        segment length with ``segments``) and the padding.
+    segments : Segments, optional
+        SampleCNN style: each clip gives all its ``spec.length``-sample segments (``Segments``).
 
     Returns
     -------
     Inputs
         Clips that fail to decode are left out and listed in ``skipped``.
     """
+    kind, length, pad = spec.kind, spec.length, spec.pad
     xs, rows, skipped = [], [], []
     paths = [c.path for c in clips]
     bar = tqdm(total=len(paths), desc=desc, unit="clip", disable=not progress, file=sys.stderr,
                dynamic_ncols=True, leave=False)
-    if segments:
+    if segments is not None:
         for i, p in enumerate(paths):
             try:
-                wave = decode_cached(p, cache_dir, sr=sample_rate)
-                seg = _segments(wave, length, max_segments, pad)
+                wave = decode_cached(p, cache_dir, sr=segments.sample_rate)
+                seg = _segments(wave, length, segments.max_segments, pad)
                 xs.append(seg)
                 rows.append(np.full(len(seg), i))
             except audio.AudioError as e:

@@ -1,7 +1,7 @@
 """End-to-end evaluation of trained models, written in the classifier grid's results format.
 
 ``python -m trained.evaluate RUN [RUN ...]`` takes run folders of ``trained.train`` (one per seed,
-``runs/trained/<dataset>/<arch>_<width>_seed<s>``), lets each fold's (or the split's) ``best.pt``
+``runs/trained/<dataset>/<arch>_<width>_seed<s>-<recipe key>``), lets each fold's (or the split's) ``best.pt``
 predict its own test clips, and writes ``results.json`` + ``results.csv`` (``docs/formats.md``
 "Results") to ``runs/results/<dataset>/<arch>_<width>_end-to-end/``, with ``protocol: "end-to-end"``
 and ``classifier: "samplecnn-<block>"`` (SampleCNN) or ``"pons2018-backend"`` (front-end + back-end).
@@ -29,6 +29,8 @@ import torch
 from toolkit.cli import HelpFormatter, interruptible
 from toolkit.device import resolve_device
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
+from toolkit.settings import folder_name, stable_key
+from audiodata.decode import InputSpec
 from trained import data
 from architectures.checkpoint import SAMPLECNN, load_model, read_checkpoint
 from trained.loop import clip_scores, patch_lengths, predict_scores, windows
@@ -55,16 +57,14 @@ def predict_test(run_dir, ds, device: torch.device, progress: bool = True) -> di
                          f"in its training or validation set (first: {leaked[0]}); the dataset's folds "
                          "differ from the ones it was trained on")
     if ckpt["arch"] == SAMPLECNN:  # every segment of the clip: prediction = their mean
-        inp = data.load_inputs(clips, "waveform", SEGMENT_SAMPLES, cfg["pad"], cfg["cache_dir"],
-                               segments=True, sample_rate=SAMPLE_RATE, desc="test",
-                               progress=progress)
+        inp = data.load_inputs(clips, InputSpec("waveform", SEGMENT_SAMPLES, cfg["pad"]), cfg["cache_dir"],
+                               segments=data.Segments(SAMPLE_RATE), desc="test", progress=progress)
     else:
         from audiodata import audio
         n_samples, n_frames = audio.input_lengths(cfg["input_seconds"])
         kind = cfg["input_kind"]
-        inp = data.load_inputs(clips, kind, n_samples if kind == "waveform" else n_frames,
-                               cfg["pad"], cfg["cache_dir"], workers=cfg.get("workers", 0),
-                               desc="test", progress=progress)
+        inp = data.load_inputs(clips, InputSpec(kind, n_samples if kind == "waveform" else n_frames, cfg["pad"]),
+                               cfg["cache_dir"], workers=cfg.get("workers", 0), desc="test", progress=progress)
     x, clip = inp.x, inp.clip
     patch = None if ckpt["arch"] == SAMPLECNN else patch_lengths(
         cfg["input_kind"], cfg["input_seconds"], cfg.get("patch_seconds"), cfg.get("window_hop_seconds"))
@@ -72,7 +72,7 @@ def predict_test(run_dir, ds, device: torch.device, progress: bool = True) -> di
         x, rows = windows(x, *patch)
         clip = clip[rows]
     kept = np.unique(clip)
-    scores = clip_scores(predict_scores(model, x, device, cfg["batch_size"], multilabel),
+    scores = clip_scores(predict_scores(model, x, device, cfg["batch_size"], multilabel, cfg.get("precision")),
                          np.searchsorted(kept, clip), len(kept))
     kept_clips = [clips[i] for i in kept]
     return {"ids": [c.id for c in kept_clips], "labels": [str(c.label) for c in kept_clips],
@@ -130,6 +130,30 @@ def _selected(ckpt) -> dict:
             "val_loss": best[0]["val_loss"] if best else None}
 
 
+_NOT_RECIPE = ("seed", "fold", "epochs", "patience", "device", "workers", "cache_dir", "root", "split_dir",
+               "manifest", "settings", "input_kind", "backend", "recipe_key")
+
+
+def _recipe_of(cfg: dict) -> str:
+    """The recipe of a checkpoint's config: its ``recipe_key`` (the run folder's), else a key of every
+    setting but the seed, the fold and what changes no weight (checkpoints of older versions)."""
+    if cfg.get("recipe_key"):
+        return str(cfg["recipe_key"])
+    return stable_key({k: v for k, v in cfg.items() if k not in _NOT_RECIPE}, 10)
+
+
+def _check_one_recipe(recipes: dict) -> None:
+    """Runs of one results file are runs of one thing: one recipe in every fold of every seed."""
+    for root, keys in recipes.items():
+        if len(keys) > 1:
+            raise ValueError(f"{root}: its folds were trained with different settings (recipes {sorted(keys)}); "
+                             "folds of other settings are other runs: train them into their own folder")
+    every = set().union(*recipes.values()) if recipes else set()
+    if len(every) > 1:
+        raise ValueError(f"run folders {', '.join(recipes)} were trained with different settings (recipes "
+                         f"{sorted(every)}); one results file holds runs of one recipe (other seeds only)")
+
+
 def _classifier(ckpt) -> str:
     return f"samplecnn-{ckpt['config']['block']}" if ckpt["arch"] == SAMPLECNN else "pons2018-backend"
 
@@ -147,7 +171,7 @@ def evaluate(run_roots, out=DEFAULT_OUT, ds=None, device: str = "auto", progress
     """
     t0 = time.perf_counter()
     dev = resolve_device(device)
-    runs, first = [], None
+    runs, first, recipes, covered = [], None, {}, {}
     for root in map(Path, run_roots):
         dirs = sorted(d for d in root.iterdir() if (d / "best.pt").exists()) if root.is_dir() else []
         if not dirs:
@@ -162,9 +186,18 @@ def evaluate(run_roots, out=DEFAULT_OUT, ds=None, device: str = "auto", progress
                                        manifest=c["manifest"], folds=c["folds"],
                                        seed=(c["fold_seed"] or 0) if "fold_seed" in c else c["seed"])
         parts = [predict_test(d, ds, dev, progress) for d in dirs]
+        recipes[str(root)] = {_recipe_of(read_checkpoint(d / "best.pt")["config"]) for d in dirs}
         seed = ckpt0["config"]["seed"]
-        runs.append(_multilabel_run(parts, seed, root) if parts[0]["multilabel"]
-                    else _single_label_run(parts, seed, root))
+        run = _multilabel_run(parts, seed, root) if parts[0]["multilabel"] else _single_label_run(parts, seed, root)
+        covered[seed] = sorted(p["fold"] for p in parts if p["fold"] is not None)
+        n_folds = ckpt0["config"].get("folds")
+        if n_folds and len(covered[seed]) < int(n_folds):  # a per-fold run: not the end-to-end figure
+            run["partial"] = {"folds_trained": covered[seed], "folds": int(n_folds)}
+        runs.append(run)
+    _check_one_recipe(recipes)
+    seeds = [r["seed"] for r in runs]
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"run folders {', '.join(map(str, run_roots))}: seed {seeds} given twice; one run per seed")
     cfg = first["config"]
     metric = "roc_auc" if cfg.get("multilabel") else "accuracy"
     vals = [r[metric] for r in runs]
@@ -174,6 +207,10 @@ def evaluate(run_roots, out=DEFAULT_OUT, ds=None, device: str = "auto", progress
              "failed_points": [], "timings": {"total_s": time.perf_counter() - t0}}
     if cfg.get("multilabel"):
         entry["metric"] = metric
+    partial = [r["partial"] for r in runs if "partial" in r]
+    if partial:  # the report never shows it as the end-to-end figure (report/load.py)
+        entry["partial"] = {"note": "trained on fewer folds than the protocol has: not the end-to-end result",
+                            "runs": {str(r["seed"]): r["partial"] for r in runs if "partial" in r}}
     if first["arch"] == SAMPLECNN:  # the papers' MagnaTagATune scores of this very setting, with source
         from report.published import SAMPLECNN_PAPERS, samplecnn_published
         entry["published_samplecnn"] = [
@@ -187,7 +224,11 @@ def evaluate(run_roots, out=DEFAULT_OUT, ds=None, device: str = "auto", progress
            "n_params": n_params, "gflop_per_clip": None, "extract_clips_per_s": None,
            "features": [str(r) for r in run_roots], "entries": [entry]}
     res.update(run_record({"run_roots": [str(r) for r in run_roots], "device": dev.type}))
-    folder = Path(out) / ds.name / f"{first['arch']}_{cfg['width']}_end-to-end"
+    # one results file per (recipe, seeds, folds trained): another configuration never replaces it
+    res["results_key"] = stable_key({"recipe": sorted(set().union(*recipes.values())), "seeds": sorted(seeds),
+                                     "folds": {str(k): v for k, v in sorted(covered.items())}}, 10)
+    folder = Path(out) / folder_name(ds.name) / \
+        f"{folder_name(first['arch'])}_{cfg['width']}_end-to-end_{res['results_key']}"
     path = atomic_write_json(folder / "results.json", res)
     _write_csv(folder / "results.csv", res)
     return path

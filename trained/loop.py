@@ -5,7 +5,11 @@
 - data order: epoch ``e`` shuffles with ``torch.Generator().manual_seed(seed * 1_000_003 + e)`` and
   dropout draws from the global generator re-seeded to ``seed * 1000 + e``, so a run, and a run
   resumed after an interruption, see the same batches and the same dropout masks;
-- CUDA runs in mixed precision (``torch.autocast`` float16 + ``GradScaler``); the CPU in float32;
+- the arithmetic is ``--precision`` (``toolkit.device.resolve_precision``: ``auto`` is autocast float16
+  with a ``GradScaler`` on CUDA, float32 on the CPU; ``bf16`` autocast bfloat16; ``float32`` / ``tf32``);
+- a non-finite training or validation loss, or non-finite weights or batch-norm statistics after an
+  epoch, stop the run (``NonFinite``, naming the epoch and, for a training batch, its clips): nothing
+  non-finite is ever saved as ``best.pt``;
 - after each epoch: validation loss and metric (accuracy, or macro ROC-AUC for multi-label), a row
   of ``history.csv``, ``checkpoint.pt`` (latest, atomic) and ``best.pt`` (lowest validation loss);
 - early stopping after ``patience`` epochs without a better validation loss (``None``: none);
@@ -31,10 +35,29 @@ from torch import nn
 from tqdm import tqdm
 
 from architectures.checkpoint import read_checkpoint
+from toolkit.device import autocast
 from trained.checkpoint import save_checkpoint
 
-__all__ = ["Trainer", "StagedLR", "fit", "predict_scores", "clip_scores", "val_metric",
+__all__ = ["Trainer", "FitOptions", "NonFinite", "StagedLR", "fit", "predict_scores", "clip_scores", "val_metric",
            "window_starts", "windows", "random_crops", "patch_lengths"]
+
+
+class NonFinite(FloatingPointError):
+    """A loss, weight or batch-norm statistic that is NaN or infinite: the run stops here."""
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How ``fit`` trains: ``epochs``, ``batch_size``, ``seed`` (data order, dropout, crops), early-stopping
+    ``patience`` (None: never), the training ``patch`` (None: whole rows), the ``precision`` (a resolved
+    one: float32, tf32, bf16, fp16) and, for messages, the clip id of every training row (``row_ids``)."""
+    epochs: int
+    batch_size: int
+    seed: int
+    patience: int | None = 10
+    patch: int | None = None
+    precision: str = "float32"
+    row_ids: tuple | None = None
 
 
 @dataclass
@@ -177,15 +200,21 @@ def _batches(n: int, batch_size: int, order: torch.Tensor):
         yield idx
 
 
+def default_precision(device: torch.device) -> str:
+    """The precision a run without one uses (``toolkit.device.resolve_precision``'s ``auto``)."""
+    return "fp16" if device.type == "cuda" else "float32"
+
+
 @torch.no_grad()
 def predict_scores(model: nn.Module, x: np.ndarray, device: torch.device, batch_size: int = 16,
-                   multilabel: bool = False) -> np.ndarray:
+                   multilabel: bool = False, precision: str | None = None) -> np.ndarray:
     """Per-row probabilities ``(n_rows, n_classes)`` (softmax, or sigmoid for multi-label), eval mode."""
     model.eval()
     out = []
+    precision = precision or default_precision(device)
     for b in range(0, len(x), batch_size):
         xb = torch.from_numpy(x[b:b + batch_size]).to(device)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
+        with autocast(device, precision):
             z = model.logits(xb).float()
         out.append((torch.sigmoid(z) if multilabel else torch.softmax(z, dim=1)).cpu().numpy())
     return np.concatenate(out)
@@ -212,14 +241,14 @@ def val_metric(y: np.ndarray, scores: np.ndarray, multilabel: bool) -> tuple[str
     return "roc_auc", float(roc_auc_score(y[:, keep], scores[:, keep], average="macro"))
 
 
-def _loss_on(model, x, y, device, batch_size, multilabel) -> float:
+def _loss_on(model, x, y, device, batch_size, multilabel, precision) -> float:
     model.eval()
     loss_fn, total = _loss_fn(multilabel), 0.0
     with torch.no_grad():
         for b in range(0, len(x), batch_size):
             xb = torch.from_numpy(x[b:b + batch_size]).to(device)
             yb = torch.from_numpy(y[b:b + batch_size]).to(device)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
+            with autocast(device, precision):
                 z = model.logits(xb).float()
             total += float(loss_fn(z, yb)) * len(xb)
     return total / len(x)
@@ -246,9 +275,20 @@ def _state(t: Trainer, history, epoch, trainer_state, scaler) -> dict:
     return ckpt
 
 
-def fit(t: Trainer, train: tuple, val: tuple, epochs: int, batch_size: int, seed: int,
-        patience: int | None = 10, resume_from: dict | None = None, progress: bool = True,
-        patch: int | None = None) -> list[dict]:
+def non_finite_state(*modules) -> list[str]:
+    """Names of the parameters and buffers (batch-norm running statistics) holding NaN or infinity."""
+    bad = []
+    for m in modules:
+        if m is None:
+            continue
+        for name, v in list(m.named_parameters()) + list(m.named_buffers()):
+            if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                bad.append(name)
+    return bad
+
+
+def fit(t: Trainer, train: tuple, val: tuple, options: FitOptions, resume_from: dict | None = None,
+        progress: bool = True) -> list[dict]:
     """Train ``t.model`` and return the history (one dict per epoch, also in ``history.csv``).
 
     Parameters
@@ -256,20 +296,24 @@ def fit(t: Trainer, train: tuple, val: tuple, epochs: int, batch_size: int, seed
     train, val : tuple
         ``(x, y, clip)`` arrays: rows, their targets (class index or 0/1 tags), and their clip
         positions (validation metrics are computed per clip, averaging its rows).
-    patience : int or None
-        Early stopping: epochs without a lower validation loss; ``None`` never stops early.
-    patch : int, optional
-        Train on random crops of this many steps of each row (``None``: whole rows).
+    options : FitOptions
+        Epochs, batch size, seed, early-stopping patience (``None`` never stops early), training patch
+        (``None``: whole rows), precision.
     resume_from : dict, optional
         A checkpoint dict (``checkpoint.pt``) to continue from.
+
+    Raises :class:`NonFinite` on a NaN or infinite loss, weight or batch-norm statistic.
     """
-    xtr, ytr, _ = train
+    epochs, batch_size, seed, patience, patch = (options.epochs, options.batch_size, options.seed,
+                                                 options.patience, options.patch)
+    precision = options.precision
+    xtr, ytr, ctr = train
     xva, yva, cva = val
     if len(xtr) < batch_size:
         raise ValueError(f"the training portion has {len(xtr)} examples, fewer than the batch size "
                          f"{batch_size}; lower --batch-size or use more clips")
     dev, ml = t.device, t.multilabel
-    scaler = torch.amp.GradScaler("cuda") if dev.type == "cuda" else None
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     history, start = [], 0
     st = {"best_val_loss": float("inf"), "best_epoch": None, "bad_epochs": 0, "stopped": False,
           "stop_reason": None}
@@ -311,7 +355,7 @@ def fit(t: Trainer, train: tuple, val: tuple, epochs: int, batch_size: int, seed
             xb = xtr[rows] if offsets is None else random_crops(xtr, rows, offsets[rows], patch)
             xb = torch.from_numpy(xb).to(dev, non_blocking=True)
             yb = ytr_t[idx].to(dev, non_blocking=True)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=dev.type == "cuda"):
+            with autocast(dev, precision):
                 loss = loss_fn(t.model.logits(xb).float(), yb)
             t.optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
@@ -323,13 +367,24 @@ def fit(t: Trainer, train: tuple, val: tuple, epochs: int, batch_size: int, seed
                 t.optimizer.step()
             loss_value = loss.item()
             if not np.isfinite(loss_value):
-                raise FloatingPointError(f"training loss became {loss_value} at epoch {epoch + 1}; "
-                                         "lower the learning rate or check the inputs")
+                clips = sorted({str(options.row_ids[int(c)]) if options.row_ids is not None else f"#{int(c)}"
+                                for c in ctr[rows]})
+                raise NonFinite(f"training loss became {loss_value} at epoch {epoch + 1} on a batch of clips "
+                                f"{', '.join(clips[:8])}{' ...' if len(clips) > 8 else ''}; lower the "
+                                "learning rate or check those inputs (nothing of this epoch is kept)")
             total += loss_value * len(idx)
             seen += len(idx)
             bar.set_postfix(loss=f"{total / seen:.4f}")
-        val_loss = _loss_on(t.model, xva, yva, dev, batch_size, ml)
-        scores = clip_scores(predict_scores(t.model, xva, dev, batch_size, ml), cva,
+        bad = non_finite_state(t.frontend, t.backend) if t.backend is not None else non_finite_state(t.model)
+        if bad:
+            raise NonFinite(f"after epoch {epoch + 1}, {', '.join(bad[:5])} hold NaN or infinite values "
+                            "(weights or batch-norm running statistics); the run stops, best.pt keeps the "
+                            "last finite epoch")
+        val_loss = _loss_on(t.model, xva, yva, dev, batch_size, ml, precision)
+        if not np.isfinite(val_loss):
+            raise NonFinite(f"validation loss is {val_loss} at epoch {epoch + 1}; the run stops, best.pt keeps "
+                            "the last finite epoch (lower the learning rate or check the validation clips)")
+        scores = clip_scores(predict_scores(t.model, xva, dev, batch_size, ml, precision), cva,
                              len(yva_clip))
         name, metric = val_metric(yva_clip, scores, ml)
         action = t.scheduler.step(val_loss) if t.scheduler is not None else "continue"

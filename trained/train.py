@@ -2,7 +2,8 @@
 
 ``python -m trained.train --arch vgg --dataset gtzan --root DATA --split-dir SPLITS`` trains on the
 training portion, stops early on validation, and writes under
-``runs/trained/<dataset>/<arch>_<width>_seed<seed>/<split|fold<k>>/``: ``checkpoint.pt`` (latest),
+``runs/trained/<dataset>/<arch>_<width>_seed<seed>-<recipe key>/<split|fold<k>>/`` (the key names every setting
+that changes the weights but the seed, the fold and the epochs): ``checkpoint.pt`` (latest),
 ``best.pt`` (lowest validation loss), ``history.csv`` and ``meta.json``. Cross-validated datasets get
 one model per fold (``--fold k`` for one). Then the best models predict their test clips and
 ``trained.evaluate`` writes a results file in the classifier grid's format.
@@ -34,9 +35,11 @@ import numpy as np
 import torch
 
 from toolkit.cli import HelpFormatter, interruptible, prog
+from toolkit.settings import TRAIN_PRECISIONS, add_device_arguments, add_seed_argument, add_width_argument
+from features.settings import add_dataset_arguments
 import architectures
 from audiodata import audio, datasets
-from audiodata.decode import DEFAULT_CACHE
+from audiodata.decode import DEFAULT_CACHE, InputSpec
 from toolkit.provenance import atomic_write_json, run_record
 from trained import data
 from architectures.backend import FrontEndClassifier, PonsBackend, frontend_output, init_he_normal
@@ -44,27 +47,24 @@ from architectures.custom import add_arguments as add_custom_arguments
 from architectures.custom import is_custom_spec
 from architectures.custom import options_from_args as custom_options_from_args
 from architectures.checkpoint import SAMPLECNN, read_checkpoint
-from trained.loop import StagedLR, Trainer, fit, patch_lengths, windows
+from trained.loop import FitOptions, StagedLR, Trainer, fit, patch_lengths, windows
 from architectures.samplecnn import (BLOCKS, CHANNELS, LR_DECREASES, LR_FACTOR, SAMPLE_RATE, SEGMENT_SAMPLES,
                                      SMALL_CHANNELS, SampleCNN, default_weight_decay)
 from architectures.samplecnn import plateau_patience as block_patience
-from toolkit.device import resolve_device
+from toolkit.device import deterministic, resolve_device
+from trained.settings import (DEFAULT_OUT, DEFAULT_RESULTS, FRONTEND_BN, PATCH_SECONDS, SAMPLECNN_MAX_EPOCHS,
+                              TrainSettings)
 from trained.evaluate import evaluate as run_eval
 from trained.summary import format_summary, summarize
 
-__all__ = ["train", "build_model", "dry_run", "DEFAULT_OUT"]
+__all__ = ["TrainSettings", "train", "train_seeds", "run_folder", "build_model", "dry_run", "DEFAULT_OUT"]
 
-DEFAULT_OUT = Path("runs/trained")
-DEFAULT_RESULTS = Path("runs/results")
 # Settings that must agree between a run and the checkpoint it resumes from.
 _RESUME_KEYS = ("arch", "width", "seed", "block", "se_ratio", "multi_level", "batchnorm", "lr",
                 "batch_size", "input_seconds", "pad", "segments_per_clip", "fold", "dataset", "folds",
                 "fold_seed")
 _RESUME_KEYS += ("custom", "frontend_bn", "patch_seconds", "window_hop_seconds", "weight_decay",
-                 "plateau_patience", "lr_decreases")
-FRONTEND_BN = ("running", "none")  # trained front-end batch norm; "batch" (the leak) is extraction's
-PATCH_SECONDS = 15.0  # Pons et al. 2018: 15 s training patches
-SAMPLECNN_MAX_EPOCHS = 500  # only a bound: SampleCNN's learning-rate schedule ends its training
+                 "plateau_patience", "lr_decreases", "precision")
 
 
 def check_trainable(arch: str) -> None:
@@ -77,11 +77,9 @@ def check_trainable(arch: str) -> None:
                          f"front-end ({', '.join(trainable)}) or {SAMPLECNN}")
 
 
-def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
-                block: str = "basic", se_ratio: float = 0.125, multi_level: bool = False,
-                batchnorm: bool = True, input_seconds: float | None = None,
-                frontend_bn: str = "running", custom: dict | None = None):
-    """``(model, frontend, backend)`` with the initial (random, seeded) weights.
+def build_model(settings: TrainSettings | str | None, n_classes: int, **changes):
+    """``(model, frontend, backend)`` with the initial (random, seeded) weights of ``settings`` (with
+    ``changes``; a string is taken as ``arch``).
 
     ``arch`` may be your own module (``pkg.mod:Class`` or ``path/file.py:factory``, with ``custom`` the
     keywords of ``architectures.custom.CustomFrontend``: options, input, init, layer_types): it gets the
@@ -94,10 +92,13 @@ def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
     its batch norm); for ``samplecnn`` the model is a ``SampleCNN`` (``width="small"`` divides its
     channels by 8) and ``backend`` is ``None``.
     """
-    check_trainable(arch)
+    s = _train_settings(settings, changes)
+    check_trainable(s.arch)
+    arch, width, seed, block, batchnorm = s.arch, s.width, s.seed, s.block, s.batchnorm
+    input_seconds, frontend_bn = s.input_seconds, s.frontend_bn
     if arch == SAMPLECNN:
         channels = CHANNELS if width == "large" else SMALL_CHANNELS
-        model = SampleCNN(n_classes, block=block, se_ratio=se_ratio, multi_level=multi_level,
+        model = SampleCNN(n_classes, block=block, se_ratio=s.se_ratio, multi_level=s.multi_level,
                           channels=channels)
         init_he_normal(model, seed)
         return model, model, None
@@ -109,7 +110,7 @@ def build_model(arch: str, n_classes: int, width: str = "large", seed: int = 0,
             raise ValueError(f"--arch {arch}: --frontend-bn {frontend_bn} adds batch norm after the convs of the "
                              "study's front-ends only; your own module keeps its own layers (--frontend-bn none)")
         from architectures.custom import CustomFrontend
-        frontend = CustomFrontend(arch, seed=seed, width=width, **(custom or {}))
+        frontend = CustomFrontend(arch, seed=seed, width=width, **(s.custom or {}))
     else:
         frontend = architectures.build(arch, width=width, seed=seed,
                                        **({"batchnorm": "running"} if frontend_bn == "running" else {}))
@@ -131,22 +132,18 @@ def _example_input(model, input_seconds: float | None) -> torch.Tensor:
     return torch.zeros(1, n_frames, audio.N_MELS)
 
 
-def dry_run(arch: str, n_classes: int = 10, width: str = "large", block: str = "basic",
-            se_ratio: float = 0.125, multi_level: bool = False, batchnorm: bool = True,
-            input_seconds: float | None = None, frontend_bn: str = "running",
-            patch_seconds: float | None = PATCH_SECONDS, custom: dict | None = None) -> str:
+def dry_run(settings: TrainSettings | str | None, n_classes: int = 10, **changes) -> str:
     """The model summary (layers, output shapes, parameters, totals) as text, without training.
 
     Front-ends are shown on the input they train on: one patch (``patch_seconds``) when it is
     shorter than the input."""
-    model, _, _ = build_model(arch, n_classes, width=width, block=block, se_ratio=se_ratio,
-                              multi_level=multi_level, batchnorm=batchnorm,
-                              input_seconds=input_seconds, frontend_bn=frontend_bn, custom=custom)
-    x = _example_input(model.frontend if hasattr(model, "frontend") else model, input_seconds)
-    patch = None if arch == SAMPLECNN else patch_lengths(model.input_kind, input_seconds, patch_seconds)
+    s = _train_settings(settings, changes)
+    model, _, _ = build_model(s, n_classes)
+    x = _example_input(model.frontend if hasattr(model, "frontend") else model, s.input_seconds)
+    patch = None if s.arch == SAMPLECNN else patch_lengths(model.input_kind, s.input_seconds, s.patch_seconds)
     if patch is not None:
         x = x[:, :patch[0]]
-    title = f"{arch} ({width}{', ' + block if arch == SAMPLECNN else ''}), {n_classes} classes, " \
+    title = f"{s.arch} ({s.width}{', ' + s.block if s.arch == SAMPLECNN else ''}), {n_classes} classes, " \
             f"input {' x '.join(str(v) for v in x.shape[1:])}"
     return format_summary(summarize(model, x), model, title)
 
@@ -165,64 +162,104 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
 def _optimizer(arch, model, cfg):
     groups = _param_groups(model, cfg["weight_decay"])
     if arch == SAMPLECNN:
-        opt = torch.optim.SGD(groups, lr=cfg["lr"] or 0.01, momentum=0.9, nesterov=True)
+        opt = torch.optim.SGD(groups, lr=cfg["lr"], momentum=0.9, nesterov=True)
         return opt, StagedLR(opt, cfg["plateau_patience"], LR_FACTOR, cfg["lr_decreases"])
-    return torch.optim.Adam(groups, lr=cfg["lr"] or 1e-3), None
+    return torch.optim.Adam(groups, lr=cfg["lr"]), None
 
 
 def _portion(ds, idx, classes, multilabel, cfg, progress, name):
     clips = [ds.clips[i] for i in idx]
     if cfg["arch"] == SAMPLECNN:
-        inp = data.load_inputs(clips, "waveform", SEGMENT_SAMPLES, cfg["pad"], cfg["cache_dir"],
-                               segments=True, sample_rate=SAMPLE_RATE,
-                               max_segments=cfg["segments_per_clip"], desc=name, progress=progress)
+        inp = data.load_inputs(clips, InputSpec("waveform", SEGMENT_SAMPLES, cfg["pad"]), cfg["cache_dir"],
+                               segments=data.Segments(SAMPLE_RATE, cfg["segments_per_clip"]), desc=name,
+                               progress=progress)
     else:
         kind = cfg["input_kind"]
         n_samples, n_frames = audio.input_lengths(cfg["input_seconds"])
-        inp = data.load_inputs(clips, kind, n_samples if kind == "waveform" else n_frames,
-                               cfg["pad"], cfg["cache_dir"], workers=cfg["workers"], desc=name,
-                               progress=progress)
+        inp = data.load_inputs(clips, InputSpec(kind, n_samples if kind == "waveform" else n_frames, cfg["pad"]),
+                               cfg["cache_dir"], workers=cfg["workers"], desc=name, progress=progress)
     kept = np.unique(inp.clip)  # clips that decoded, renumbered 0..k-1
     clip = np.searchsorted(kept, inp.clip)
     y_clip = data.encode_labels([clips[i] for i in kept], classes, multilabel)
     return (inp.x, y_clip[clip], clip), [clips[i] for i in kept], inp.skipped
 
 
-def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, split_dir=None,
-          manifest=None, folds: int = 10, fold: int | None = None, fold_seed: int = 0,
-          width: str = "large",
-          seed: int = 0, epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
-          patience: int | None = None, input_seconds: float | None = None, pad: str = "repeat",
-          block: str = "basic", se_ratio: float = 0.125, multi_level: bool = False,
-          segments_per_clip: int | None = None, batchnorm: bool = True, device: str = "auto",
-          frontend_bn: str = "running", patch_seconds: float | None = PATCH_SECONDS,
-          window_hop_seconds: float | None = None, weight_decay: float | None = None,
-          plateau_patience: int | None = None, lr_decreases: int = LR_DECREASES,
-          workers: int = 2, cache_dir=DEFAULT_CACHE, out=DEFAULT_OUT, resume: bool = True,
-          evaluate: bool = True, results_out=DEFAULT_RESULTS, ds=None, progress: bool = True,
-          custom: dict | None = None) -> Path:
+def _train_settings(settings, changes: dict) -> TrainSettings:
+    """``settings`` (None: the defaults) with ``changes``; a string in its place is taken as ``arch``."""
+    if isinstance(settings, str):
+        changes, settings = dict(changes, arch=settings), None
+    if settings is not None and not isinstance(settings, TrainSettings):
+        raise TypeError(f"expected TrainSettings, found {type(settings).__name__}")
+    settings = settings or TrainSettings()
+    return settings.replace(**changes) if changes else settings
+
+
+def run_folder(settings: TrainSettings, dataset_name: str) -> Path:
+    """``<out>/<dataset>/<arch>_<width>_seed<seed>-<key>``: the key names the recipe (every setting that
+    changes the weights but the seed and the fold, after the defaults are filled in), so folds trained
+    with another recipe never share a folder or a results file with these."""
+    from toolkit.settings import folder_name, stable_key
+    name = f"{folder_name(_label(settings))}_{settings.width}_seed{settings.seed}"
+    return Path(settings.out) / folder_name(dataset_name) / f"{name}-{stable_key(settings.identity(), 10)}"
+
+
+def _label(s: TrainSettings) -> str:
+    """The name of the run's architecture: your own module's ``arch_name`` (as its random-weight feature
+    sets and results are named), else ``arch``."""
+    if is_custom_spec(s.arch):
+        from architectures.custom import CustomFrontend
+        return CustomFrontend(s.arch, seed=s.seed, width=s.width, **(s.custom or {})).arch_name
+    return s.arch
+
+
+def _load_dataset(s: TrainSettings):
+    return datasets.load_dataset(s.dataset, root=s.root, split_dir=s.split_dir, manifest=s.manifest,
+                                 folds=s.folds, seed=s.fold_seed)
+
+
+def train(settings: TrainSettings | None = None, /, *, ds=None, progress: bool = True, **changes) -> Path:
     """Train one model per portion (the split, or each fold) and return the run's folder.
 
-    See the module docstring and ``--help`` for the arguments. With ``evaluate`` the test clips
-    are predicted by each ``best.pt`` and ``results.json`` is written next to the fold folders.
+    ``settings`` is a :class:`TrainSettings` (``trained/settings.py``; keyword ``changes`` give a copy with
+    those fields changed). See the module docstring and ``--help`` for the fields. With ``evaluate`` the
+    test clips are predicted by each ``best.pt`` and the results file is written (its path returned).
     """
-    check_trainable(arch)
-    if arch == SAMPLECNN and block not in BLOCKS:
-        raise ValueError(f"unknown SampleCNN block {block!r}; available: {', '.join(BLOCKS)}")
-    recipe = _recipe(arch, block, patience, frontend_bn, patch_seconds, window_hop_seconds,
-                     weight_decay, plateau_patience, lr_decreases)
-    if ds is None:
-        from audiodata import datasets
-        ds = datasets.load_dataset(dataset, root=root, split_dir=split_dir, manifest=manifest,
-                                   folds=folds, seed=fold_seed)
-    dev = resolve_device(device)
-    batch_size = batch_size or (23 if arch == SAMPLECNN else 16)
-    epochs = epochs or (SAMPLECNN_MAX_EPOCHS if arch == SAMPLECNN else 30)
-    label = arch  # your own module: its arch_name, as its random-weight feature sets and results are named
-    if is_custom_spec(arch):
-        from architectures.custom import CustomFrontend
-        label = CustomFrontend(arch, seed=seed, width=width, **(custom or {})).arch_name
-    run_root = Path(out) / ds.name / f"{label}_{width}_seed{seed}"
+    s = _train_settings(settings, changes)
+    check_trainable(s.arch)
+    ds = ds if ds is not None else _load_dataset(s)
+    run_root = _train_seed(s, ds, progress)
+    if s.evaluate:
+        return run_eval([run_root], out=s.results_out, ds=ds, device=s.device, progress=progress)
+    return run_root
+
+
+def train_seeds(settings: TrainSettings, seeds, ds=None, progress: bool = True) -> tuple[Path | None, list]:
+    """One training run per seed (``settings`` with its seed replaced), then ONE results file holding
+    every run that finished. Returns ``(results path or None, [(seed, reason) of the failed runs])``;
+    with ``settings.evaluate`` off the path is None."""
+    check_trainable(settings.arch)
+    ds = ds if ds is not None else _load_dataset(settings)
+    roots, failed = [], []
+    for seed in seeds:  # a failed run is reported and the others go on
+        try:
+            roots.append(_train_seed(settings.replace(seed=seed), ds, progress))
+            print(roots[-1], flush=True)
+        except (ValueError, FileNotFoundError, OSError, FloatingPointError) as e:
+            failed.append((seed, str(e)))
+            if len(seeds) > 1:  # the others go on; main summarises
+                print(f"error: seed {seed}: {e}", file=sys.stderr)
+    if not settings.evaluate or not roots:
+        return None, failed
+    return run_eval(roots, out=settings.results_out, ds=ds, device=settings.device, progress=progress), failed
+
+
+def _train_seed(s: TrainSettings, ds, progress: bool) -> Path:
+    """Train every portion of one seed; returns the run folder."""
+    dev = resolve_device(s.device)
+    s = s.resolved(dev.type)
+    arch, fold = s.arch, s.fold
+    recipe = _recipe(s)
+    run_root = run_folder(s, ds.name)
     if ds.protocol_hint == "split":
         todo = [None]
     else:
@@ -237,58 +274,46 @@ def train(arch: str = "sample-level", dataset: str = "synthetic", root=None, spl
         n_folds, used_fold_seed = None, None
     else:  # generated folds carry their seed in ds.info; a dataset's own folds have none
         n_folds = len({int(c.fold) for c in ds.clips})
-        used_fold_seed = int(ds.info.get("seed", fold_seed)) if ds.info.get("folds") else None
-    if dev.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    for k in todo:
-        cfg = dict(arch=arch, dataset=ds.name, root=str(ds.root) if getattr(ds, "root", None) else None,
-                   split_dir=str(split_dir) if split_dir else None,
-                   manifest=str(manifest) if manifest else None, folds=n_folds, fold=k,
-                   fold_seed=used_fold_seed, dataset_key=ds_key, width=width,
-                   seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-                   input_seconds=input_seconds, pad=pad, block=block, se_ratio=se_ratio,
-                   multi_level=multi_level, segments_per_clip=segments_per_clip,
-                   batchnorm=batchnorm, device=dev.type, workers=workers,
-                   cache_dir=str(cache_dir) if cache_dir else None, multilabel=multilabel,
-                   amp=dev.type == "cuda", custom=custom, label=label, **recipe)
-        _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
-    if evaluate:
-        return run_eval([run_root], out=results_out, ds=ds, device=dev.type, progress=progress)
+        used_fold_seed = int(ds.info.get("seed", s.fold_seed)) if ds.info.get("folds") else None
+    with deterministic(dev):
+        for k in todo:
+            cfg = dict(arch=arch, dataset=ds.name, root=str(ds.root) if getattr(ds, "root", None) else None,
+                       split_dir=str(s.split_dir) if s.split_dir else None,
+                       manifest=str(s.manifest) if s.manifest else None, folds=n_folds, fold=k,
+                       fold_seed=used_fold_seed, dataset_key=ds_key, width=s.width,
+                       seed=s.seed, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
+                       input_seconds=s.input_seconds, pad=s.pad, block=s.block, se_ratio=s.se_ratio,
+                       multi_level=s.multi_level, segments_per_clip=s.segments_per_clip,
+                       batchnorm=s.batchnorm, device=dev.type, workers=s.workers,
+                       cache_dir=str(s.cache_dir) if s.cache_dir else None, multilabel=multilabel,
+                       precision=s.precision, amp=s.precision in ("fp16", "bf16"), custom=s.custom,
+                       label=_label(s),
+                       recipe_key=run_root.name.rpartition("-")[2], settings=s.record(), **recipe)
+            _train_one(s, ds, k, cfg, run_root, progress)
     return run_root
 
 
-def _recipe(arch, block, patience, frontend_bn, patch_seconds, window_hop_seconds, weight_decay,
-            plateau_patience, lr_decreases) -> dict:
-    """The training-recipe settings of ``cfg``, with the papers' defaults filled in and checked."""
-    for name, v in (("patch_seconds", patch_seconds), ("window_hop_seconds", window_hop_seconds),
-                    ("weight_decay", weight_decay)):
-        if v is not None and not (np.isfinite(v) and v >= 0):
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, found {v}")
-    for name, v, low in (("patience", patience, 1), ("plateau_patience", plateau_patience, 1),
-                         ("lr_decreases", lr_decreases, 0)):
-        if v is not None and int(v) < low:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, found {v}")
-    if arch == SAMPLECNN:  # has its own batch norm and 59 049-sample segments; the schedule stops it
+def _recipe(s: TrainSettings) -> dict:
+    """The training-recipe settings of ``cfg``, with the papers' defaults filled in (values are checked
+    by ``TrainSettings``)."""
+    if s.arch == SAMPLECNN:  # has its own batch norm and 59 049-sample segments; the schedule stops it
         return dict(frontend_bn=None, patch_seconds=None, window_hop_seconds=None,
-                    weight_decay=default_weight_decay(block) if weight_decay is None else float(weight_decay),
-                    plateau_patience=plateau_patience or block_patience(block),
-                    lr_decreases=int(lr_decreases), patience=patience)
-    if frontend_bn not in FRONTEND_BN:
-        raise ValueError(f"--frontend-bn must be one of {', '.join(FRONTEND_BN)}, found {frontend_bn!r}")
-    return dict(frontend_bn=frontend_bn, patch_seconds=float(patch_seconds) if patch_seconds else None,
-                window_hop_seconds=float(window_hop_seconds) if window_hop_seconds else None,
-                weight_decay=float(weight_decay or 0.0), plateau_patience=None, lr_decreases=None,
-                patience=10 if patience is None else int(patience))
+                    weight_decay=default_weight_decay(s.block) if s.weight_decay is None else float(s.weight_decay),
+                    plateau_patience=s.plateau_patience or block_patience(s.block),
+                    lr_decreases=int(s.lr_decreases), patience=s.patience)
+    return dict(frontend_bn=s.frontend_bn, patch_seconds=float(s.patch_seconds) if s.patch_seconds else None,
+                window_hop_seconds=float(s.window_hop_seconds) if s.window_hop_seconds else None,
+                weight_decay=float(s.weight_decay or 0.0), plateau_patience=None, lr_decreases=None,
+                patience=10 if s.patience is None else int(s.patience))
 
 
-def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress) -> Path:
+def _train_one(s: TrainSettings, ds, k, cfg, run_root, progress) -> Path:
+    """Train fold ``k`` (None: the split) of one seed's run in ``run_root``; ``cfg`` is its record."""
+    dev, resume = resolve_device(s.device), s.resume
+    classes, multilabel = data.label_space(ds)
     run_dir = run_root / ("split" if k is None else f"fold{k}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    model, frontend, backend = build_model(cfg["arch"], len(classes), cfg["width"], cfg["seed"],
-                                           cfg["block"], cfg["se_ratio"], cfg["multi_level"],
-                                           cfg["batchnorm"], cfg["input_seconds"],
-                                           cfg["frontend_bn"] or "none", cfg.get("custom"))
+    model, frontend, backend = build_model(s, len(classes))
     cfg["input_kind"] = model.input_kind
     if backend is not None:
         cfg["backend"] = backend.dims
@@ -312,7 +337,7 @@ def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
         if progress:
             print(f"resuming {latest} after epoch {resume_from['epoch']}", file=sys.stderr)
     part = data.portions(ds, k)
-    train_set, _, skip_tr = _portion(ds, part["train"], classes, multilabel, cfg, progress, "train")
+    train_set, train_clips, skip_tr = _portion(ds, part["train"], classes, multilabel, cfg, progress, "train")
     val_set, _, skip_va = _portion(ds, part["val"], classes, multilabel, cfg, progress, "val")
     patch = None if cfg["arch"] == SAMPLECNN else patch_lengths(
         model.input_kind, cfg["input_seconds"], cfg["patch_seconds"], cfg["window_hop_seconds"])
@@ -327,9 +352,10 @@ def _train_one(ds, k, cfg, classes, multilabel, dev, run_root, resume, progress)
             "train_ids": [ds.clips[i].id for i in part["train"]],
             "val_ids": [ds.clips[i].id for i in part["val"]], "dataset_key": cfg["dataset_key"]}
     t = Trainer(model, frontend, backend, opt, sched, multilabel, dev, base, run_dir)
-    history = fit(t, train_set, val_set, cfg["epochs"], cfg["batch_size"], cfg["seed"],
-                  patience=cfg["patience"], resume_from=resume_from, progress=progress,
-                  patch=None if patch is None else patch[0])
+    options = FitOptions(cfg["epochs"], cfg["batch_size"], cfg["seed"], patience=cfg["patience"],
+                         patch=None if patch is None else patch[0], precision=cfg["precision"],
+                         row_ids=tuple(c.id for c in train_clips))
+    history = fit(t, train_set, val_set, options, resume_from=resume_from, progress=progress)
     meta = run_record(cfg)
     meta.update(arch=cfg["arch"], dataset=ds.name, fold=k, folds=cfg["folds"],
                 fold_seed=cfg["fold_seed"], dataset_key=cfg["dataset_key"], classes=classes,
@@ -360,21 +386,15 @@ def main(argv=None) -> None:
                         "(as features.extract: the study's init from --seed, the study's back-end; "
                         "docs/own-architecture.md)")
     add_custom_arguments(p)
-    p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS),
-                   help="dataset layout to read (as features.extract)")
-    p.add_argument("--root", default=None, help="dataset root folder")
-    p.add_argument("--split-dir", default=None, help="folder of train/valid/test lists (GTZAN)")
-    p.add_argument("--manifest", default=None,
-                   help="csv manifest (path,label[,split|fold]); 'a;b;c' labels make it multi-label")
+    add_dataset_arguments(p)
     p.add_argument("--folds", type=int, default=10, help="folds of a cross-validated dataset")
     p.add_argument("--fold", type=int, default=None, help="train only this held-out fold (1..K)")
     p.add_argument("--fold-seed", type=int, default=0,
                    help="seed of generated stratified folds; the same as the grid's --fold-seed "
                         "so each fold's model holds out the fold the grid scores")
-    p.add_argument("--width", default="large", choices=["large", "small"])
-    p.add_argument("--seed", type=int, nargs="+", default=[0],
-                   help="seed(s) of the weights, data order and dropout, one training run each (not the "
-                        "folds: see --fold-seed)")
+    add_width_argument(p, "large: the study's front-end widths; small: about 1/8 of the channels")
+    add_seed_argument(p, help="seed(s) of the weights, data order and dropout, one training run each, all "
+                              "in one results file (not the folds: see --fold-seed)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"maximum epochs (unset: 30 for front-ends; {SAMPLECNN_MAX_EPOCHS} for samplecnn, "
                         "whose schedule stops it after its 4th learning-rate decrease)")
@@ -416,7 +436,11 @@ def main(argv=None) -> None:
                         "5 (unset: 3 for basic, Lee et al. 2017; 2 for the other blocks, Kim et al.)")
     p.add_argument("--lr-decreases", type=int, default=LR_DECREASES,
                    help="samplecnn: training stops when the stage after this many decreases ends")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (CUDA: mixed precision)")
+    add_device_arguments(p)
+    p.add_argument("--precision", default="auto", choices=["auto", *TRAIN_PRECISIONS],
+                   help="arithmetic of training and prediction: auto = fp16 mixed precision (autocast + "
+                        "gradient scaler) on CUDA, float32 on the CPU; bf16: autocast bfloat16; tf32 / fp16: "
+                        "CUDA only")
     p.add_argument("--workers", type=int, default=2, help="decoding threads (0: decode in the main thread)")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-audio cache")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output root")
@@ -428,36 +452,30 @@ def main(argv=None) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the model summary and exit")
     p.add_argument("--n-classes", type=int, default=10, help="output units for --dry-run")
     a = p.parse_args(argv)
+    if a.n_classes < 1:
+        p.error(f"--n-classes {a.n_classes}: expected an integer >= 1")
     if a.arch not in archs and not is_custom_spec(a.arch):
         p.error(f"unknown --arch {a.arch!r}; available: {', '.join(archs)}, or pkg.module:Class / "
                 "path/to/file.py:factory")
     custom = custom_options_from_args(p, argparse.Namespace(**{**vars(a), "arch": [a.arch]}))
-    if a.frontend_bn is None:  # the study's front-ends: Pons et al. 2018's batch norm; your own: its layers
-        a.frontend_bn = "none" if custom is not None else "running"
-    for flag in ("arch_options", "input", "keep_init", "layer_types"):
-        delattr(a, flag)
+    settings = TrainSettings.parse(p, a, seed=a.seed[0], batchnorm=a.backend_bn == "running", custom=custom)
     if a.dry_run:
         try:
-            print(dry_run(a.arch, a.n_classes, a.width, a.block, a.se_ratio, a.multi_level,
-                          a.backend_bn == "running", a.input_seconds, a.frontend_bn, a.patch_seconds,
-                          custom=custom))
+            print(dry_run(settings, a.n_classes))
         except ValueError as e:
             p.exit(2, f"error: {e}\n")
         return
-    kw = {k: v for k, v in vars(a).items() if k not in ("dry_run", "n_classes", "seed", "backend_bn")}
-    kw["batchnorm"] = a.backend_bn == "running"
-    kw["custom"] = custom
-    failed = []
-    for seed in a.seed:  # one run per seed; a failed one is reported and the others go on
-        try:
-            print(train(seed=seed, **kw), flush=True)
-        except (ValueError, FileNotFoundError, OSError) as e:
-            if len(a.seed) == 1:
-                p.exit(2, f"error: {e}\n")
-            failed.append(f"seed {seed}: {e}")
-            print(f"error: seed {seed}: {e}", file=sys.stderr)
+    try:
+        path, failed = train_seeds(settings, a.seed)
+    except (ValueError, FileNotFoundError, OSError) as e:  # the dataset itself
+        p.exit(2, f"error: {e}\n")
+    if path is not None:
+        print(path, flush=True)
     if failed:
-        p.exit(1, f"{len(failed)} of {len(a.seed)} training runs failed:\n" + "\n".join(f"  {f}" for f in failed) + "\n")
+        if len(a.seed) == 1:
+            p.exit(2, f"error: {failed[0][1]}\n")
+        p.exit(1, f"{len(failed)} of {len(a.seed)} training runs failed:\n"
+               + "".join(f"  seed {seed}: {why}\n" for seed, why in failed))
 
 
 if __name__ == "__main__":
