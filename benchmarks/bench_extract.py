@@ -80,15 +80,42 @@ def compute_only(model, inputs: np.ndarray, batch_size: int) -> float:
     return time.perf_counter() - t0
 
 
+# Runs a Python child (``-m module ...`` or ``-c code ...``) and, at its exit, writes the high-water mark
+# of its own memory map (VmHWM of /proc/self/status, kB) to the file named by RANDOMCNN_PEAK_FILE. Not
+# wait4's ru_maxrss: Linux carries the parent's high-water mark over the fork + exec into the child's, so a
+# child smaller than the parent (the benchmark's pytest or driver with torch loaded) would read as the
+# parent's peak.
+_SELF_REPORT = """
+import atexit, os, runpy, sys
+def _report():
+    hwm = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    with open(os.environ["RANDOMCNN_PEAK_FILE"], "w") as f:
+        f.write(hwm)
+atexit.register(_report)
+mode, target, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
+if mode == "-m":
+    sys.path.insert(0, os.getcwd())  # as python -m does
+    sys.argv = [target, *rest]
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+else:
+    sys.argv = ["-c", *rest]
+    exec(compile(target, "<string>", "exec"), {"__name__": "__main__"})
+"""
+
+
 def peak_rss_mib(argv: list[str]) -> float:
-    """Run ``argv`` as a child process and return its peak resident memory in MiB (Linux ``ru_maxrss``)."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            cwd=Path(__file__).resolve().parent.parent)  # this checkout's packages
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(argv)} failed: {proc.stderr.read().decode()[-2000:]}")
-    return usage.ru_maxrss / 1024
+    """Run ``argv`` (``[python, "-m", module, ...]`` or ``[python, "-c", code, ...]``) as a child process and
+    return its own peak resident memory in MiB (VmHWM, reported by the child at exit; see ``_SELF_REPORT``)."""
+    if len(argv) < 3 or argv[1] not in ("-m", "-c"):
+        raise ValueError(f"peak_rss_mib: expected [python, -m, module, ...] or [python, -c, code, ...], got {argv}")
+    with tempfile.TemporaryDirectory(prefix="bench_peak_") as tmp:
+        report = Path(tmp) / "vmhwm_kb"
+        proc = subprocess.run([argv[0], "-c", _SELF_REPORT, *argv[1:]], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent,  # this checkout
+                              env=dict(os.environ, RANDOMCNN_PEAK_FILE=str(report)))
+        if proc.returncode:
+            raise RuntimeError(f"{' '.join(argv)} failed: {proc.stderr.decode(errors='replace')[-2000:]}")
+        return int(report.read_text()) / 1024
 
 
 def memory_flatness(archs: list[str], width: str, counts: list[int], batch_size: int, workers: int,
