@@ -163,6 +163,7 @@ def _svc_fit_predict(K_train, y_enc, n_classes, C, K_test) -> np.ndarray:
     ``tests/test_kernels_libsvm.py`` checks the predictions equal ``SVC``'s."""
     if n_classes < 2:  # SVC's own refusal, word for word
         raise ValueError(f"The number of classes has to be greater than one; got {n_classes} class")
+    _libsvm.set_verbosity_wrap(0)  # as SVC(verbose=False) does before each fit: libsvm prints otherwise
     support, sv, n_support, dual_coef, intercept, prob_a, prob_b, _, _ = _libsvm.fit(
         K_train, y_enc, svm_type=0, sample_weight=np.empty(0), class_weight=np.ones(n_classes),
         kernel="precomputed", C=float(C), nu=0.0, probability=False, degree=3, shrinking=True, tol=1e-3,

@@ -51,3 +51,11 @@ def test_one_class_is_refused_as_svc_refuses_it():
     train = np.flatnonzero(y == 1)
     (out,) = kernels.FastSVM(X, y)._fit_task(X @ X.T, [1.0], train, np.arange(5))
     assert out == "ValueError: The number of classes has to be greater than one; got 1 class"
+
+
+def test_libsvm_prints_nothing(capfd):
+    from sklearn.svm import _libsvm
+    _libsvm.set_verbosity_wrap(1)  # as a verbose SVC elsewhere in the process leaves it
+    X, y = _problem(7)
+    kernels.FastSVM(X, y)._fit_task(X @ X.T, [1.0], np.arange(100), np.arange(100, 150))
+    assert "nSV" not in capfd.readouterr().out
