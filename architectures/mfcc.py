@@ -7,8 +7,6 @@ frames (``m[:, 1:] - m[:, :-1]``) and the first differences of those, and the ve
 front-end's ``input_kind`` is ``"clip"``: extraction hands it each decoded clip unfitted, and a batch of
 clips of unequal length arrives as a list of 1-D tensors.
 
-:class:`MFCCDelta` keeps this toolkit's former baseline (``librosa.feature.delta`` on the fitted 29 s
-waveform, another order) as a named alternative for comparison; it is not the study's.
 """
 from __future__ import annotations
 
@@ -23,7 +21,6 @@ from .layers import check_input
 
 N_MFCC = 20
 N_FFT = 2048  # librosa.feature.mfcc's default window: clips shorter than this are repeat-padded to it
-DELTA_WIDTH = 9  # librosa.feature.delta's default Savitzky-Golay window (frames), MFCCDelta only
 
 
 def _min_length(wave: np.ndarray, n: int = N_FFT, published: bool = False) -> np.ndarray:
@@ -67,24 +64,6 @@ def mfcc_statistics(wave: np.ndarray, sr: int = SAMPLE_RATE, published: bool = F
     dd = d[:, 1:] - d[:, :-1]
     return np.concatenate([m.mean(axis=1), m.std(axis=1), d.mean(axis=1), d.std(axis=1),
                            dd.mean(axis=1), dd.std(axis=1)]).astype(np.float32)
-
-
-def mfcc_delta_statistics(wave: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """This toolkit's former baseline (not the study's): ``librosa.feature.delta`` of order 1 and 2
-    (9-frame Savitzky-Golay derivatives), vector ``[means of m, delta, delta2, then their stds]``.
-
-    Returns
-    -------
-    np.ndarray
-        ``(120,)`` float32.
-    """
-    coeffs = librosa.feature.mfcc(y=np.asarray(wave, dtype=np.float32), sr=sr, n_mfcc=N_MFCC)
-    if coeffs.shape[1] < DELTA_WIDTH:
-        raise ValueError(f"mfcc: clip too short: {coeffs.shape[1]} MFCC frames, deltas need at least {DELTA_WIDTH} "
-                         f"(about {DELTA_WIDTH * 512} samples at hop 512)")
-    rows = np.concatenate([coeffs, librosa.feature.delta(coeffs, order=1),
-                           librosa.feature.delta(coeffs, order=2)], axis=0)  # (60, frames)
-    return np.concatenate([rows.mean(axis=1), rows.std(axis=1)]).astype(np.float32)
 
 
 class MFCC(nn.Module):
@@ -145,20 +124,3 @@ class MFCC(nn.Module):
     def forward(self, x) -> torch.Tensor:
         """``(batch, 120, 1)``."""
         return self.extract_features(x)[0]
-
-
-class MFCCDelta(MFCC):
-    """The former baseline, for comparison only: ``librosa.feature.delta`` deltas of the MFCCs of the
-    *fitted* waveform (input kind ``"waveform"``: cropped or repeat-padded to 350 000 samples).
-
-    Not the study's computation (see :class:`MFCC`); reachable from Python
-    (``architectures.mfcc.MFCCDelta()``) and, where custom front-ends are accepted, as
-    ``--arch architectures.mfcc:MFCCDelta``.
-    """
-
-    input_kind = "waveform"
-    statistics = staticmethod(mfcc_delta_statistics)
-    name = "mfcc-delta"
-
-    def _statistics(self, w: np.ndarray) -> np.ndarray:
-        return mfcc_delta_statistics(w)

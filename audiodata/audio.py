@@ -20,12 +20,10 @@ from pathlib import Path
 import librosa
 import numpy as np
 import soundfile as sf
-import torch
-from torch import nn
 
 __all__ = ["SAMPLE_RATE", "N_SAMPLES", "N_FFT", "HOP_LENGTH", "N_MELS", "FMIN", "FMAX", "N_FRAMES",
            "TOP_DB", "AMIN", "RES_TYPE", "PUBLISHED_RES_TYPE", "PUBLISHED_PAD_MODE", "AudioError", "load_audio", "resample", "fit_length", "input_lengths",
-           "log_mel", "repeat_frames", "spectrogram_input", "waveform_input", "clip_input", "LogMel"]
+           "log_mel", "repeat_frames", "spectrogram_input", "waveform_input", "clip_input"]
 
 # The study's settings (Pons & Serra 2019, thesis ch. 4; ../shared/design/frontends.md).
 SAMPLE_RATE = 12000   # Hz: the MSD/MagnaTagATune front-ends of Pons et al. ran at 12 kHz
@@ -292,9 +290,7 @@ def spectrogram_input(wave: np.ndarray, n_frames: int = N_FRAMES, pad: str = "re
     then fitted to ``n_frames`` by :func:`repeat_frames`: cropped to the first ``n_frames``, or, when
     the clip has fewer, its frames repeated and cropped (``pad="repeat"``, the study's code; an
     UrbanSound8K clip of 3 s gives 141 frames, tiled ten times). ``pad="zero"`` appends silent frames.
-    ``pad="repeat-samples"`` is this toolkit's former rule, kept for comparison: the waveform is
-    repeat-padded to ``(n_frames - 1) * HOP_LENGTH`` samples before the log-mel, so the frames at
-    each seam mix the clip's end and start. ``published`` (``--as-published``): reflect-padded STFT
+    ``published`` (``--as-published``): reflect-padded STFT
     frames (:func:`log_mel`) and 0.0 dB zero-padding (:func:`repeat_frames`), as the study's code.
 
     Parameters
@@ -302,7 +298,7 @@ def spectrogram_input(wave: np.ndarray, n_frames: int = N_FRAMES, pad: str = "re
     wave : np.ndarray
         Shape ``(samples,)`` at ``SAMPLE_RATE``.
     n_frames : int
-    pad : {"repeat", "zero", "repeat-samples"}
+    pad : {"repeat", "zero"}
     published : bool
 
     Returns
@@ -315,12 +311,8 @@ def spectrogram_input(wave: np.ndarray, n_frames: int = N_FRAMES, pad: str = "re
         raise ValueError(f"spectrogram_input: expected a 1-D waveform (samples,), found shape {wave.shape}")
     if n_frames < 1:
         raise ValueError(f"spectrogram_input: n_frames must be positive, found {n_frames}")
-    if pad == "repeat-samples":
-        if 1 + wave.shape[0] // HOP_LENGTH < n_frames:
-            wave = fit_length(wave, (n_frames - 1) * HOP_LENGTH, pad="repeat")
-        return log_mel(wave, published)[:n_frames]
     if pad not in ("repeat", "zero"):
-        raise ValueError(f"spectrogram_input: pad must be 'repeat', 'zero' or 'repeat-samples', found {pad!r}")
+        raise ValueError(f"spectrogram_input: pad must be 'repeat' or 'zero', found {pad!r}")
     return repeat_frames(log_mel(wave, published), n_frames, pad=pad, published=published)
 
 
@@ -339,48 +331,3 @@ def clip_input(wave: np.ndarray, max_samples: int = 0) -> np.ndarray:
     if max_samples > 0:
         wave = wave[:max_samples]
     return np.ascontiguousarray(wave, dtype=np.float32)
-
-
-class LogMel(nn.Module):
-    """``log_mel`` in torch, for batches on any device: ``(batch, samples) -> (batch, frames, 96)``.
-
-    Matches librosa's defaults of this version exactly: a periodic Hann window, ``center=True`` with
-    zero ("constant") padding of ``N_FFT // 2`` on each side (librosa >= 0.10; older versions padded
-    by reflection), the Slaney-normalised mel filterbank of ``librosa.filters.mel`` (kept as a
-    buffer), power 2, ``10 * log10(max(AMIN, S))`` and a floor ``TOP_DB`` below each clip's own
-    maximum. Clips never see each other's statistics.
-
-    Agreement with ``log_mel`` (tests/test_audio.py): about 1e-13 dB in float64; in float32 the two
-    FFTs round differently, a few 1e-5 dB on noise and music-like test signals (tested to 1e-3 dB).
-    """
-
-    def __init__(self):
-        super().__init__()
-        # librosa.feature.melspectrogram builds its filterbank in float32 whatever the input dtype;
-        # keeping those exact values (in float64, cast per call) makes float64 agree to rounding.
-        fb = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
-        self.register_buffer("mel_fb", torch.from_numpy(fb.T.astype(np.float64)), persistent=False)
-        self.register_buffer("window", torch.hann_window(N_FFT, periodic=True, dtype=torch.float64),
-                             persistent=False)
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """
-        Parameters
-        ----------
-        wave : Tensor
-            Shape ``(batch, samples)``, float32 or float64.
-
-        Returns
-        -------
-        Tensor
-            Shape ``(batch, 1 + samples // 256, 96)`` in dB, the dtype of ``wave``.
-        """
-        if wave.ndim != 2 or wave.shape[-1] == 0:
-            raise ValueError(f"LogMel: expected (batch, samples), found {tuple(wave.shape)}")
-        spec = torch.stft(wave, n_fft=N_FFT, hop_length=HOP_LENGTH, window=self.window.to(wave.dtype),
-                          center=True, pad_mode="constant", return_complex=True)   # (batch, 257, frames)
-        power = spec.real.square() + spec.imag.square()
-        mel = torch.matmul(power.transpose(1, 2), self.mel_fb.to(wave.dtype))        # (batch, frames, 96)
-        db = 10.0 * torch.log10(torch.clamp(mel, min=AMIN))
-        floor = db.amax(dim=(1, 2), keepdim=True) - TOP_DB                           # per clip
-        return torch.maximum(db, floor)

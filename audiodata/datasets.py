@@ -60,8 +60,9 @@ LAYOUTS = {
     "us8k": "<root>/audio/fold1..fold10/*.wav and <root>/metadata/UrbanSound8K.csv",
     "folder": "<root>/<class>/**/<audio file>: the class is the top-level folder under <root> (files in "
               "subfolders such as <class>/album1/ belong to <class>)",
-    "csv": "a manifest CSV with a header and columns path, label and optionally split "
-           "(train/val/test) or fold (1..K); paths relative to the manifest's folder",
+    "csv": "a manifest CSV with a header and columns path, label (or tags: a multi-label dataset, the "
+           "clip's tags separated by ';') and optionally split (train/val/test) or fold (1..K); paths "
+           "relative to the manifest's folder",
     "synthetic": f"generated on first use under {DEFAULT_SYNTHETIC_ROOT} (audiodata/synthetic.py)",
 }
 
@@ -75,6 +76,7 @@ class Clip:
     split: str | None = None
     fold: int | None = None
     sha256: str | None = None   # the file's content hash, with ``load_dataset(verify_audio="content")``
+    tags: tuple | None = None   # a multi-label manifest's tags (sorted); ``label`` is them joined by TAG_SEP
 
 
 @dataclass
@@ -360,7 +362,8 @@ def dataset_key(ds) -> str:
 def _assign_folds(name: str, clips: list[Clip], folds: int, seed: int) -> list[Clip]:
     """Stratified, shuffled folds 1..K (``stratified_folds``) over clips sorted by id."""
     try:
-        fold_of = stratified_folds([c.id for c in clips], [c.label for c in clips], folds, seed)
+        fold_of = stratified_folds([c.id for c in clips], [c.label if c.tags is None else "" for c in clips],
+                                   folds, seed)  # multi-label: tag sets are not strata, plain shuffled folds
     except ValueError as e:
         raise ValueError(f"dataset '{name}': {e}") from None
     return [replace(c, fold=int(f)) for c, f in zip(clips, fold_of)]
@@ -525,6 +528,20 @@ def _load_us8k(root, split_dir, manifest, folds, seed) -> Dataset:
     return _finish("us8k", base, clips, problems, "folds", {"folds": "UrbanSound8K's own folds"})
 
 
+TAG_SEP = ";"  # a multi-label manifest's tags cell: "rock;guitar"
+
+
+def _parse_tags(cell, manifest, line) -> tuple:
+    """A ``tags`` cell as sorted unique tags; an empty cell or an empty tag is one clear error."""
+    text = (cell or "").strip()
+    tags = [t.strip() for t in text.split(TAG_SEP)]
+    if not text or not all(tags):
+        what = "is empty" if not text else "has an empty tag"
+        raise ValueError(f"{manifest}: line {line}: tags {cell!r} {what}; expected one or more tags separated "
+                         f"by '{TAG_SEP}' (e.g. 'rock{TAG_SEP}guitar')")
+    return tuple(sorted(set(tags)))
+
+
 def _load_csv(root, split_dir, manifest, folds, seed, name: str = "csv") -> Dataset:
     if manifest is None:
         if root is None:
@@ -537,8 +554,12 @@ def _load_csv(root, split_dir, manifest, folds, seed, name: str = "csv") -> Data
     clips, problems = [], []
     reader = _csv_rows(manifest, "a manifest")
     cols = reader.fieldnames or []
-    if "path" not in cols or "label" not in cols:
-        raise ValueError(f"{manifest}: header {cols} lacks 'path' and 'label'; expected {LAYOUTS['csv']}")
+    if "path" not in cols or not ("label" in cols or "tags" in cols):
+        raise ValueError(f"{manifest}: header {cols} lacks 'path' and 'label' (or 'tags'); expected {LAYOUTS['csv']}")
+    if "label" in cols and "tags" in cols:
+        raise ValueError(f"{manifest}: has both 'label' and 'tags' columns; give 'label' (one class per clip) "
+                         f"or 'tags' (multi-label) only")
+    multilabel = "tags" in cols
     if "split" in cols and "fold" in cols:
         raise ValueError(f"{manifest}: has both 'split' and 'fold' columns; give one protocol only")
     for line, row in enumerate(reader, start=2):
@@ -546,7 +567,9 @@ def _load_csv(root, split_dir, manifest, folds, seed, name: str = "csv") -> Data
         if short:
             raise ValueError(f"{manifest}: line {line}: too few fields ({short} missing); expected "
                              f"{len(cols)} comma-separated fields: {', '.join(cols)}")
-        rel, label = (row["path"] or "").strip(), (row["label"] or "").strip()
+        rel = (row["path"] or "").strip()
+        tags = _parse_tags(row["tags"], manifest, line) if multilabel else None
+        label = TAG_SEP.join(tags) if multilabel else (row["label"] or "").strip()
         split = fold = None
         if "split" in cols:
             value = (row["split"] or "").strip().lower()
@@ -569,8 +592,10 @@ def _load_csv(root, split_dir, manifest, folds, seed, name: str = "csv") -> Data
             problems.append({"path": str(path), "reason": f"named in {manifest.name} (line {line}) but {why}"})
         else:
             clips.append(Clip(path=path, id=Path(os.path.normpath(rel)).as_posix(), label=label,
-                              split=split, fold=fold))
+                              split=split, fold=fold, tags=tags))
     info = {"manifest": str(manifest)}
+    if multilabel:
+        info["multilabel"] = {"separator": TAG_SEP, "tags": sorted({t for c in clips for t in c.tags})}
     if "split" in cols:
         return _finish(name, base, clips, problems, "split", info)
     if "fold" in cols:

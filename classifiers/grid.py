@@ -21,7 +21,8 @@ from sklearn.metrics import confusion_matrix
 
 from toolkit.cli import HelpFormatter, interruptible, prog
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, folder_lock, run_record
-from toolkit.ray import RayUnavailable, connect, import_ray, is_worker_loss, joblib_backend, live_cpus
+from toolkit.ray import (RayUnavailable, connect, head_watched, import_ray, is_worker_loss, joblib_backend,
+                         live_cpus)
 from toolkit.settings import (ENGINES, Settings, SettingsError, add_engine_arguments, check_choice, check_int,
                               check_seed)
 
@@ -140,11 +141,16 @@ def _retrying(backend, address, jobs, compute, note, what):
     """``compute(jobs)`` in the backend's joblib context. On Ray, a computation whose workers were lost
     (a node or a worker process died) is run again on the nodes left, up to ``RAY_RETRIES`` times, with
     no more jobs than they have CPUs, and ``note`` says so; every computation is seeded, so the retried
-    one gives the same numbers. Nothing is written before the whole grid is done."""
+    one gives the same numbers. Nothing is written before the whole grid is done. The head node lost
+    (``toolkit.ray.head_watched``) ends the process after ``HEAD_GRACE_S`` with one message: nothing to
+    retry on, and nothing written."""
     for attempt in range(RAY_RETRIES + 1):
         with _parallel(backend, address):
             try:
-                return compute(jobs)
+                if backend != "ray":
+                    return compute(jobs)
+                with head_watched(import_ray("--engine ray"), what):
+                    return compute(jobs)
             except Exception as e:
                 if backend != "ray":
                     raise
@@ -300,6 +306,10 @@ def run_grid(settings: GridSettings | None = None, /, *, progress: bool = True, 
         integrity.check_runs(runs)  # runs of one thing: everything but the seed the same, every seed distinct
         classes, y_index = np.unique(first.y, return_inverse=True)
         entries = []
+        if first.meta.get("multilabel"):  # a tags manifest: one-vs-rest probes, ROC-AUC / PR-AUC (probes.py)
+            from .probes import multilabel_entries
+            entries, names = multilabel_entries(names, runs, protocols, GRIDS[grid], standardize, OPTIMISTIC,
+                                                note), []
         for name in names:
             points = grid_points(GRIDS[grid][name])
             weighting = PUBLISHED_WEIGHTING.get(name, "mean") if as_published else cv_weighting
@@ -390,7 +400,8 @@ def run_grid(settings: GridSettings | None = None, /, *, progress: bool = True, 
                    "timings": {"total_s": time.perf_counter() - t_start},
                    # which side computed what the study's code computed (--as-published): the grid here, the
                    # features at extraction; the report labels such rows "as published"
-                   "as_published": {"grid": bool(as_published),
+                   **({"multilabel": first.meta["multilabel"]} if first.meta.get("multilabel") else {}),
+               "as_published": {"grid": bool(as_published),
                                     "features": all(bool(fs.meta.get("as_published")) for fs in sets)}}
         if as_published and not results["as_published"]["features"]:
             note("--as-published grid on feature sets extracted without --as-published: the features are the "
@@ -425,6 +436,9 @@ def rederive_csv(json_path) -> bool:
 
 
 def _csv(results) -> str:
+    if results.get("multilabel"):
+        from .probes import multilabel_csv
+        return multilabel_csv(results)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
     writer.writeheader()
@@ -442,6 +456,9 @@ def _csv(results) -> str:
 
 def table(results) -> str:
     """A short text table: classifier, protocol, mean +- std (percent), runs, selected (first run)."""
+    if results.get("multilabel"):
+        from .probes import multilabel_table
+        return multilabel_table(results)
     lines = [f"{'classifier':<10} {'protocol':<10} {'accuracy %':>14} {'runs':>4}  selected (first run)"]
     for e in results["entries"]:
         acc = "failed" if e["mean"] is None else f"{100 * e['mean']:.2f}" + (

@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from .elm import ELMClassifier, draw_hidden, hpelm_fit_predict
+from .probes import collect
 
 __all__ = ["NaiveSVM", "NaiveELM", "FreshELM", "HpelmELM", "straightforward_cv_best"]
 
@@ -45,14 +46,7 @@ class _Naive:
                 progress.update(1)
             return out
         results = Parallel(n_jobs=jobs, prefer="threads")(delayed(job)(p, t) for p, t in pairs)
-        pred = [[None] * len(tasks) for _ in points]
-        errors: dict[int, str] = {}
-        for (p, t), out in zip(pairs, results):
-            if isinstance(out, str):
-                errors.setdefault(p, out)
-            else:
-                pred[p][t] = out
-        return pred, errors
+        return collect(pairs, results, len(points), len(tasks))
 
 
 class NaiveSVM(_Naive):

@@ -46,7 +46,8 @@ from features.settings import DEFAULT_OUT, ExtractSettings
 from features.store import Chunks, ExtractionError
 from toolkit import settings as settings_vocabulary
 from toolkit.settings import add_seed_argument
-from toolkit.device import PRECISIONS, AdaptiveBatch, cast_model, check_precision, device_record, resolve_device
+from toolkit.device import (PRECISIONS, AdaptiveBatch, cast_model, check_precision, device_record, fixed_algorithms,  # noqa: F401
+                            resolve_device)
 from toolkit.ray import RayUnavailable, connect
 
 
@@ -150,12 +151,16 @@ def _settings(settings, changes: dict) -> ExtractSettings:
     return settings.replace(**changes) if changes else settings
 
 
-def extract(settings: ExtractSettings | None = None, /, *, ds=None, progress: bool = True, **changes) -> Path:
+def extract(settings: ExtractSettings | None = None, /, *, ds=None, progress: bool = True, planned=None,
+            **changes) -> Path:
     """Extract one feature set and return its folder. See the module docstring and ``--help``.
 
     ``settings`` is an :class:`ExtractSettings` (``features/settings.py``); keyword ``changes`` give a copy
     with those fields changed (``extract(s, seed=1)``; ``extract(arch="vgg", width="small")`` from the
-    defaults). ``ds`` is an already listed dataset (the study lists it once for every part).
+    defaults). ``ds`` is an already listed dataset (the study lists it once for every part); ``planned``
+    the :class:`Run` that :func:`plan` made of the same settings and ``ds`` (the study plans every part
+    for its estimate, and each model is built once): used only when its settings record is these
+    settings' and its dataset is ``ds``, else planned again.
 
     ``engine="ray"`` computes the chunks on Ray workers (``features/ray_engine.py``; ``workers`` is then
     the number of Ray workers and ``address`` an existing cluster's, or None for a local instance). Both
@@ -174,10 +179,14 @@ def extract(settings: ExtractSettings | None = None, /, *, ds=None, progress: bo
     """
     s = _settings(settings, changes)
     dev = resolve_run_device(s.device, s.engine, s.address)
-    run = plan(s, dev, ds=ds)
+    if planned is not None and planned.ds is ds and planned.cfg.get("settings") == s.record():
+        run = planned
+        run.t_start = time.perf_counter()
+    else:
+        run = plan(s, dev, ds=ds)
     arch = s.arch
-    with store.lock(run.folder, progress):
-        if store.verified(run.folder, run.key, progress):
+    with store.lock(run.folder):
+        if store.verified(run.folder, run.key):
             if progress:
                 print(f"{arch}: already extracted with this configuration (key {run.key[:store.KEY_CHARS]}, "
                       "features.npz verified), nothing to do", file=sys.stderr)
@@ -190,7 +199,10 @@ def extract(settings: ExtractSettings | None = None, /, *, ds=None, progress: bo
             warned = ray_engine.run_chunks(run, dev, workers=s.workers, cache_dir=s.cache_dir,
                                            progress=progress)
         else:
-            warned = _run_local(run, dev, s.workers, s.cache_dir, progress)
+            # same seed, same features: fixed cuDNN algorithms for the run, torch's flags restored after it;
+            # TF32 is set per batch by toolkit.device.precision_context (off unless --precision tf32)
+            with fixed_algorithms():
+                warned = _run_local(run, dev, s.workers, s.cache_dir, progress)
         return store.write_feature_set(run, time.perf_counter() - run.t_start, warned, progress, run.meta)
 
 
@@ -208,7 +220,7 @@ def resolve_run_device(device: str, engine: str = "local", address=None) -> torc
 
 def _load_chunks(run: Run, progress: bool) -> None:
     """This key's finished chunks, then rows reusable from an earlier feature set of the same settings."""
-    run.chunks.load(run.key, run.chunk_range, run.n_chunks, progress)
+    run.chunks.load(run.key, run.chunk_range, run.n_chunks)
     if not run.cfg["batchnorm"]:  # batch norm: a clip's features depend on its batch mates' contents
         reuse, source = store.reusable_chunks(run.folder.parent, run.settings_key, run.key,
                                               run.meta["clips"], run.batch_size, run.chunk_range,
@@ -288,10 +300,6 @@ def plan(settings: ExtractSettings, dev: torch.device = torch.device("cpu"), ds=
     cast_model(model, precision)  # bf16: weights in bfloat16 (the Ray workers get the cast copy)
     if engine == "local":  # the Ray engine's workers move their own copies (dev may exist only there)
         model = model.to(dev)
-    if dev.type == "cuda" and engine == "local":
-        torch.backends.cudnn.benchmark = False  # same seed, same features: fixed algorithms
-        torch.backends.cudnn.deterministic = True
-        # TF32 is set per batch by toolkit.device.precision_context: off unless --precision tf32
     spec = input_spec(model, input_seconds, pad, s.crop, name=arch)
     if ds.info.get("verify_audio") == "content":   # the decode cache knows files by their content too
         spec = dataclasses.replace(spec, verify="content")
@@ -304,7 +312,7 @@ def plan(settings: ExtractSettings, dev: torch.device = torch.device("cpu"), ds=
                     weights_sha256=store.sha256_file(weights) if weights_file else None,
                     model_identity=identity, input=spec.__dict__, pad=pad, batchnorm=batchnorm,
                     dataset=ds.name, root=_resolved(ds.root), manifest=_resolved(manifest),
-                    split_dir=_resolved(split_dir), dtype=precision, device=dev.type, batch_size=batch_size,
+                    split_dir=_resolved(split_dir), precision=precision, device=dev.type, batch_size=batch_size,
                     torch=torch.__version__, code_version=code, as_published=bool(as_published))
     if spec.kind == "spectrogram":  # a feature set made by an older input rule (waveform repetition) is redone
         ident["spectrogram_input_version"] = decode.SPECTROGRAM_INPUT_VERSION
@@ -343,7 +351,7 @@ _WARNED_SMALL: set = set()
 
 def _warn_small_classes(ds, arch) -> None:
     """Features never depend on folds, so too few clips per class is only a warning for later."""
-    if ds.protocol_hint is not None:
+    if ds.protocol_hint is not None or ds.info.get("multilabel"):  # tags: the folds are not stratified
         return
     labels, counts = np.unique([c.label for c in ds.clips], return_counts=True)
     small = {str(label): int(n) for label, n in zip(labels, counts) if n < GRID_FOLDS}

@@ -124,7 +124,7 @@ def feature_set_dir(out, dataset: str, readable: str, key: str) -> Path:
 
 
 @contextlib.contextmanager
-def lock(folder: Path, progress: bool = True):
+def lock(folder: Path):
     """Hold ``.<folder>.lock`` beside it (``toolkit.provenance.folder_lock``): a second run of the same key
     waits for the first."""
     try:
@@ -143,7 +143,7 @@ def read_meta(folder: Path) -> dict | None:
     return meta if isinstance(meta, dict) else None
 
 
-def verified(folder: Path, key: str, progress: bool = True) -> bool:
+def verified(folder: Path, key: str) -> bool:
     """True when ``folder`` holds a finished feature set of ``key`` whose ``features.npz`` still has the
     SHA-256 that ``meta.json`` recorded. Says why when a folder is there but cannot be trusted."""
     folder = Path(folder)
@@ -211,7 +211,7 @@ class Chunks:
     crop: dict = field(default_factory=dict)  # chunk index -> compute_chunk's crop record (None: not known)
     chunk_range: object = None  # chunk index -> (lo, hi), set by load()
 
-    def load(self, key: str, chunk_range, n_chunks: int, progress: bool = True):
+    def load(self, key: str, chunk_range, n_chunks: int):
         """Read the finished chunks of ``key``; delete damaged ones and any of another key or range."""
         self.key, self.chunk_range = key, chunk_range
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -346,6 +346,7 @@ def write_feature_set(run, session_s: float, warned: dict, progress: bool, extra
         "root": str(ds.root) if ds.root else None, "classes": list(ds.classes),
         "feature_length": int(X.shape[1]), "layers": layers, "dims": getattr(model, "dims", {}),
         "n_clips": int(len(indices)), "skipped": skipped, "protocol_hint": ds.protocol_hint,
+        **({"multilabel": ds.info["multilabel"]} if ds.info.get("multilabel") else {}),  # tags manifest
         "input": spec.__dict__, "n_params": int(cost.count_params(model)),
         # an external HEAR module is opaque: its cost is not ours to count
         "gflop_per_clip": None if getattr(model, "opaque_cost", False) else

@@ -25,7 +25,7 @@ from report.published import (PUBLISHED, PUBLISHED_PROTOCOLS, STUDY_DATASETS, TR
                               published_figure)
 from report.figures import (bar_charts, batchnorm_chart, read_staged, scatter_random_trained, slug, stage, staged,
                             use_archs)
-from report.judge import judge_blocks
+from report.judge import judge_blocks, multilabel_blocks
 from report.load import SUPERSEDE_RULE, find_results, load_results
 from report.settings import ReportSettings
 from toolkit.provenance import sha256_file
@@ -423,7 +423,7 @@ def _render(rows, read, messages, results, out_dir: Path) -> str:
     # after the datasets, then the judgements (report/judge.py)
     at = next(i for i, b in enumerate(blocks) if b[:2] in (("h2", "Random vs trained"), ("h2", "Cross-checks"))
               or (b[0] == "p" and b[1].startswith("**Random vs trained**")))
-    blocks[at:at] = rank_blocks(rows, out_dir) + judged
+    blocks[at:at] = rank_blocks(rows, out_dir) + judged + multilabel_blocks(results, messages)
     superseded = [m for m in messages if m.startswith("superseded ")]
     if superseded:  # the rule, stated, and what it set aside
         at = blocks.index(("h2", "Sources")) + 2

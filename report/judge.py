@@ -254,3 +254,54 @@ def judge_blocks(rows: list[dict], paths, out_dir: Path, messages: list) -> list
     stage(out_dir / "judge.csv", buf.getvalue().encode())
     blocks.append(("p", "Every number of this section: `judge.csv`."))
     return blocks
+
+
+def multilabel_blocks(paths, messages: list) -> list:
+    """A section "Multi-label probes" for the results files of multi-label datasets (a tags manifest):
+    macro ROC-AUC and PR-AUC per dataset, front-end, classifier and protocol (mean ± std over seeds), and
+    the tags excluded (one class in a run's test clips). ``[]`` when there are none. These files hold no
+    accuracy and are not among the report's accuracy rows (``report/load.py``)."""
+    from report.load import find_results
+    files, _ = find_results(paths)
+    rows, used = [], []
+    for f in files:
+        try:
+            data = json.loads(Path(f).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            continue  # load.py's reader names the file
+        if not isinstance(data, dict) or data.get("kind") != "randomcnn-results" or not data.get("multilabel"):
+            continue
+        used.append(f"`{f}`")
+        for e in data.get("entries") or []:
+            try:
+                runs = e["runs"]
+                roc = [r["roc_auc"] for r in runs if r.get("roc_auc") is not None]
+                pr = [r["pr_auc"] for r in runs if r.get("pr_auc") is not None]
+                excluded = sorted({t for r in runs for t in _flat(r.get("tags_excluded"))})
+                rows.append([str(data.get("dataset")), str(data.get("arch")), str(data.get("width")),
+                             str(e["classifier"]), str(e["protocol"]), _mean_std(roc), _mean_std(pr),
+                             str(len(runs)), ", ".join(excluded) or "none"])
+            except (KeyError, TypeError, ValueError) as err:
+                messages.append(f"{f}: a multi-label entry is malformed ({type(err).__name__}: {err}); not shown")
+    if not rows:
+        return []
+    return [("h2", "Multi-label probes: ROC-AUC and PR-AUC"),
+            ("p", "Datasets with a tags manifest: one-vs-rest probes (one binary fit per tag), selected and scored "
+                  "by macro ROC-AUC (scikit-learn `roc_auc_score`), PR-AUC `average_precision_score`, both "
+                  "macro over the tags whose test clips hold both classes; the other tags are excluded (listed). "
+                  "Mean ± standard deviation over seeds; not accuracies."),
+            ("table", ["dataset", "front-end", "width", "classifier", "protocol", "ROC-AUC", "PR-AUC", "runs",
+                       "tags excluded"], sorted(rows)),
+            ("p", "Read from (multi-label results files; not among the Sources' accuracy files):"), ("ul", used)]
+
+
+def _flat(v):
+    """``tags_excluded`` is a list of tags (split) or one list per fold (cv-best, nested-cv)."""
+    for x in v or []:
+        yield from ([x] if isinstance(x, str) else x)
+
+
+def _mean_std(v) -> str:
+    if not v:
+        return "–"
+    return f"{np.mean(v):.3f}" + (f" ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else "")

@@ -223,6 +223,8 @@ def read_results_file(path, _hashes=None) -> tuple[list[dict], list[str]]:
         raise ResultsError(f"{path}: JSON nested too deeply to be a results file") from None
     if not isinstance(data, dict) or data.get("kind") != "randomcnn-results":
         raise ResultsError(f"{path}: not a results file (expected \"kind\": \"randomcnn-results\")")
+    if data.get("multilabel"):  # ROC-AUC / PR-AUC, no accuracy: report/judge.py's multi-label section
+        return [], []
     missing = [k for k in _REQUIRED if data.get(k) in (None, "")]
     if missing:
         raise ResultsError(f"{path}: run without metadata: missing {', '.join(missing)}")

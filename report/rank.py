@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from report.figures import plt, save_figure, slug
+from report.figures import colour_of, plt, save_figure, slug
 from report.stats import (ARCH_ORDER, compare, correlations, fmt_p, group_rows, holm, protocol_label,
                           random_vs_trained)
 
@@ -109,23 +109,27 @@ def chance_of(curve: dict) -> float | None:
     return 100.0 / n if n else None
 
 
+DEPTH_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # one per classifier and protocol of a depth plot
+
+
 def per_layer_figures(curves: list[dict], out_dir: Path) -> list[tuple[str, str]]:
     """One accuracy-vs-depth PNG per front-end; returns ``(file name, caption)`` pairs."""
     written = []
     for c in curves:
         names = [layer["name"] for layer in c["layers"]]
         fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(names) + 3) + 3.2, 3.6))
-        colours = {}
+        # the front-end's colour, as in every other figure of the report; each classifier and protocol its
+        # marker; layers 1..k: solid line, filled markers; layer k alone: dotted line, hollow markers, so the
+        # two differ in the legend's short samples too (dashes of a 2-point sample looked solid)
+        colour, markers = colour_of(c["arch"]), {}
         for curve in c["curves"]:
             label = f"{curve['classifier'].upper()} {protocol_label(curve['protocol'])}"
-            colour = colours.setdefault(label, plt.get_cmap("Dark2")(len(colours) % 8))
+            marker = markers.setdefault(label, DEPTH_MARKERS[len(markers) % len(DEPTH_MARKERS)])
             pts = [p for p in curve["points"] if p["mean"] is not None]
             together = curve["mode"] == "cumulative"
-            # layers 1..k: solid line, filled circles; layer k alone: dotted line, hollow squares, so the
-            # two differ in the legend's short samples too (dashes of a 2-point sample looked solid)
             ax.plot([p["k"] for p in pts], [100 * p["mean"] for p in pts], color=colour,
                     linestyle="-" if together else (0, (1.5, 1.5)), linewidth=1.6 if together else 1.3,
-                    marker="o" if together else "s", ms=4 if together else 4.5,
+                    marker=marker, ms=4 if together else 4.5,
                     markerfacecolor=colour if together else "white",
                     label=f"{label}, layers 1..k together" if together else f"{label}, layer k alone")
         for c_ in (chance_of(c),):
@@ -144,8 +148,9 @@ def per_layer_figures(curves: list[dict], out_dir: Path) -> list[tuple[str, str]
         save_figure(fig, out_dir / name, dpi=110)
         plt.close(fig)
         written.append((name, f"Accuracy vs depth, {c['arch']} on {c['dataset']} ({c['weights']} weights, "
-                              f"width {c['width']}): solid line and filled circles, layers 1..k together; "
-                              "dotted line and hollow squares, layer k alone"))
+                              f"width {c['width']}), in the front-end's colour: solid line and filled markers, "
+                              "layers 1..k together; dotted line and hollow markers, layer k alone; one marker "
+                              "per classifier and protocol"))
     return written
 
 

@@ -14,7 +14,9 @@ def parse_args(argv=None):
     import architectures
     from classifiers.grids import GRIDS
     from features.extract import HEAR_PREFIX
+    from audiodata.decode import CROPS
     from features.settings import add_dataset_arguments
+    from toolkit.settings import PADS
     from toolkit.settings import add_device_arguments, add_engine_arguments, add_seed_argument, add_width_argument
     from architectures.custom import add_arguments as add_custom_arguments
     from architectures.custom import is_custom_spec
@@ -40,6 +42,11 @@ def parse_args(argv=None):
     add_custom_arguments(p)
     judge.add_arguments(p)  # --proxies, --train (studies/judge.py)
     p.add_argument("--input-seconds", type=float, default=None, help="input length; default the study's ~29 s")
+    p.add_argument("--pad", default="repeat", choices=list(PADS), help="how clips shorter than the input are "
+                   "filled (as features.extract)")
+    p.add_argument("--crop", default="start", choices=list(CROPS),
+                   help="how clips longer than the input are read (as features.extract): start (the study's), "
+                        "center, or windows (every input-length window, features averaged)")
     p.add_argument("--folds", type=int, default=10, help="folds for datasets without predefined splits")
     p.add_argument("--fold-seed", type=int, default=0, help="shuffling seed of those folds")
     add_device_arguments(p, "arithmetic of the networks (as features.extract): float32 is the study's")

@@ -60,6 +60,11 @@ Deviations, all on purpose: ReLUs are found as *functions* (``torch.relu``, ``F.
 front-ends call ``F.relu``; ``jacob_cov`` uses ``eigvalsh`` (the matrix is symmetric; ``eig`` returns
 the same values with rounding noise in imaginary parts); sums run over the front-end's layers.
 
+Synflow is float64 always (as the reference code, ``net.double()``): float32 is 9.1e-7 (sample-level)
+and 1.25e-6 (frame-level) relative off the float64 value at the small width on the full input, which misses
+the 1e-6 asked for; float64's range is far from reached (6e9 to 2e20 over the study's front-ends at both widths on 3 s
+inputs), so no log-space is needed.
+
 A proxy that cannot apply is reported as such (``value`` empty, ``note`` saying why): every proxy but
 ``params`` for the MFCC baseline (no network), ``naswot`` for a front-end without a ReLU, the gradient
 proxies for a front-end whose input is a whole clip, any proxy whose value is not finite.

@@ -52,6 +52,8 @@ class Study(Settings):
     folds: int = 10
     fold_seed: int = 0
     input_seconds: float | None = None
+    pad: str = "repeat"
+    crop: str = "start"
     custom: dict | None = None
     device: str = "auto"
     precision: str = "float32"
@@ -88,6 +90,7 @@ class Study(Settings):
         """The extraction settings of every part (``replace(arch=..., seed=...)`` gives each one)."""
         return ExtractSettings(arch=self.archs[0], dataset=self.dataset, root=self.root, split_dir=self.split_dir,
                                manifest=self.manifest, width=self.width, input_seconds=self.input_seconds,
+                               pad=self.pad, crop=self.crop,
                                seed=self.seeds[0], custom=self.custom, device=self.device, precision=self.precision,
                                batch_size=self.batch_size, workers=self.workers, engine=self.engine,
                                address=self.address, out=self.feature_dir, cache_dir=self.cache_dir,
@@ -180,7 +183,7 @@ def _plan_all(st: Study, ds, jobs, log, rate=None):
         except (ExtractionError, ValueError, RuntimeError) as e:
             failed.append((arch, seed, str(e)))
             continue
-        if store.verified(run.folder, run.key, progress=False):  # done, and its bytes check out
+        if store.verified(run.folder, run.key):  # done, and its bytes check out
             plans.append({"arch": arch, "seed": seed, "gflop_per_clip": 0.0, "clips_todo": 0, "done": True})
             continue
         spec = run.spec
@@ -203,7 +206,8 @@ def _plan_all(st: Study, ds, jobs, log, rate=None):
                     timed[arch] = None
             per = timed[arch]
         plans.append({"arch": arch, "seed": seed, "gflop_per_clip": g, "clips_todo": todo, "done": False,
-                      "name": run.arch, "s_per_clip": per})
+                      "name": run.arch, "s_per_clip": per,
+                      "run": run})  # handed to extraction: each model is built once per study
         del run
     for arch in dict.fromkeys(a for a, _, _ in failed):
         whys = {e for a, _, e in failed if a == arch}
@@ -338,7 +342,7 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
                 overall.per_clip = part_s
                 before = overall.bar.n
                 try:
-                    path = extract(base.replace(arch=arch, seed=seed), ds=ds)
+                    path = extract(base.replace(arch=arch, seed=seed), ds=ds, planned=p.pop("run", None))
                 except Exception as e:  # one front-end failing never stops the others
                     if not any(f[0] == f"extract {arch}" and f[2] == str(e) for f in failed):
                         overall.bar.write(f"{arch} seed {seed} failed: {e}", file=sys.stderr)  # once per error

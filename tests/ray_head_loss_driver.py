@@ -1,5 +1,7 @@
-"""``python -m features.extract`` as a separate driver whose head node is taken away mid-run (for
-tests/test_ray_cluster.py; not a test module).
+"""``python -m features.extract`` (or ``classifiers.grid``, when the args hold ``--features``) as a
+separate driver whose head node is taken away mid-run (for tests/test_ray_cluster.py; not a test module).
+Grid mode: when the first grid computation starts, MARKER is created and the driver waits until the head
+stops answering, so the computation meets a cluster without its head.
 
 ``python tests/ray_head_loss_driver.py MARKER NODE -- EXTRACT ARGS``: joins the cluster of the args'
 ``--address`` through the node named NODE (all the simulated nodes share one IP, and a driver would
@@ -32,22 +34,36 @@ def main(argv) -> int:
     ray.init(address=args[args.index("--address") + 1], _node_ip_address="127.0.0.1", log_to_driver=False,
              configure_logging=False,
              runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO))}})
-    from features import extract
-    from features.store import Chunks
     from toolkit import ray as ray_helpers
     from toolkit.ray import gcs_address, head_reachable
-    extract.CHUNK_BATCHES = 1  # one batch a chunk: more chunks than the workers hold at once
     ray_helpers.HEAD_GRACE_S = 3.0  # the test need not wait the usual 10 s
-    real = Chunks.save
 
-    def save(self, c, *a, **kw):
-        real(self, c, *a, **kw)
+    def head_goes():
         if not marker.exists():
             address = gcs_address(ray)
             marker.write_text(address)
             deadline = time.monotonic() + 60
             while head_reachable(address) and time.monotonic() < deadline:
                 time.sleep(0.2)
+
+    if "--features" in args:
+        from classifiers import grid
+        real_evaluate = grid.evaluate
+
+        def evaluate(*a, **kw):
+            head_goes()
+            return real_evaluate(*a, **kw)
+
+        grid.evaluate = evaluate
+        return grid.main(args)
+    from features import extract
+    from features.store import Chunks
+    extract.CHUNK_BATCHES = 1  # one batch a chunk: more chunks than the workers hold at once
+    real = Chunks.save
+
+    def save(self, c, *a, **kw):
+        real(self, c, *a, **kw)
+        head_goes()
 
     Chunks.save = save
     return extract.main(args)

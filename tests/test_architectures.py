@@ -228,17 +228,6 @@ def test_mfcc_equals_librosa():
     assert count_params(build("mfcc")) == 0
 
 
-def test_mfcc_delta_keeps_the_former_baseline():
-    from architectures.mfcc import MFCCDelta
-    wave = np.random.default_rng(1).standard_normal(24000).astype(np.float32)
-    got = MFCCDelta()(torch.from_numpy(wave)[None]).numpy()[0, :, 0]
-    m = librosa.feature.mfcc(y=wave, sr=12000, n_mfcc=20)
-    d1, d2 = librosa.feature.delta(m, order=1), librosa.feature.delta(m, order=2)
-    expected = np.concatenate([m.mean(1), d1.mean(1), d2.mean(1), m.std(1), d1.std(1), d2.std(1)])
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-    assert MFCCDelta.input_kind == "waveform" and build("mfcc").input_kind == "clip"
-
-
 # the front-ends with a tiled fast path; the tests lower layers.TILED_MIN_FILTERS (a speed threshold,
 # not a correctness one) so the small widths take it; vgg's 24 filters also run its padding to 32 channels
 TILED = ("sample-level", "vgg")  # frame-level(-many): measured no faster tiled, removed

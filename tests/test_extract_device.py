@@ -48,7 +48,7 @@ def test_precision_is_part_of_the_key_and_bf16_stays_close(tmp_path):
     b16 = ex.extract("timbral", precision="bf16", **kw)
     assert f32 != b16  # other arithmetic, other feature set: never replaced, never reused
     meta = json.loads((b16 / "meta.json").read_text())
-    assert meta["precision"] == "bf16" and meta["config"]["dtype"] == "bf16"
+    assert meta["precision"] == "bf16" and meta["config"]["precision"] == "bf16"
     assert json.loads((f32 / "meta.json").read_text())["precision"] == "float32"
     with np.load(f32 / "features.npz") as a, np.load(b16 / "features.npz") as b:
         rel = np.abs(a["X"] - b["X"]).max() / np.abs(a["X"]).max()

@@ -127,11 +127,11 @@ def test_spectrogram_feature_sets_of_the_old_rule_are_redone(tmp_path, monkeypat
               input_seconds=1.0, workers=0)
     folder = ex.extract("7x96", progress=False, **kw)
     same = ex.plan(ex.ExtractSettings(arch="7x96", **kw))
-    assert same.folder == folder and store.verified(folder, same.key, False)  # same rule: nothing to redo
+    assert same.folder == folder and store.verified(folder, same.key)  # same rule: nothing to redo
     monkeypatch.setattr(decode, "SPECTROGRAM_INPUT_VERSION", 1)
     other = ex.plan(ex.ExtractSettings(arch="7x96", **kw))
     assert other.key != same.key and other.folder != folder   # another rule: its own, new feature set
-    assert not store.verified(other.folder, other.key, False) and folder.is_dir()
+    assert not store.verified(other.folder, other.key) and folder.is_dir()
 
 
 # ----------------------------------------------------------------------------- 6. cv-best pools the folds

@@ -323,21 +323,19 @@ def test_a_node_lost_mid_grid_is_retried_on_the_nodes_left(cluster, tmp_path, mo
 
 # ----------------------------------------------------------------------------- the head lost mid-run
 
-def test_the_head_lost_mid_extraction_stops_with_a_message_then_resumes(sim, data, local_set, tmp_path,
-                                                                      one_chunk_per_batch):
-    sim.ensure()
-    marker = tmp_path / "first_chunk_saved"
-    args = ["--arch", "sample-level", "--dataset", "folder", "--root", str(data), "--width", "small",
-            "--batch-size", "2", "--engine", "ray", "--workers", "2", "--out", str(tmp_path),
-            "--cache-dir", str(tmp_path / "cache")]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+def _driver_env():
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH")) if p),
         RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")  # keep the loopback --address (see the fixture)
+
+
+def _run_until_head_lost(sim, marker, args, cwd):
+    """``args`` in tests/ray_head_loss_driver.py on node b's machine; the head removed once MARKER is
+    there; returns (exit status, stderr). The cluster is stopped afterwards."""
     # the driver runs on the machine of node b (as a driver on a machine other than the head; one on the
     # head's machine goes with the head)
     driver = [sys.executable, str(REPO / "tests" / "ray_head_loss_driver.py"), str(marker), "node-b", "--"]
-    # 12 clips in 6 chunks of one batch of 2; the first saved, then the head goes
-    proc = subprocess.Popen(driver + args + ["--address", sim.address], env=env, cwd=tmp_path,
+    proc = subprocess.Popen(driver + args + ["--address", sim.address], env=_driver_env(), cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -346,13 +344,51 @@ def test_the_head_lost_mid_extraction_stops_with_a_message_then_resumes(sim, dat
         assert marker.exists(), proc.communicate(timeout=60)
         ray.shutdown()  # this process leaves the cluster before its head goes
         sim.cluster.remove_node(sim.cluster.head_node)
+        t_lost = time.monotonic()
         _, err = proc.communicate(timeout=120)
+        return proc.returncode, err, time.monotonic() - t_lost
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         sim.stop()  # the worker nodes left without their head
-    assert proc.returncode == 1, err
+
+
+def test_the_head_lost_mid_grid_stops_with_a_message_then_the_same_command_runs(sim, tmp_path):
+    """The grid waits inside joblib's Ray pool: without the head watch it hung about a minute and failed
+    with Ray's own error. Now: the message within seconds (grace 3 s here), exit 1, nothing written; the
+    same command on a new cluster gives the local grid's picks."""
+    from classifiers.grid import run_grid
+    sim.ensure()
+    fs = _feature_set(tmp_path)
+    marker = tmp_path / "grid_started"
+    out = tmp_path / "r"
+    args = ["--features", str(fs), "--grid", "small", "--classifier", "svm", "--engine", "ray", "--jobs", "2",
+            "--out", str(out)]
+    code, err, seconds = _run_until_head_lost(sim, marker, args, tmp_path)
+    assert code == 1, err
+    assert "lost the Ray head node: its GCS at 127.0.0.1:" in err and "nothing was written" in err
+    assert "run the same command" in err and "Traceback" not in err
+    assert seconds < 40, err  # the head watch (3 s grace), not Ray's minute of reconnecting
+    assert not (out / "results.json").exists()
+    sim.start()
+    local = json.loads(run_grid([fs], classifier="svm", grid="small", jobs=1, out=tmp_path / "l",
+                                progress=False).read_text())
+    again = json.loads(run_grid([fs], classifier="svm", grid="small", jobs=2, backend="ray", out=out,
+                                progress=False).read_text())
+    assert _picks(again) == _picks(local)
+
+
+def test_the_head_lost_mid_extraction_stops_with_a_message_then_resumes(sim, data, local_set, tmp_path,
+                                                                      one_chunk_per_batch):
+    sim.ensure()
+    marker = tmp_path / "first_chunk_saved"
+    args = ["--arch", "sample-level", "--dataset", "folder", "--root", str(data), "--width", "small",
+            "--batch-size", "2", "--engine", "ray", "--workers", "2", "--out", str(tmp_path),
+            "--cache-dir", str(tmp_path / "cache")]
+    # 12 clips in 6 chunks of one batch of 2; the first saved, then the head goes
+    code, err, _ = _run_until_head_lost(sim, marker, args, tmp_path)
+    assert code == 1, err
     assert "lost the Ray head node: its GCS at 127.0.0.1:" in err and "run the same command" in err
     assert "Traceback" not in err
     partial = next(tmp_path.glob("folder/*.partial"))

@@ -109,7 +109,8 @@ def test_depth_legend_tells_layer_alone_from_layers_1_to_k(tmp_path):
 
     def keep(fig, path, dpi=100):
         for line in fig.axes[0].get_legend().get_lines():
-            seen[line.get_label()] = (line.get_linestyle(), line.get_marker(), line.get_markerfacecolor())
+            seen[line.get_label()] = (line.get_linestyle(), line.get_marker(), line.get_markerfacecolor(),
+                                      line.get_color())
         return real(fig, path, dpi)
 
     import report.rank as rank
@@ -117,15 +118,19 @@ def test_depth_legend_tells_layer_alone_from_layers_1_to_k(tmp_path):
     try:
         curve = {"dataset": "d", "arch": "x", "width": "small", "weights": "random", "n_classes": 4,
                  "layers": [{"name": "c1"}, {"name": "c2"}],
-                 "curves": [{"classifier": "svm", "protocol": "split", "mode": m,
-                             "points": [{"k": 1, "mean": 0.5}, {"k": 2, "mean": 0.6}]} for m in ("alone", "cumulative")]}
+                 "curves": [{"classifier": clf, "protocol": "split", "mode": m,
+                             "points": [{"k": 1, "mean": 0.5}, {"k": 2, "mean": 0.6}]}
+                            for clf in ("svm", "elm") for m in ("alone", "cumulative")]}
         per_layer_figures([curve], tmp_path)
     finally:
         rank.save_figure = old
     plt.close("all")
     alone = seen["SVM split, layer k alone"]
     together = seen["SVM split, layers 1..k together"]
-    assert alone[0] != together[0] and alone[1] != together[1] and alone[2] != together[2]
+    assert alone[0] != together[0] and alone[2] != together[2]  # dotted and hollow against solid and filled
+    assert alone[1] == together[1] != seen["ELM split, layers 1..k together"][1], list(seen)  # a marker each
+    lines = [v for k, v in seen.items() if not k.startswith("chance")]
+    assert {v[3] for v in lines} == {figures.colour_of("x")}  # the front-end's colour, as in every figure
     assert "chance (25.0%)" in seen
 
 

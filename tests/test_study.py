@@ -110,3 +110,44 @@ def test_one_error_of_several_seeds_is_printed_once_and_summarised_once(tmp_path
     err = capsys.readouterr().err
     assert err.count("needs at least 1280 frames") == 2, err
     assert "failed: extract vgg (seed 0, 1): " in err
+
+
+def test_each_model_is_built_once_per_study_and_cudnn_flags_are_restored(tmp_path, data, monkeypatch):
+    """The study plans every part for its estimate; extraction takes that plan's model instead of
+    building it again (issue 18: it was built twice). Extraction's fixed cuDNN algorithms hold only
+    while it computes: torch's flags are the caller's again afterwards."""
+    import features.extract as ex
+    built, during = [], []
+    real_build, real_local = ex.build_frontend, ex._run_local
+
+    def counting_build(arch, **kw):
+        built.append((arch, kw.get("seed")))
+        return real_build(arch, **kw)
+
+    def recording_local(*a, **kw):
+        during.append((torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic))
+        return real_local(*a, **kw)
+
+    monkeypatch.setattr(ex, "build_frontend", counting_build)
+    monkeypatch.setattr(ex, "_run_local", recording_local)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    assert run_study(_study(tmp_path, data, ["sample-level"])) == 0
+    assert sorted(built) == [("sample-level", 0), ("sample-level", 1)]  # once per seed, not twice
+    assert during == [(False, True), (False, True)]
+    assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (True, False)
+
+
+def test_study_crop_reaches_extraction_and_names_the_feature_sets(tmp_path, data):
+    """--crop (and --pad) of the study are extraction's: part of each feature set's settings and key,
+    so a study with another crop never reuses these sets."""
+    from studies.__main__ import parse_args
+    a = parse_args(["--dataset", "folder", "--root", str(data), "--crop", "windows", "--pad", "zero"])
+    assert a.settings.crop == "windows" and a.settings.pad == "zero"
+    base = a.settings.extract_settings()
+    assert (base.crop, base.pad) == ("windows", "zero")
+    assert base.key() != base.replace(crop="start").key()
+    st = _study(tmp_path, data, ["sample-level"], crop="center")
+    assert run_study(st) == 0
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "features").rglob("meta.json")]
+    assert len(metas) == 2 and all(m["config"]["settings"]["crop"] == "center" for m in metas)

@@ -102,6 +102,18 @@ def autocast(dev: torch.device, precision: str):
 
 
 @contextlib.contextmanager
+def fixed_algorithms():
+    """cuDNN without benchmark search and with deterministic kernels for the block (extraction: the same
+    seed gives the same features); both flags are restored afterwards."""
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved
+
+
+@contextlib.contextmanager
 def deterministic(dev: torch.device):
     """Fixed algorithms for the block (cuDNN without benchmark search, deterministic kernels, torch's
     deterministic algorithms with warnings), so the same seed gives the same numbers; every flag is

@@ -145,6 +145,39 @@ class HeadWatch:
         return False
 
 
+@contextlib.contextmanager
+def head_watched(ray, what: str, period: float = 1.0):
+    """For a block that waits inside Ray's joblib pool (the grid): a thread checks the head every
+    ``period`` seconds, and once it has been unreachable for ``HEAD_GRACE_S`` it prints one message
+    (``what``, the head's address, and that nothing was written) and ends the process with status 1.
+
+    Why the process: a pool waiting on a cluster without its head cannot be interrupted cleanly (joblib's
+    abort asks the lost head to stop its workers and waits), and Ray's core worker ends the process
+    itself when the head stays away (``gcs_rpc_server_reconnect_timeout_s``, 60 s by default) with only
+    its own log line. The grid writes nothing before every computation is done, so there is nothing to
+    clean up: the same command on a cluster with a head computes the same numbers."""
+    import sys
+    import threading
+    watch, stop = HeadWatch(ray), threading.Event()
+
+    def run():
+        while not stop.wait(period):
+            try:
+                watch.check()
+            except HeadLost as e:
+                print(f"error: {what}: {e}; nothing was written: start the cluster again and run the same "
+                      "command (with the new head's --address)", file=sys.stderr, flush=True)
+                os._exit(1)
+
+    thread = threading.Thread(target=run, name="ray-head-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 def node_names(ray) -> dict:
     """node id -> "IP (id abcdef12)" for every node the cluster has known, alive or dead."""
     return {n["NodeID"]: f"{n['NodeManagerAddress']} (node {n['NodeID'][:8]})" for n in ray.nodes()}
