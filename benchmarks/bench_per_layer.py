@@ -7,6 +7,9 @@ cv-best and nested-cv (``--grid small``: a quick look), once without and once wi
 over the run without, and the per-layer part alone (the difference) over one grid. ``--today`` also
 scores every subset the per-layer curves hold (each layer alone, layers 1..k) as a feature set of its
 own, as ``--per-layer`` did before it shared work, and prints that over one grid too.
+A second line per classifier says where the CPU went: the CPU seconds inside the fast scorers
+(kernels and libsvm fits; the ELM's projection, Grams and solves) in one grid and in the per-layer
+part, the rest being ``run_grid``'s own work, and the ELM's hidden projection alone.
 
 **elm** (``--part elm``): for each ``--elm-clips`` size (with ``--elm-classes`` and ``--elm-folds``
 of the same position) the fast ELM grid (``FastELM``, the 6 study sizes, every task of cv-best and
@@ -32,6 +35,7 @@ process's threads, ``time.process_time``) are both given; under load the CPU fig
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -52,6 +56,7 @@ from classifiers.elm import code_targets, draw_hidden, hidden_activations  # noq
 from classifiers.featureset import synthetic_feature_set, write_feature_set  # noqa: E402
 from classifiers.grid import run_grid  # noqa: E402
 from classifiers.grids import ELM_GRID, GRIDS, grid_points  # noqa: E402
+from classifiers import kernels  # noqa: E402
 from classifiers.kernels import FastELM, available_cpus  # noqa: E402
 from toolkit.provenance import atomic_write_bytes  # noqa: E402
 
@@ -59,7 +64,9 @@ PER_LAYER_COLUMNS = ["clips", "features", "layers", "classes", "folds", "classif
     f"{c}" for kind in ("", "cpu_") for c in (
         f"one_grid_{kind}s", f"with_per_layer_{kind}s", f"{kind}ratio_with_per_layer", f"per_layer_part_{kind}s",
         f"{kind}ratio_per_layer_part", f"today_per_layer_part_{kind}s", f"{kind}ratio_today_part",
-        f"{kind}saving")] + ["load_before", "load_after", "cpu", "vector_extensions"]
+        f"{kind}saving")] + ["scorer_cpu_s_one_grid", "scorer_cpu_s_per_layer_part", "projection_cpu_s_one_grid",
+                            "projection_cpu_s_per_layer_part", "load_before", "load_after", "cpu",
+                            "vector_extensions"]
 ELM_COLUMNS = ["clips", "features", "classes", "folds", "tasks", "jobs", "fast_s", "lstsq_s", "ratio",
                "fast_cpu_s", "lstsq_cpu_s", "cpu_ratio",
                "lstsq_measured_tasks", "lstsq_scaled", "lstsq_blas_threads", "agreement", "solvers", "load_before", "load_after",
@@ -88,6 +95,31 @@ class PerLayerCase:
     seed: int = 0
 
 
+@contextlib.contextmanager
+def _scorer_cpu():
+    """CPU seconds (every thread of this process) inside the fast scorers' ``run`` (the SVM's kernels and
+    libsvm fits, the ELM's projection, Grams and solves: what a grid computes), and inside the ELM's hidden
+    projection, while the block runs: ``{"scorer": s, "projection": s}``, filled on exit. The rest of a
+    grid's time is ``run_grid``'s own (loading, scoring the predictions, writing results)."""
+    spent = {"scorer": 0.0, "projection": 0.0}
+    real = {"svm": kernels.FastSVM.run, "elm": kernels.FastELM.run, "h": kernels.hidden_activations}
+
+    def timed(fn, key):
+        def wrapper(*a, **kw):
+            c0 = time.process_time()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent[key] += time.process_time() - c0
+        return wrapper
+    kernels.FastSVM.run, kernels.FastELM.run = timed(real["svm"], "scorer"), timed(real["elm"], "scorer")
+    kernels.hidden_activations = timed(real["h"], "projection")
+    try:
+        yield spent
+    finally:
+        kernels.FastSVM.run, kernels.FastELM.run, kernels.hidden_activations = real["svm"], real["elm"], real["h"]
+
+
 def per_layer(case: PerLayerCase, jobs: int) -> list[dict]:
     clips, features, n_layers, classes, folds = case.clips, case.features, case.layers, case.classes, case.folds
     seed, today = case.seed, case.today
@@ -106,8 +138,11 @@ def per_layer(case: PerLayerCase, jobs: int) -> list[dict]:
                 run_grid(paths, classifier=name, grid=case.grid, jobs=jobs, out=out, progress=False,
                          log=lambda m: None, **kw)
                 return np.array([time.perf_counter() - t0, time.process_time() - c0])
-            one = timed([fs], tmp / f"{name}_one")
-            both = timed([fs], tmp / f"{name}_per_layer", per_layer=True)
+            with _scorer_cpu() as in_one:
+                one = timed([fs], tmp / f"{name}_one")
+            with _scorer_cpu() as in_both:
+                both = timed([fs], tmp / f"{name}_per_layer", per_layer=True)
+            in_part = {k: in_both[k] - in_one[k] for k in in_one}
             part = both - one
             today_s = None
             if today:  # every subset of the curves as a feature set of its own, each a full grid
@@ -130,9 +165,18 @@ def per_layer(case: PerLayerCase, jobs: int) -> list[dict]:
                   + (f"; each subset scored on its own (before sharing) {pair(today_s)} = {ratio(today_s, one)} "
                      f"one grid, {ratio(today_s, part)} the shared per-layer part" if today else "")
                   + f" (load {load0:.1f} -> {load1:.1f})", flush=True)
+            print(f"{name} where the CPU went: inside the scorer (kernels and fits / projection and solves) "
+                  f"{in_one['scorer']:.1f} s of one grid's {one[1]:.1f} s ({100 * in_one['scorer'] / one[1]:.0f} %), "
+                  f"{in_part['scorer']:.1f} s of the per-layer part's {part[1]:.1f} s "
+                  f"({100 * in_part['scorer'] / part[1]:.0f} %)"
+                  + (f"; of which the ELM's hidden projection {in_one['projection']:.2f} s and "
+                     f"{in_part['projection']:.2f} s" if name == "elm" else ""), flush=True)
             row = {"clips": clips, "features": features, "layers": n_layers, "classes": classes, "folds": folds,
                    "classifier": name, "grid": case.grid, "jobs": jobs,
-                   "load_before": round(load0, 2), "load_after": round(load1, 2)}
+                   "load_before": round(load0, 2), "load_after": round(load1, 2),
+                   "scorer_cpu_s_one_grid": in_one["scorer"], "scorer_cpu_s_per_layer_part": in_part["scorer"],
+                   "projection_cpu_s_one_grid": in_one["projection"],
+                   "projection_cpu_s_per_layer_part": in_part["projection"]}
             for i, kind in enumerate(("", "cpu_")):
                 row.update({f"one_grid_{kind}s": one[i], f"with_per_layer_{kind}s": both[i],
                             f"{kind}ratio_with_per_layer": both[i] / one[i], f"per_layer_part_{kind}s": part[i],

@@ -36,6 +36,11 @@ def test_bench_writes_both_tables(tmp_path, capsys):
     assert float(row["cpu_ratio_with_per_layer"]) == pytest.approx(
         float(row["with_per_layer_cpu_s"]) / float(row["one_grid_cpu_s"]), rel=1e-3)
     assert float(row["saving"]) == pytest.approx(today / float(row["per_layer_part_s"]), rel=1e-3)
+    # the scorers' share: inside one grid's CPU, and the per-layer part ran its own (6 more grids' fits)
+    inside_one, inside_part = float(row["scorer_cpu_s_one_grid"]), float(row["scorer_cpu_s_per_layer_part"])
+    assert 0 < inside_one <= float(row["one_grid_cpu_s"]) + 1e-3 and inside_part > 0
+    assert float(row["projection_cpu_s_one_grid"]) == 0  # the SVM has no hidden projection
+    assert any(line.startswith("svm where the CPU went: inside the scorer") for line in out)
     (elm,) = list(csv.DictReader(open(tmp_path / "elm_lstsq.csv")))
     assert elm["tasks"] == "6" and elm["lstsq_measured_tasks"] == "2" and elm["lstsq_scaled"] == "True"
     # the CSV rounds the seconds; the ratio (from the unrounded ones) lies within what the rounding allows
