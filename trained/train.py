@@ -167,16 +167,17 @@ def _optimizer(arch, model, cfg):
     return torch.optim.Adam(groups, lr=cfg["lr"]), None
 
 
-def _portion(ds, idx, classes, multilabel, cfg, progress, name):
+def _portion(ds, idx, classes, multilabel, cfg, progress, name, frontend):
     clips = [ds.clips[i] for i in idx]
+    spec = lambda kind, length: data.clip_spec(InputSpec(kind, length, cfg["pad"]), frontend, cfg["arch"])  # noqa: E731
     if cfg["arch"] == SAMPLECNN:
-        inp = data.load_inputs(clips, InputSpec("waveform", SEGMENT_SAMPLES, cfg["pad"]), cfg["cache_dir"],
+        inp = data.load_inputs(clips, spec("waveform", SEGMENT_SAMPLES), cfg["cache_dir"],
                                segments=data.Segments(SAMPLE_RATE, cfg["segments_per_clip"]), desc=name,
                                progress=progress)
     else:
         kind = cfg["input_kind"]
         n_samples, n_frames = audio.input_lengths(cfg["input_seconds"])
-        inp = data.load_inputs(clips, InputSpec(kind, n_samples if kind == "waveform" else n_frames, cfg["pad"]),
+        inp = data.load_inputs(clips, spec(kind, n_samples if kind == "waveform" else n_frames),
                                cfg["cache_dir"], workers=cfg["workers"], desc=name, progress=progress)
     kept = np.unique(inp.clip)  # clips that decoded, renumbered 0..k-1
     clip = np.searchsorted(kept, inp.clip)
@@ -337,8 +338,8 @@ def _train_one(s: TrainSettings, ds, k, cfg, run_root, progress) -> Path:
         if progress:
             print(f"resuming {latest} after epoch {resume_from['epoch']}", file=sys.stderr)
     part = data.portions(ds, k)
-    train_set, train_clips, skip_tr = _portion(ds, part["train"], classes, multilabel, cfg, progress, "train")
-    val_set, _, skip_va = _portion(ds, part["val"], classes, multilabel, cfg, progress, "val")
+    train_set, train_clips, skip_tr = _portion(ds, part["train"], classes, multilabel, cfg, progress, "train", frontend)
+    val_set, _, skip_va = _portion(ds, part["val"], classes, multilabel, cfg, progress, "val", frontend)
     patch = None if cfg["arch"] == SAMPLECNN else patch_lengths(
         model.input_kind, cfg["input_seconds"], cfg["patch_seconds"], cfg["window_hop_seconds"])
     if patch is not None:  # validation predicts a clip as the mean over its moving window of patches
