@@ -169,7 +169,8 @@ def _optimizer(arch, model, cfg):
 
 def _portion(ds, idx, classes, multilabel, cfg, progress, name, frontend):
     clips = [ds.clips[i] for i in idx]
-    spec = lambda kind, length: data.clip_spec(InputSpec(kind, length, cfg["pad"]), frontend, cfg["arch"])  # noqa: E731
+    spec = lambda kind, length: data.clip_spec(InputSpec(kind, length, cfg["pad"], verify=cfg["verify_audio"]),  # noqa: E731
+                                               frontend, cfg["arch"])
     if cfg["arch"] == SAMPLECNN:
         inp = data.load_inputs(clips, spec("waveform", SEGMENT_SAMPLES), cfg["cache_dir"],
                                segments=data.Segments(SAMPLE_RATE, cfg["segments_per_clip"]), desc=name,
@@ -286,7 +287,8 @@ def _train_seed(s: TrainSettings, ds, progress: bool) -> Path:
                        input_seconds=s.input_seconds, pad=s.pad, block=s.block, se_ratio=s.se_ratio,
                        multi_level=s.multi_level, segments_per_clip=s.segments_per_clip,
                        batchnorm=s.batchnorm, device=dev.type, workers=s.workers,
-                       cache_dir=str(s.cache_dir) if s.cache_dir else None, multilabel=multilabel,
+                       cache_dir=str(s.cache_dir) if s.cache_dir else None, verify_audio=s.verify_audio,
+                       multilabel=multilabel,
                        precision=s.precision, amp=s.precision in ("fp16", "bf16"), custom=s.custom,
                        label=_label(s),
                        recipe_key=run_root.name.rpartition("-")[2], settings=s.record(), **recipe)
@@ -444,6 +446,11 @@ def main(argv=None) -> None:
                         "CUDA only")
     p.add_argument("--workers", type=int, default=2, help="decoding threads (0: decode in the main thread)")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-audio cache")
+    p.add_argument("--verify-audio", default="stamp", choices=["stamp", "content"],
+                   help="how the decoded-audio cache knows a file unchanged (training reads audio through it; "
+                        "it uses no feature sets): stamp = size + mtime (content replaced with the same size "
+                        "and the mtime restored, as cp -p or tar do, is NOT noticed); content = also the "
+                        "SHA-256 of every file (read once more per run)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output root")
     p.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
                    help="after training, predict the test clips and write results.json")
