@@ -20,6 +20,15 @@ from conftest import REPO, write_class_folders
 from toolkit.cli import EXIT_INTERRUPTED, INTERRUPTED, interruptible
 
 
+@pytest.fixture(autouse=True)
+def _sigint_handler_restored():
+    """``interruptible`` ignores a second Ctrl-C once it caught one; in this pytest process that would
+    leave SIGINT ignored, and ignored signals are inherited: later subprocesses would never see theirs."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def _env():
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
@@ -142,3 +151,52 @@ def test_every_entry_point_is_wrapped(module, work, argv, monkeypatch, capsys, t
     # features.extract says what it starts on before any work (issue 22); then the one interruption line
     started = [line for line in err.splitlines() if line.startswith("extract: ") and "feature set(s)" in line]
     assert err == "".join(f"{line}\n" for line in started) + INTERRUPTED + "\n"
+
+
+SLOW_IMPORT = '''
+import sys, time
+
+
+class _SlowNumpy:
+    """Makes the first import of numpy (the commands' first heavy import) last, and says when it starts."""
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy":
+            sys.meta_path.remove(self)
+            sys.stderr.write("importing numpy\\n")
+            sys.stderr.flush()
+            time.sleep(60)
+        return None
+
+
+sys.meta_path.insert(0, _SlowNumpy())
+'''
+
+
+@pytest.mark.parametrize("module", ["features.extract", "classifiers.grid", "trained.train", "studies"])
+def test_real_sigint_while_importing(module, tmp_path):
+    """Ctrl-C while ``python -m MODULE`` is still importing (numpy, then torch ...): the one line, 130.
+    A ``sitecustomize`` on the path holds the import of numpy open until the signal comes."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_IMPORT)
+    env = _env()
+    env["PYTHONPATH"] = str(site) + os.pathsep + env["PYTHONPATH"]
+    err = tmp_path / "err.txt"
+    with open(err, "w") as ferr:
+        proc = subprocess.Popen([sys.executable, "-m", module, "--help"], stdout=subprocess.PIPE, stderr=ferr,
+                                env=env, text=True, cwd=tmp_path)
+        _sigint_when(proc, err, "importing numpy", timeout=60)
+        out, _ = proc.communicate(timeout=60)
+    stderr = err.read_text()
+    assert proc.returncode == 130, stderr
+    assert stderr == "importing numpy\n" + INTERRUPTED + "\n"
+    assert out == ""
+
+
+def test_dash_m_module_parsing():
+    from toolkit.cli import _dash_m_module
+    assert _dash_m_module(["python", "-m", "classifiers.grid", "--features", "x"]) == "classifiers.grid"
+    assert _dash_m_module(["python", "-X", "importtime", "-u", "-mstudies"]) == "studies"
+    assert _dash_m_module(["python", "-c", "pass", "-m", "studies"]) is None
+    assert _dash_m_module(["python", "script.py", "-m", "studies"]) is None
+    assert _dash_m_module(["python"]) is None

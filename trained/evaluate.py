@@ -23,10 +23,10 @@ import io
 import time
 from pathlib import Path
 
+from toolkit.cli import HelpFormatter, interruptible  # first: Ctrl-C while importing the rest is one line (toolkit/cli.py)
 import numpy as np
 import torch
 
-from toolkit.cli import HelpFormatter, interruptible
 from toolkit.device import resolve_device
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
 from toolkit.settings import folder_name, stable_key

@@ -31,10 +31,10 @@ import os
 import sys
 from pathlib import Path
 
+from toolkit.cli import HelpFormatter, interruptible, prog  # first: Ctrl-C while importing the rest is one line (toolkit/cli.py)
 import numpy as np
 import torch
 
-from toolkit.cli import HelpFormatter, interruptible, prog
 from toolkit.settings import TRAIN_PRECISIONS, add_device_arguments, add_seed_argument, add_width_argument
 from features.settings import add_dataset_arguments
 import architectures
