@@ -69,6 +69,14 @@ def embed(model, waves, sr=None, *, hop: float | None = None, crop: str = "start
         Without ``hop``, how a clip longer than the input is read (``features.extract --crop``).
     input_seconds, pad : as ``features.extract`` (``None``: the study's ~29 s input).
     **compute : ``device``, ``batch_size``, ``precision`` (:class:`Compute`).
+
+    Raises
+    ------
+    ValueError
+        Naming the clip (``waves[i]``) and what is expected: an empty batch, a clip of 0 samples, NaN or
+        inf samples, samples beyond ``MAX_PEAK`` (1e3) in magnitude (integer PCM cast to float without
+        scaling, or garbage; the HEAR modules share this check, :func:`check_samples`, at +-1), or a clip
+        shorter than the front-end's minimum (:func:`clip_minimum`; extraction skips such a file).
     """
     if sr is None:
         raise ValueError("embed: pass sr=, the sample rate of waves in Hz (the front-ends run at "
