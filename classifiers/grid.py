@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolkit.cli import HelpFormatter, interruptible, prog  # first: Ctrl-C while importing the rest is one line (toolkit/cli.py)
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
-from toolkit.cli import HelpFormatter, interruptible, prog
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, folder_lock, run_record
 from toolkit.ray import (RayUnavailable, connect, head_watched, import_ray, is_worker_loss, joblib_backend,
                          live_cpus)

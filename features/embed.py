@@ -23,13 +23,17 @@ import numpy as np
 import torch
 
 from audiodata import audio
-from audiodata.decode import CROPS, InputSpec, fitted_input, res_type_of, window_starts
+from audiodata.decode import CROPS, InputSpec, fitted_input, res_type_of, too_short, window_starts
 from features.compute import _batch, _features_of_batch
 from toolkit.device import cast_model, check_precision, resolve_device
 
-__all__ = ["embed", "input_spec", "clip_minimum", "Compute"]
+__all__ = ["embed", "input_spec", "clip_minimum", "check_samples", "Compute", "MAX_PEAK"]
 
 MAX_CHANNELS = 8  # more "channels" than this in a 2-D clip means the array is not channels-first
+# Float samples beyond this magnitude (60 dB above full scale) are not audio at full scale +-1: most
+# often integer PCM cast to float without scaling (int16 peaks at 32768), or garbage. Loud float files
+# (peaks of a few times full scale) are kept as they are, as extraction keeps them.
+MAX_PEAK = 1e3
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,14 @@ def embed(model, waves, sr=None, *, hop: float | None = None, crop: str = "start
         Without ``hop``, how a clip longer than the input is read (``features.extract --crop``).
     input_seconds, pad : as ``features.extract`` (``None``: the study's ~29 s input).
     **compute : ``device``, ``batch_size``, ``precision`` (:class:`Compute`).
+
+    Raises
+    ------
+    ValueError
+        Naming the clip (``waves[i]``) and what is expected: an empty batch, a clip of 0 samples, NaN or
+        inf samples, samples beyond ``MAX_PEAK`` (1e3) in magnitude (integer PCM cast to float without
+        scaling, or garbage; the HEAR modules share this check, :func:`check_samples`, at +-1), or a clip
+        shorter than the front-end's minimum (:func:`clip_minimum`; extraction skips such a file).
     """
     if sr is None:
         raise ValueError("embed: pass sr=, the sample rate of waves in Hz (the front-ends run at "
@@ -91,6 +103,11 @@ def embed(model, waves, sr=None, *, hop: float | None = None, crop: str = "start
     rate = getattr(spec, "sr", audio.SAMPLE_RATE)
     res_type = res_type_of(spec)
     clips = [_as_mono(np.asarray(w), sr, rate, f"waves[{i}]", res_type) for i, w in enumerate(waves)]
+    for i, w in enumerate(clips):  # extraction skips such a clip (``skipped``); here the caller is told
+        short = too_short(w.shape[0], spec, rate)
+        if short is not None:
+            how = f"after resampling from {sr} Hz" if sr != rate else "as passed"
+            raise ValueError(f"waves[{i}]: {short.replace('after decoding', how)}")
 
     def features(inputs):
         out = [_features_of_batch(model, _batch(inputs[i:i + run.batch_size]), dev, run.precision)
@@ -186,6 +203,23 @@ def _windows(w: np.ndarray, spec, hop: float, rate: int):
     return xs, centres
 
 
+def check_samples(x, name: str, *, max_peak: float, expected: str, hint: str = "") -> float:
+    """The samples check every in-memory entry point shares (``embed``, the HEAR modules'
+    ``check_audio``): at least one sample, all finite, none beyond ``max_peak`` in magnitude. Raises one
+    ``ValueError`` naming ``name`` and saying what was found and what is ``expected``; returns the peak."""
+    a = np.asarray(x)
+    if a.size == 0:
+        raise ValueError(f"{name}: 0 samples; expected {expected}")
+    finite = np.isfinite(a)
+    if not finite.all():
+        bad = int(a.size - np.count_nonzero(finite))
+        raise ValueError(f"{name}: has NaN or inf samples ({bad} of {a.size}); expected finite {expected}")
+    peak = float(np.abs(a).max())
+    if peak > max_peak:
+        raise ValueError(f"{name}: samples up to {peak:.6g} in magnitude; expected {expected}{hint}")
+    return peak
+
+
 def _clips(waves) -> list:
     if isinstance(waves, np.ndarray):
         if waves.ndim == 2 and _samples_first(waves.shape):
@@ -196,7 +230,14 @@ def _clips(waves) -> list:
         if waves.ndim not in (2, 3):
             raise ValueError(f"waves: expected (samples,), (batch, samples) or (batch, channels, samples), "
                              f"found {waves.shape}")
-    return list(waves)
+    try:
+        clips = list(waves)
+    except TypeError:
+        raise TypeError(f"waves: expected an array or a list of clips, found {type(waves).__name__}") from None
+    if not clips:
+        raise ValueError("waves: an empty batch (0 clips); expected at least one clip, (samples,) or "
+                         "(channels, samples) each")
+    return clips
 
 
 def _samples_first(shape) -> bool:
@@ -224,9 +265,12 @@ def _as_mono(w: np.ndarray, sr: int, rate: int, name: str, res_type: str = audio
     w = _as_float(w, name)
     if w.ndim == 2:
         w = w.T.mean(axis=1) if w.shape[0] > 1 else w[0]  # (channels, n): the mix load_audio makes
-    if w.ndim != 1 or w.size == 0:
-        raise ValueError(f"{name}: expected a non-empty (samples,) or (channels, samples) array, "
-                         f"found shape {w.shape}")
-    if not np.isfinite(w).all():
-        raise ValueError(f"{name}: has NaN or inf samples")
+    if w.ndim != 1:
+        raise ValueError(f"{name}: expected a (samples,) or (channels, samples) array, found shape {w.shape}")
+    check_samples(w, name, max_peak=MAX_PEAK, expected=SAMPLES_EXPECTED, hint=PEAK_HINT)
     return audio.resample(w, int(sr), rate, res_type=res_type)
+
+
+SAMPLES_EXPECTED = f"float samples at full scale +-1 (magnitudes up to {MAX_PEAK:g} are taken as they are)"
+PEAK_HINT = ("; integer PCM cast to float: divide by its full scale (32768 for int16), or pass the integer "
+             "array, which is scaled")

@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolkit.cli import HelpFormatter, interruptible, prog  # first: Ctrl-C while importing the rest is one line (toolkit/cli.py)
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from toolkit.cli import HelpFormatter, interruptible, prog
 import architectures
 from architectures.checkpoint import SAMPLECNN, load_frontend
 from architectures.custom import add_arguments as add_custom_arguments

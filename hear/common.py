@@ -46,6 +46,7 @@ from torch import nn
 import architectures
 from audiodata import audio
 from features import extract as ex
+from features.embed import check_samples
 
 __all__ = ["SAMPLE_RATE", "TIMESTAMP_HOP_MS", "ENV_OPTIONS", "HearModel", "parse_options", "load_model", "check_audio",
            "get_scene_embeddings", "get_timestamp_embeddings", "module_api"]
@@ -153,12 +154,9 @@ def check_audio(audio_batch, model: HearModel) -> torch.Tensor:
         raise TypeError(f"audio: expected float samples in [-1, 1], found dtype {a.dtype} (integer PCM: "
                         "divide by its full scale, e.g. 32768 for int16)")
     x = a.detach().to("cpu", torch.float32)
-    if not torch.isfinite(x).all():
-        raise ValueError("audio: has NaN or inf samples; expected finite samples in [-1, 1]")
-    peak = float(x.abs().max())
-    if peak > 1.0 + FULL_SCALE_TOLERANCE:
-        raise ValueError(f"audio: samples up to {peak:.6g} in magnitude; the HEAR API takes samples in "
-                         "[-1, 1] (normalise, e.g. audio / audio.abs().max())")
+    check_samples(x.numpy(), "audio", max_peak=1.0 + FULL_SCALE_TOLERANCE,  # the check embed() makes too
+                  expected=f"samples in [-1, 1] at {model.sample_rate} Hz",
+                  hint=" (the HEAR API's range: normalise, e.g. audio / audio.abs().max())")
     need = getattr(model.spec, "min_samples", 0)
     n12k = int(round(a.shape[1] * audio.SAMPLE_RATE / model.sample_rate))
     if n12k < need:

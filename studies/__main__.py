@@ -66,6 +66,9 @@ def parse_args(argv=None):
                         "process may use")
     p.add_argument("--out", default="runs", help="root of features/, results/ and report/")
     p.add_argument("--cache-dir", default="runs/cache/audio", help="decoded-audio cache ('none' disables)")
+    p.add_argument("--verify-audio", default="stamp", choices=["stamp", "content"],
+                   help="how a file is known unchanged since its feature sets or decode-cache entry were made "
+                        "(features.extract --verify-audio): stamp = size + mtime; content = also its SHA-256")
     p.add_argument("--as-published", action="store_true",
                    help="extract and score as the study's code did where it departs from its text "
                         "(features.extract and classifiers.grid --as-published); the report labels those "

@@ -43,11 +43,11 @@ import sys
 import warnings
 from pathlib import Path
 
+from toolkit.cli import HelpFormatter, interruptible, prog  # first: Ctrl-C while importing the rest is one line (toolkit/cli.py)
 import numpy as np
 import torch
 from scipy import stats
 
-from toolkit.cli import HelpFormatter, interruptible, prog
 from audiodata import datasets
 from audiodata.decode import DEFAULT_CACHE
 from classifiers.grid import GridSettings

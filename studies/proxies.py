@@ -449,7 +449,7 @@ def run_proxies(arch: str, st: ProxySettings, ds=None, log=None) -> Path:
     name = getattr(first, "arch_name", None) or arch
     weights = getattr(first, "weights_name", None) or "random"
     kind = getattr(first, "input_kind", None)
-    spec = input_spec(first, st.input_seconds) if kind in ("waveform", "spectrogram", "clip") else None
+    spec = input_spec(first, st.input_seconds, name=name) if kind in ("waveform", "spectrogram", "clip") else None
     settings = {"arch": name, "identity": getattr(first, "identity", None), "width": st.width,
                 "weights": weights, "seeds": list(st.seeds), "proxies": list(st.proxies),
                 "batch": store.clip_stamps(batch), "input": None if spec is None else spec.__dict__,
@@ -489,6 +489,9 @@ def run_proxies(arch: str, st: ProxySettings, ds=None, log=None) -> Path:
                 seeds=list(st.seeds), batch_ids=[c.id for c in batch], skipped=skipped,
                 proxies_csv_sha256=hashlib.sha256(data).hexdigest(), seconds=time.perf_counter() - t0)
     atomic_write_json(folder / "meta.json", meta)  # last: its key and checksum make the folder current
+    if skipped:  # too short for the front-end, unreadable: in meta.json's skipped, and said (issue 19)
+        log(f"{name}: scored on {len(xs)} of {len(batch)} batch clips; skipped (in meta.json): "
+            + "; ".join(f"{s_['id']}: {s_['reason']}" for s_ in skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
     return folder / "proxies.csv"
 
 

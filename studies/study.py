@@ -69,6 +69,7 @@ class Study(Settings):
     jobs: int = 1
     out: str = "runs"
     cache_dir: str | None = "runs/cache/audio"
+    verify_audio: str = "stamp"  # how feature sets and the decode cache know a file unchanged (extraction's)
     as_published: bool = False  # extraction and grids as the study's code computed them (docs/fidelity.md)
     judge: object = None  # studies.judge.JudgeOptions: --proxies, --train (None: neither)
 
@@ -94,7 +95,7 @@ class Study(Settings):
                                seed=self.seeds[0], custom=self.custom, device=self.device, precision=self.precision,
                                batch_size=self.batch_size, workers=self.workers, engine=self.engine,
                                address=self.address, out=self.feature_dir, cache_dir=self.cache_dir,
-                               as_published=self.as_published)
+                               verify_audio=self.verify_audio, as_published=self.as_published)
 
     def grid_settings(self) -> GridSettings:
         """The grid settings of every front-end (``replace(features=...)`` gives each one). The study's
@@ -288,7 +289,7 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
     archs = st.expanded_archs()
     log(f"study: listing {st.dataset} clips ...")
     ds = datasets.load_dataset(st.dataset, root=st.root, split_dir=st.split_dir, manifest=st.manifest,
-                               folds=None)  # features never depend on folds: the grids make them
+                               folds=None, verify_audio=st.verify_audio)  # no folds: the grids make them
     once = [a for a in archs if not seeded(a)]
     jobs = [(a, s) for a in archs for s in (st.seeds if seeded(a) else st.seeds[:1])]
     log(f"study: {ds.name}, {len(ds.clips)} clips, {len(archs)} front-end(s) x {len(st.seeds)} seed(s), "

@@ -18,7 +18,11 @@ The same flag means the same thing, with the same type and choices, in every com
 
 Every command's ``main`` is wrapped in :func:`interruptible`: Ctrl-C (SIGINT) prints one line,
 ``interrupted: rerun the same command to resume``, and exits with status 130 (128 + SIGINT, what a shell
-reports for a command killed by Ctrl-C), never a traceback. Every command resumes (finished chunks,
+reports for a command killed by Ctrl-C), never a traceback. Ctrl-C while such a command is still
+importing (torch, scikit-learn: seconds) gives the same line and status: importing this module from a
+command's ``__main__`` (``python -m features.extract`` ...; each command imports it before its heavy
+modules) installs a SIGINT handler for the import phase, which ``interruptible`` removes when ``main``
+starts (from there the ``KeyboardInterrupt`` unwinds the command). Every command resumes (finished chunks,
 results and figures are kept; nothing half-written replaces a finished output).
 """
 from __future__ import annotations
@@ -27,8 +31,10 @@ import argparse
 import contextlib
 import contextvars
 import functools
+import os
 import signal
 import sys
+import threading
 
 __all__ = ["HelpFormatter", "prog", "as_command", "interruptible", "INTERRUPTED", "EXIT_INTERRUPTED"]
 
@@ -66,6 +72,59 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
+# the ``python -m`` modules whose ``main`` is wrapped in :func:`interruptible`
+COMMANDS = frozenset({"features.extract", "classifiers.grid", "trained.train", "trained.evaluate",
+                      "studies", "studies.__main__", "studies.batchnorm", "report.build", "randomcnn",
+                      "randomcnn.__main__", "randomcnn.cli"})
+
+
+def _interrupted_while_importing(signum, frame):
+    """SIGINT before the command's ``main`` runs: nothing was written yet; one line, status 130."""
+    try:
+        sys.stderr.write(INTERRUPTED + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(EXIT_INTERRUPTED)  # no unwinding through half-imported modules (a traceback, or worse)
+
+
+def _dash_m_module(argv) -> str | None:
+    """The module of ``python [options] -m MODULE ...`` (``sys.orig_argv``), or None."""
+    args = iter(list(argv)[1:])
+    for a in args:
+        if a == "-m":
+            return next(args, None)
+        if a.startswith("-m"):
+            return a[2:]
+        if a in ("-X", "-W"):  # options with a value
+            next(args, None)
+        elif a == "-c" or a == "-" or not a.startswith("-"):
+            return None
+    return None
+
+
+def _guard_imports() -> None:
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    # while runpy imports the command's package (classifiers/__init__.py ...), __main__ has no spec yet
+    name = name or _dash_m_module(getattr(sys, "orig_argv", ()))
+    if name not in COMMANDS or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not someone else's handler
+        signal.signal(signal.SIGINT, _interrupted_while_importing)
+
+
+def _imports_done() -> None:
+    """The command's ``main`` starts: Ctrl-C raises ``KeyboardInterrupt`` again (the commands' own
+    ``finally`` blocks run; :func:`interruptible` turns it into the line)."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is _interrupted_while_importing:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_guard_imports()
+
+
 def interruptible(main):
     """Wrap a command's ``main``: Ctrl-C gives one line on stderr and ``SystemExit(130)``, no traceback.
 
@@ -75,6 +134,7 @@ def interruptible(main):
     """
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        _imports_done()
         try:
             return main(*args, **kwargs)
         except KeyboardInterrupt:

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 
@@ -20,9 +21,9 @@ import numpy as np
 from tqdm import tqdm
 
 from audiodata import audio
-from audiodata.decode import InputSpec, decode_cached, iter_prepared
+from audiodata.decode import InputSpec, decode_cached, iter_prepared, too_short, verify_of
 
-__all__ = ["DataError", "Inputs", "portions", "label_space", "encode_labels", "load_inputs",
+__all__ = ["DataError", "Inputs", "portions", "label_space", "encode_labels", "load_inputs", "clip_spec",
            "LABEL_SEP"]
 
 LABEL_SEP = ";"  # separates the labels of a multi-label clip in a manifest's label column
@@ -43,7 +44,8 @@ class Inputs:
     clip : np.ndarray
         ``(n_rows,)`` int: the position, in the list of clips given, of each row's clip.
     skipped : list of dict
-        ``{path, reason}`` of clips that could not be decoded.
+        ``{path, reason}`` of clips that could not be decoded or are too short for the front-end
+        (``spec.min_samples``, see :func:`clip_spec`).
     """
     x: np.ndarray
     clip: np.ndarray
@@ -133,6 +135,24 @@ class Segments:
     max_segments: int | None = None
 
 
+def clip_spec(spec: InputSpec, model, name: str) -> InputSpec:
+    """``spec`` with the shortest decoded clip ``model`` can use (``features.embed.clip_minimum``: the
+    receptive field of its first convolution, or one log-mel window), as extraction has it: a shorter
+    clip is skipped with that reason instead of being repeated into a whole input of a few samples."""
+    from features.embed import clip_minimum
+    need, why = clip_minimum(model, spec.kind, name)
+    return dataclasses.replace(spec, min_samples=need, min_why=why)
+
+
+def _minimum(spec: InputSpec) -> InputSpec:
+    """A spec without a minimum (a caller that did not use :func:`clip_spec`): a spectrogram input
+    still needs one log-mel window."""
+    if getattr(spec, "min_samples", 0) or spec.kind != "spectrogram":
+        return spec
+    return dataclasses.replace(spec, min_samples=audio.N_FFT,
+                               min_why=f"a spectrogram front-end (one log-mel window of {audio.N_FFT} samples)")
+
+
 def load_inputs(clips, spec: InputSpec, cache_dir=None, workers: int = 0, segments: Segments | None = None,
                 desc: str = "decode", progress: bool = True) -> Inputs:
     """Decode ``clips`` into memory.
@@ -150,9 +170,11 @@ def load_inputs(clips, spec: InputSpec, cache_dir=None, workers: int = 0, segmen
     Returns
     -------
     Inputs
-        Clips that fail to decode are left out and listed in ``skipped``.
+        Clips that fail to decode or are shorter than ``spec.min_samples`` are left out, listed in
+        ``skipped`` and named on stderr.
     """
-    kind, length, pad = spec.kind, spec.length, spec.pad
+    spec = _minimum(spec)
+    length, pad = spec.length, spec.pad
     xs, rows, skipped = [], [], []
     paths = [c.path for c in clips]
     bar = tqdm(total=len(paths), desc=desc, unit="clip", disable=not progress, file=sys.stderr,
@@ -160,7 +182,10 @@ def load_inputs(clips, spec: InputSpec, cache_dir=None, workers: int = 0, segmen
     if segments is not None:
         for i, p in enumerate(paths):
             try:
-                wave = decode_cached(p, cache_dir, sr=segments.sample_rate)
+                wave = decode_cached(p, cache_dir, sr=segments.sample_rate, verify=verify_of(spec))
+                short = too_short(wave.size, spec, segments.sample_rate)
+                if short is not None:
+                    raise audio.AudioError(p, short)
                 seg = _segments(wave, length, segments.max_segments, pad)
                 xs.append(seg)
                 rows.append(np.full(len(seg), i))
@@ -168,7 +193,7 @@ def load_inputs(clips, spec: InputSpec, cache_dir=None, workers: int = 0, segmen
                 skipped.append({"path": str(p), "reason": e.reason})
             bar.update()
     else:
-        for prep in iter_prepared(paths, InputSpec(kind, length, pad), cache_dir, workers=workers):
+        for prep in iter_prepared(paths, spec, cache_dir, workers=workers):  # min_samples: too short skipped
             if prep.x is None:
                 skipped.append({"path": str(paths[prep.index]), "reason": prep.error})
             else:
@@ -176,6 +201,12 @@ def load_inputs(clips, spec: InputSpec, cache_dir=None, workers: int = 0, segmen
                 rows.append(np.array([prep.index]))
             bar.update()
     bar.close()
+    if skipped:  # recorded (meta.json's skipped) and said, as extraction does; the rest is used
+        print(f"{desc}: skipped {len(skipped)} of {len(paths)} clips:", file=sys.stderr)
+        for s in skipped[:10]:
+            print(f"  {s['path']}: {s['reason']}", file=sys.stderr)
+        if len(skipped) > 10:
+            print(f"  ... and {len(skipped) - 10} more", file=sys.stderr)
     if not xs:
         raise DataError(f"none of the {len(paths)} clips could be decoded; first failure: "
                         f"{skipped[0] if skipped else 'no clips given'}")

@@ -23,10 +23,10 @@ import io
 import time
 from pathlib import Path
 
+from toolkit.cli import HelpFormatter, interruptible  # first: Ctrl-C while importing the rest is one line (toolkit/cli.py)
 import numpy as np
 import torch
 
-from toolkit.cli import HelpFormatter, interruptible
 from toolkit.device import resolve_device
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
 from toolkit.settings import folder_name, stable_key
@@ -57,13 +57,15 @@ def predict_test(run_dir, ds, device: torch.device, progress: bool = True) -> di
                          f"in its training or validation set (first: {leaked[0]}); the dataset's folds "
                          "differ from the ones it was trained on")
     if ckpt["arch"] == SAMPLECNN:  # every segment of the clip: prediction = their mean
-        inp = data.load_inputs(clips, InputSpec("waveform", SEGMENT_SAMPLES, cfg["pad"]), cfg["cache_dir"],
+        inp = data.load_inputs(clips, InputSpec("waveform", SEGMENT_SAMPLES, cfg["pad"],
+                                                verify=cfg.get("verify_audio", "stamp")), cfg["cache_dir"],
                                segments=data.Segments(SAMPLE_RATE), desc="test", progress=progress)
     else:
         from audiodata import audio
         n_samples, n_frames = audio.input_lengths(cfg["input_seconds"])
         kind = cfg["input_kind"]
-        inp = data.load_inputs(clips, InputSpec(kind, n_samples if kind == "waveform" else n_frames, cfg["pad"]),
+        inp = data.load_inputs(clips, InputSpec(kind, n_samples if kind == "waveform" else n_frames, cfg["pad"],
+                                                verify=cfg.get("verify_audio", "stamp")),
                                cfg["cache_dir"], workers=cfg.get("workers", 0), desc="test", progress=progress)
     x, clip = inp.x, inp.clip
     patch = None if ckpt["arch"] == SAMPLECNN else patch_lengths(

@@ -65,18 +65,20 @@ class TrainSettings(Settings):
     precision: str = "auto"
     workers: int = 2
     cache_dir: object = DEFAULT_CACHE
+    verify_audio: str = "stamp"         # how the decode cache knows a file unchanged (audiodata.decode.VERIFY_AUDIO)
     out: object = DEFAULT_OUT
     results_out: object = DEFAULT_RESULTS
     resume: bool = True
     evaluate: bool = True
 
-    RECORD_ONLY = ("root", "split_dir", "manifest", "fold", "seed", "device", "workers", "cache_dir", "out",
-                   "results_out", "resume", "evaluate")
+    RECORD_ONLY = ("root", "split_dir", "manifest", "fold", "seed", "device", "workers", "cache_dir", "verify_audio",
+                   "out", "results_out", "resume", "evaluate")
 
     def validate(self) -> None:
         check_choice("--dataset", self.dataset, datasets.DATASETS)
         check_choice("--width", self.width, WIDTHS)
         check_choice("--pad", self.pad, PADS)
+        check_choice("--verify-audio", self.verify_audio, ("stamp", "content"))  # audiodata.decode.VERIFY_AUDIO
         check_choice("--precision", self.precision, ("auto", *TRAIN_PRECISIONS))
         check_device("--device", self.device)
         if self.frontend_bn is None:  # the study's front-ends: Pons et al. 2018's batch norm; your own: its layers

@@ -31,10 +31,10 @@ import os
 import sys
 from pathlib import Path
 
+from toolkit.cli import HelpFormatter, interruptible, prog  # first: Ctrl-C while importing the rest is one line (toolkit/cli.py)
 import numpy as np
 import torch
 
-from toolkit.cli import HelpFormatter, interruptible, prog
 from toolkit.settings import TRAIN_PRECISIONS, add_device_arguments, add_seed_argument, add_width_argument
 from features.settings import add_dataset_arguments
 import architectures
@@ -167,16 +167,18 @@ def _optimizer(arch, model, cfg):
     return torch.optim.Adam(groups, lr=cfg["lr"]), None
 
 
-def _portion(ds, idx, classes, multilabel, cfg, progress, name):
+def _portion(ds, idx, classes, multilabel, cfg, progress, name, frontend):
     clips = [ds.clips[i] for i in idx]
+    spec = lambda kind, length: data.clip_spec(InputSpec(kind, length, cfg["pad"], verify=cfg["verify_audio"]),  # noqa: E731
+                                               frontend, cfg["arch"])
     if cfg["arch"] == SAMPLECNN:
-        inp = data.load_inputs(clips, InputSpec("waveform", SEGMENT_SAMPLES, cfg["pad"]), cfg["cache_dir"],
+        inp = data.load_inputs(clips, spec("waveform", SEGMENT_SAMPLES), cfg["cache_dir"],
                                segments=data.Segments(SAMPLE_RATE, cfg["segments_per_clip"]), desc=name,
                                progress=progress)
     else:
         kind = cfg["input_kind"]
         n_samples, n_frames = audio.input_lengths(cfg["input_seconds"])
-        inp = data.load_inputs(clips, InputSpec(kind, n_samples if kind == "waveform" else n_frames, cfg["pad"]),
+        inp = data.load_inputs(clips, spec(kind, n_samples if kind == "waveform" else n_frames),
                                cfg["cache_dir"], workers=cfg["workers"], desc=name, progress=progress)
     kept = np.unique(inp.clip)  # clips that decoded, renumbered 0..k-1
     clip = np.searchsorted(kept, inp.clip)
@@ -285,7 +287,8 @@ def _train_seed(s: TrainSettings, ds, progress: bool) -> Path:
                        input_seconds=s.input_seconds, pad=s.pad, block=s.block, se_ratio=s.se_ratio,
                        multi_level=s.multi_level, segments_per_clip=s.segments_per_clip,
                        batchnorm=s.batchnorm, device=dev.type, workers=s.workers,
-                       cache_dir=str(s.cache_dir) if s.cache_dir else None, multilabel=multilabel,
+                       cache_dir=str(s.cache_dir) if s.cache_dir else None, verify_audio=s.verify_audio,
+                       multilabel=multilabel,
                        precision=s.precision, amp=s.precision in ("fp16", "bf16"), custom=s.custom,
                        label=_label(s),
                        recipe_key=run_root.name.rpartition("-")[2], settings=s.record(), **recipe)
@@ -337,8 +340,8 @@ def _train_one(s: TrainSettings, ds, k, cfg, run_root, progress) -> Path:
         if progress:
             print(f"resuming {latest} after epoch {resume_from['epoch']}", file=sys.stderr)
     part = data.portions(ds, k)
-    train_set, train_clips, skip_tr = _portion(ds, part["train"], classes, multilabel, cfg, progress, "train")
-    val_set, _, skip_va = _portion(ds, part["val"], classes, multilabel, cfg, progress, "val")
+    train_set, train_clips, skip_tr = _portion(ds, part["train"], classes, multilabel, cfg, progress, "train", frontend)
+    val_set, _, skip_va = _portion(ds, part["val"], classes, multilabel, cfg, progress, "val", frontend)
     patch = None if cfg["arch"] == SAMPLECNN else patch_lengths(
         model.input_kind, cfg["input_seconds"], cfg["patch_seconds"], cfg["window_hop_seconds"])
     if patch is not None:  # validation predicts a clip as the mean over its moving window of patches
@@ -443,6 +446,11 @@ def main(argv=None) -> None:
                         "CUDA only")
     p.add_argument("--workers", type=int, default=2, help="decoding threads (0: decode in the main thread)")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-audio cache")
+    p.add_argument("--verify-audio", default="stamp", choices=["stamp", "content"],
+                   help="how the decoded-audio cache knows a file unchanged (training reads audio through it; "
+                        "it uses no feature sets): stamp = size + mtime (content replaced with the same size "
+                        "and the mtime restored, as cp -p or tar do, is NOT noticed); content = also the "
+                        "SHA-256 of every file (read once more per run)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output root")
     p.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
                    help="after training, predict the test clips and write results.json")
