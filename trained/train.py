@@ -23,6 +23,13 @@ learning rate 0.01 divided by 5 when the validation loss has not decreased for 3
 blocks) epochs, training from the best weights again, stopping after 4 decreases; batch 23,
 59 049-sample segments at 22 050 Hz, clip prediction = mean of its segments' predictions.
 ``--dry-run`` prints the model summary.
+
+``--recipe released`` (the default) builds and trains these as the authors' released code does (Pons et
+al. 2018's models.py: ReLU then batch norm, an unpadded first back-end conv, a pool rounding down, no batch
+norm on the pooled vector, truncated variance-scaling init, the log-mel input standardised by the training
+portion's one mean and std; Kim et al.'s resemul: multi-level aggregation, a dense head as wide as its
+input, he_uniform / glorot_uniform init, SGD decay 1e-6); ``--recipe toolkit-2025`` is the recipe before
+it. ``docs/training.md`` tabulates every choice with the released function it follows.
 """
 from __future__ import annotations
 
