@@ -55,9 +55,9 @@ def test_released_init_is_truncated_at_two_std():
     assert float(w.abs().max()) <= 2 * std + 1e-7 and float(w.abs().max()) > 1.95 * std
     # variance of a normal truncated at +-2 sd: 0.7737 sd^2, so the 1.3 brings it back to ~2 / fan_in
     assert float(w.std()) == pytest.approx(math.sqrt(2 * 1.3 * 0.7737 / fan_in), rel=0.01)
-    assert float(b.conv1.weight.abs().max()) <= 2 * math.sqrt(2.6 / (64 * 7)) + 1e-7
-    assert float(b.out.weight.abs().max()) <= 2 * math.sqrt(2.6 / 500) + 1e-7  # the output layer too
-    assert all(float(m.bias.abs().max()) == 0 for m in (b.conv1, b.conv2, b.fc, b.out))
+    assert float(b.conv1.weight.detach().abs().max()) <= 2 * math.sqrt(2.6 / (64 * 7)) + 1e-7
+    assert float(b.out.weight.detach().abs().max()) <= 2 * math.sqrt(2.6 / 500) + 1e-7  # the output layer too
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in (b.conv1, b.conv2, b.fc, b.out))
     k = init_he_normal(PonsBackend(64, 3), seed=0).conv2.weight.detach()  # toolkit-2025: not truncated
     assert float(k.abs().max()) > 3 * math.sqrt(2 / fan_in)
 
@@ -67,7 +67,7 @@ def test_build_model_uses_the_recipe_backend_and_init():
     _, _, old = build_model("sample-level", 3, width="small", input_seconds=2.0, recipe="toolkit-2025")
     assert rel.dims["layout"] == "released" and old.dims["layout"] == "toolkit-2025"
     bound = 2 * math.sqrt(2.6 / (512 * 7))
-    assert float(rel.conv2.weight.abs().max()) <= bound + 1e-7 < float(old.conv2.weight.abs().max())
+    assert float(rel.conv2.weight.detach().abs().max()) <= bound + 1e-7 < float(old.conv2.weight.detach().abs().max())
 
 
 # ----------------------------------------------------------------------------- front-ends (item 7)
@@ -159,7 +159,7 @@ def test_keras_init_he_uniform_convs_glorot_uniform_dense_and_shortcuts():
     assert float(fc.abs().max()) <= g and float(fc.abs().max()) > 0.99 * g
     se = m.blocks[0].se.fc1.weight.detach()
     assert float(se.abs().max()) <= math.sqrt(6 / sum(se.shape))
-    assert float(m.blocks[4].conv1.bias.abs().max()) == 0
+    assert float(m.blocks[4].conv1.bias.detach().abs().max()) == 0
     old = init_he_normal(SampleCNN(3, "rese2"), seed=0).blocks[4].conv1.weight.detach()
     assert float(old.abs().max()) > limit  # a normal reaches past the uniform's bound
 
