@@ -22,7 +22,7 @@ class StudyFrontEnd(nn.Module):
         """Keep the common constructor arguments (call first in ``__init__``, after ``super().__init__()``)."""
         setattr(self, self.SIZE, int(size))
         self.seed, self.fast = seed, bool(fast)
-        self.batchnorm = "running" if batchnorm == "running" else bool(batchnorm)
+        self.batchnorm = batchnorm if batchnorm in ("running", "running-post") else bool(batchnorm)
 
     @property
     def dims(self) -> dict:

@@ -11,7 +11,7 @@ from torch import nn
 
 from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
-from .layers import N_MELS, band_conv_max, check_input, norm_layer
+from .layers import act_norm, N_MELS, band_conv_max, check_input, norm_layer
 
 KERNEL = (7, int(0.9 * N_MELS))  # 86 bands: 11 frequency positions remain
 
@@ -53,7 +53,7 @@ class Conv7x86(StudyFrontEnd):
         check_input(x, self.input_kind, "7x86", min_length=KERNEL[0])
         if self.fast and not self.batchnorm:
             return [band_conv_max(x, [self.conv], relu=True)]
-        h = F.relu(self.norm(self.conv(x[:, None])))  # (batch, F, frames - 6, 11)
+        h = act_norm(self.norm, self.conv(x[:, None]), F.relu)  # (batch, F, frames - 6, 11)
         return [F.max_pool2d(h, (1, h.shape[3])).squeeze(3)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

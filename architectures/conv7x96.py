@@ -11,7 +11,7 @@ from torch import nn
 
 from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
-from .layers import N_MELS, band_conv_max, check_input, norm_layer
+from .layers import act_norm, N_MELS, band_conv_max, check_input, norm_layer
 
 KERNEL = (7, N_MELS)
 
@@ -52,7 +52,7 @@ class Conv7x96(StudyFrontEnd):
         check_input(x, self.input_kind, "7x96", min_length=KERNEL[0])
         if self.fast and not self.batchnorm:
             return [band_conv_max(x, [self.conv], relu=True)]
-        return [F.relu(self.norm(self.conv(x[:, None]))).squeeze(3)]
+        return [act_norm(self.norm, self.conv(x[:, None]), F.relu).squeeze(3)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, filters, time)``."""

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import needs_grad, norm_layer
+from .layers import act_norm, needs_grad, norm_layer
 
 KERNEL = 7
 # The stack layers whose features the study's code computed as ONE number each (``--as-published``).
@@ -46,15 +46,15 @@ class DeepeningStack(nn.Module):
         Times: c1 and r2 have ``time - 6``; r3 has ``(time - 6) // 2``.
         """
         if needs_grad(m, [self]):
-            c1 = F.relu(self.norm1(self.conv1(m)))
-            r2 = F.relu(self.norm2(self.conv2(c1))) + c1  # conv2/conv3 pad 3 zeros each side
+            c1 = act_norm(self.norm1, self.conv1(m), F.relu)
+            r2 = act_norm(self.norm2, self.conv2(c1), F.relu) + c1  # conv2/conv3 pad 3 zeros each side
             p = F.max_pool1d(r2, 2)
-            r3 = F.relu(self.norm3(self.conv3(p))) + p
+            r3 = act_norm(self.norm3, self.conv3(p), F.relu) + p
             return [c1, r2, r3]
         # inference: ReLU and the residual adds in place on the convs' fresh outputs (same values,
         # no extra ~40 MB maps to allocate and fill per clip)
-        c1 = self.norm1(self.conv1(m)).relu_()
-        r2 = self.norm2(self.conv2(c1)).relu_().add_(c1)
+        c1 = act_norm(self.norm1, self.conv1(m), torch.relu_)
+        r2 = act_norm(self.norm2, self.conv2(c1), torch.relu_).add_(c1)
         p = F.max_pool1d(r2, 2)
-        r3 = self.norm3(self.conv3(p)).relu_().add_(p)
+        r3 = act_norm(self.norm3, self.conv3(p), torch.relu_).add_(p)
         return [c1, r2, r3]

@@ -14,7 +14,7 @@ from torch import nn
 from .deepening import PUBLISHED_ONE_NUMBER, DeepeningStack
 from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
-from .layers import check_input, norm_layer
+from .layers import act_norm, check_input, norm_layer
 
 KERNEL, STRIDE = 512, 32
 
@@ -59,7 +59,7 @@ class FrameLevel(StudyFrontEnd):
         """``[frames, c1, r2, r3]``, each ``(batch, filters, time)``, from ``x`` ``(batch, samples)``."""
         # the stack needs 7 frames for c1 and 2 for the pool
         check_input(x, self.input_kind, "frame-level", min_length=KERNEL + 7 * STRIDE)
-        h = F.relu(self.norm(self.conv(x[:, None, :])))
+        h = act_norm(self.norm, self.conv(x[:, None, :]), F.relu)
         return [h] + self.stack(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

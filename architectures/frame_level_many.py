@@ -14,7 +14,7 @@ from torch import nn
 from .deepening import PUBLISHED_ONE_NUMBER, DeepeningStack
 from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
-from .layers import check_input, norm_layer, pad_time, same_pad
+from .layers import act_norm, check_input, norm_layer, pad_time, same_pad
 
 KERNELS, STRIDE = (512, 256, 128, 64, 32), 32
 
@@ -61,7 +61,7 @@ class FrameLevelMany(StudyFrontEnd):
         outs = []
         for k, conv, norm in zip(KERNELS, self.convs, self.norms):
             left, right = same_pad(x.shape[1], k, STRIDE)
-            outs.append(F.relu(norm(conv(pad_time(x, left, right)[:, None, :]))))
+            outs.append(act_norm(norm, conv(pad_time(x, left, right)[:, None, :]), F.relu))
         return outs
 
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -69,7 +69,7 @@ def norm_layer(channels: int, dims: int, batchnorm) -> nn.Module:
     channels : int
     dims : {1, 2}
         ``BatchNorm1d`` or ``BatchNorm2d``.
-    batchnorm : False, True / "batch", or "running"
+    batchnorm : False, True / "batch", "running" or "running-post"
         ``False``: no normalisation (random feature extraction, the default everywhere).
         ``True`` or ``"batch"``: the study's leak experiment (Fig. 4.5 of the thesis,
         ``features.extract --batchnorm``): ``track_running_stats=False``, so the *batch's* statistics
@@ -77,6 +77,8 @@ def norm_layer(channels: int, dims: int, batchnorm) -> nn.Module:
         ``"running"``: ordinary trainable batch norm, as the trained front-ends of Pons et al. 2018
         (``trained.train --frontend-bn running``): batch statistics while training, the running
         averages in eval mode, so an extracted clip's features do not depend on its batch.
+        ``"running-post"``: the same, placed after the activation (``act_norm``), with TensorFlow's
+        momentum and epsilon (the released recipe of ``trained.train``).
     """
     if batchnorm is False or batchnorm is None:
         return nn.Identity()
@@ -85,8 +87,19 @@ def norm_layer(channels: int, dims: int, batchnorm) -> nn.Module:
         return cls(channels, track_running_stats=False)
     if batchnorm == "running":
         return cls(channels)
-    raise ValueError(f"batchnorm must be False, True / 'batch' (batch statistics, the leak experiment) "
-                     f"or 'running' (trained batch norm, running statistics), found {batchnorm!r}")
+    if batchnorm == "running-post":  # the released models of Pons et al. 2018: activation, then batch norm
+        norm = cls(channels, momentum=0.01, eps=1e-3)  # tf.layers.batch_normalization's defaults
+        norm.post_activation = True
+        return norm
+    raise ValueError(f"batchnorm must be False, True / 'batch' (batch statistics, the leak experiment), "
+                     f"'running' (trained batch norm, running statistics) or 'running-post' (the same "
+                     f"after the activation), found {batchnorm!r}")
+
+
+def act_norm(norm: nn.Module, z: torch.Tensor, act) -> torch.Tensor:
+    """``act(norm(z))``, or ``norm(act(z))`` for a ``"running-post"`` batch norm (``norm_layer``): the
+    released models of Pons et al. 2018 put batch norm after each conv's ReLU."""
+    return norm(act(z)) if getattr(norm, "post_activation", False) else act(norm(z))
 
 
 def layer_names(prefix: str, count: int) -> list[str]:

@@ -10,7 +10,7 @@ from torch import nn
 
 from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
-from .layers import check_input, conv_taps, layer_names, norm_layer, padded_map, tap_conv, tile_rows, use_tiled
+from .layers import act_norm, check_input, conv_taps, layer_names, norm_layer, padded_map, tap_conv, tile_rows, use_tiled
 
 
 class SampleLevel(StudyFrontEnd):
@@ -56,10 +56,10 @@ class SampleLevel(StudyFrontEnd):
         check_input(x, self.input_kind, "sample-level", min_length=3 ** (self.n_blocks + 1))
         if use_tiled(self, x):
             return self._tiled_features(x)
-        h = F.relu(self.norm0(self.conv0(x[:, None, :])))
+        h = act_norm(self.norm0, self.conv0(x[:, None, :]), F.relu)
         outputs = [h]
         for conv, norm in zip(self.convs, self.norms):
-            h = F.max_pool1d(F.relu(norm(conv(h))), 3)  # TF 'same' for kernel 3 is one zero each side
+            h = F.max_pool1d(act_norm(norm, conv(h), F.relu), 3)  # TF 'same' for kernel 3 is one zero each side
             outputs.append(h)
         return outputs
 

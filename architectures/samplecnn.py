@@ -18,6 +18,13 @@ Blocks (``block=``):
   input (a 1x1 conv + BN shortcut where the channel count changes), ReLU, max-pool 3.
 - ``rese1`` / ``rese2``: as res, with squeeze-and-excitation on the residual branch before the add.
 
+``head`` (``layout=``): ``"released"`` as ``resemul()`` of Kim et al.'s code (tae-jun/resemul, model.py):
+the dense layer is as wide as its input (``Dense(x.shape[-1])``: 1024 with multi-level aggregation,
+512 without), the blocks concatenated in order 7, 8, 9, batch norm with Keras' defaults (momentum 0.99,
+epsilon 1e-3); ``init_keras`` gives their initialisers. ``"toolkit-2025"``: a dense layer of
+``channels[-1]`` (512) units whatever its input, the blocks concatenated 9, 8, 7, PyTorch's batch-norm
+defaults (the class default, so older checkpoints rebuild as trained).
+
 ``alpha`` (``se_ratio``) is the "amplifying ratio": 16 in the ICASSP paper, 2^-3 in the TASLP one
 (our default, which gives the TASLP cost ratios 1.09x / 2.20x / 2.29x of parameters). With
 ``multi_level`` the last three blocks are global-max-pooled and concatenated (512 + 256 + 256 = 1024
@@ -35,7 +42,7 @@ from torch import nn
 from audiodata import audio
 from audiodata.decode import RateSpec
 
-__all__ = ["SampleCNN", "BLOCKS", "SAMPLE_RATE", "SEGMENT_SAMPLES", "CHANNELS", "SMALL_CHANNELS",
+__all__ = ["SampleCNN", "init_keras", "LAYOUTS", "KERAS_DECAY", "BLOCKS", "SAMPLE_RATE", "SEGMENT_SAMPLES", "CHANNELS", "SMALL_CHANNELS",
            "LR", "LR_FACTOR", "LR_DECREASES", "plateau_patience", "default_weight_decay"]
 
 SAMPLE_RATE = 22050          # Lee et al. 2017 resample MagnaTagATune to 22 050 Hz
@@ -52,6 +59,10 @@ BLOCKS = ("basic", "se", "res1", "res2", "rese1", "rese2")
 LR = 0.01
 LR_FACTOR = 0.2
 LR_DECREASES = 4
+LAYOUTS = ("released", "toolkit-2025")
+# resemul train.py: SGD(lr, momentum=0.9, decay=1e-6, nesterov=True), a new optimizer every stage; Keras'
+# decay scales the rate of update k (0, 1, ... within the stage) by 1 / (1 + decay * k).
+KERAS_DECAY = 1e-6
 
 
 def plateau_patience(block: str) -> int:
@@ -170,6 +181,9 @@ class SampleCNN(nn.Module):
     head_batchnorm : bool
         Batch norm after the "conv 1-512" dense layer, before its ReLU (Lee et al. 2017: every conv
         layer has batch norm). ``False`` rebuilds models trained before it was added.
+    layout : str
+        ``"released"`` (dense head as wide as its input, Keras batch-norm defaults) or ``"toolkit-2025"``
+        (dense head of ``channels[-1]``); see the module docstring.
 
     Notes
     -----
@@ -182,8 +196,10 @@ class SampleCNN(nn.Module):
 
     def __init__(self, n_classes: int = 50, block: str = "basic", se_ratio: float = 0.125,
                  multi_level: bool = False, channels=CHANNELS, dropout: float = 0.5,
-                 head_batchnorm: bool = True):
+                 head_batchnorm: bool = True, layout: str = "toolkit-2025"):
         super().__init__()
+        if layout not in LAYOUTS:
+            raise ValueError(f"SampleCNN layout must be one of {', '.join(LAYOUTS)}, found {layout!r}")
         if block not in BLOCKS:
             raise ValueError(f"unknown SampleCNN block {block!r}; available: {', '.join(BLOCKS)}")
         channels = tuple(int(c) for c in channels)
@@ -194,17 +210,22 @@ class SampleCNN(nn.Module):
             raise ValueError(f"n_classes must be >= 1, found {n_classes}")
         self.dims = {"n_classes": int(n_classes), "block": block, "se_ratio": float(se_ratio),
                      "multi_level": bool(multi_level), "channels": list(channels),
-                     "dropout": float(dropout), "head_batchnorm": bool(head_batchnorm)}
+                     "dropout": float(dropout), "head_batchnorm": bool(head_batchnorm), "layout": layout}
         self.conv0 = nn.Conv1d(1, channels[0], 3, stride=3)
         self.bn0 = nn.BatchNorm1d(channels[0])
         self.blocks = nn.ModuleList(
             _make_block(block, channels[i], channels[i + 1], se_ratio) for i in range(9))
         head_in = channels[-1] + (channels[-2] + channels[-3] if multi_level else 0)
         # "conv 1-512" of Table 1: a 1x1 conv on the single remaining frame, i.e. a dense layer.
-        self.fc = nn.Linear(head_in, channels[-1])
-        self.bn_fc = nn.BatchNorm1d(channels[-1]) if head_batchnorm else nn.Identity()
+        head = head_in if layout == "released" else channels[-1]
+        self.fc = nn.Linear(head_in, head)
+        self.bn_fc = nn.BatchNorm1d(head) if head_batchnorm else nn.Identity()
         self.drop = nn.Dropout(dropout)
-        self.out = nn.Linear(channels[-1], n_classes)
+        self.out = nn.Linear(head, n_classes)
+        if layout == "released":  # Keras' BatchNormalization defaults
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm1d):
+                    m.momentum, m.eps = 0.01, 1e-3
         self.layers = [("conv0", channels[0])] + [(f"block{i + 1}", channels[i + 1])
                                                   for i in range(9)]
         self.feature_length = sum(c for _, c in self.layers)
@@ -243,7 +264,30 @@ class SampleCNN(nn.Module):
         """Class scores ``(batch, n_classes)`` of ``(batch, samples)`` segments (before sigmoid/softmax)."""
         outs = self.extract_features(x)
         if self.dims["multi_level"]:
-            z = torch.cat([o.amax(dim=2) for o in outs[-3:][::-1]], dim=1)
+            last = outs[-3:] if self.dims["layout"] == "released" else outs[-3:][::-1]
+            z = torch.cat([o.amax(dim=2) for o in last], dim=1)
         else:
             z = outs[-1].amax(dim=2)
         return self.out(self.drop(torch.relu(self.bn_fc(self.fc(z)))))
+
+
+def init_keras(model: SampleCNN, seed: int) -> SampleCNN:
+    """The initialisers of resemul's model.py: ``he_uniform`` (uniform in +-sqrt(6 / fan_in)) on the
+    first conv and the blocks' 3-tap convs, ``glorot_uniform`` (+-sqrt(6 / (fan_in + fan_out))) on the
+    1x1 shortcut convs, the squeeze-and-excitation dense layers, the head's dense layer and the output
+    layer; zero biases (Keras' default), from a local generator. Keras counts a conv's fans as
+    kernel x in_channels and kernel x out_channels."""
+    import math
+    g = torch.Generator().manual_seed(int(seed))
+    for m in model.modules():
+        if not isinstance(m, (nn.Conv1d, nn.Linear)):
+            continue
+        w = m.weight
+        receptive = w[0, 0].numel()
+        fan_in, fan_out = w.shape[1] * receptive, w.shape[0] * receptive
+        glorot = isinstance(m, nn.Linear) or m.kernel_size == (1,)
+        limit = math.sqrt(6.0 / (fan_in + fan_out)) if glorot else math.sqrt(6.0 / fan_in)
+        nn.init.uniform_(w, -limit, limit, generator=g)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    return model

@@ -12,7 +12,7 @@ from torch import nn
 
 from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
-from .layers import check_input, needs_grad, norm_layer, pad_time, same_pad
+from .layers import act_norm, check_input, needs_grad, norm_layer, pad_time, same_pad
 
 LENGTHS = (165, 128, 64, 32)
 MULTIPLES = (1, 2, 4, 8)  # filters n - r, 2n - r, 4n - r, 8n - r with r = n / 4: 14n in all
@@ -105,7 +105,7 @@ class Temporal(StudyFrontEnd):
         outs = []
         for k, conv, norm in zip(self.lengths, self.convs, self.norms):
             padded = pad_time(envelope, *same_pad(envelope.shape[1], k))  # even k: extra zero on the right
-            outs.append(F.relu(norm(conv(padded[:, None]))))
+            outs.append(act_norm(norm, conv(padded[:, None]), F.relu))
         return outs
 
     def fused_outputs(self, x: torch.Tensor) -> torch.Tensor:

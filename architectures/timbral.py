@@ -10,7 +10,7 @@ from torch import nn
 
 from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
-from .layers import N_MELS, band_conv_max, check_input, norm_layer
+from .layers import act_norm, N_MELS, band_conv_max, check_input, norm_layer
 
 TALL, SHORT = int(0.9 * N_MELS), int(0.4 * N_MELS)  # 86 and 38 bands
 # (time length, height, filter multiple of n), in the study's order: 14n maps in all
@@ -58,7 +58,7 @@ class Timbral(StudyFrontEnd):
             return list(self.pooled(x).split([c.out_channels for c in self.convs], dim=1))
         outs = []
         for conv, norm in zip(self.convs, self.norms):
-            h = F.relu(norm(conv(x[:, None])))  # (batch, C, frames, positions)
+            h = act_norm(norm, conv(x[:, None]), F.relu)  # (batch, C, frames, positions)
             outs.append(h.amax(dim=3))
         return outs
 

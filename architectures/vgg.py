@@ -12,7 +12,7 @@ from torch import nn
 
 from .base import StudyFrontEnd
 from .init import init_weights, keeps_global_rng
-from .layers import (check_input, conv_taps, layer_names, norm_layer, padded_channels, padded_map,
+from .layers import (act_norm, check_input, conv_taps, layer_names, norm_layer, padded_channels, padded_map,
                      tap_conv, tile_rows, use_tiled)
 
 POOLS = ((4, 2), (4, 3), (5, 2), (4, 2), (4, 4))  # (time, freq); the freq pools take 96 bands to 1
@@ -63,7 +63,7 @@ class VGG(StudyFrontEnd):
         h = x[:, None]
         outputs = []
         for conv, norm, pool in zip(self.convs, self.norms, POOLS):
-            h = F.max_pool2d(F.elu(norm(conv(h))), pool)
+            h = F.max_pool2d(act_norm(norm, conv(h), F.elu), pool)
             outputs.append(h)
         return outputs
 

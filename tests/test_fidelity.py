@@ -78,10 +78,24 @@ def test_mfcc_is_the_study_formula_on_whole_clips_long_and_short(tmp_path):
     _assert_rel(scene, _study_mfcc(audio.resample(w16, 16000)))
 
 
-def test_mfcc_tiny_clip_is_repeat_padded_to_one_window():
+def test_mfcc_tiny_clip_follows_the_study_rule_whole_copies_uncropped():
+    """The study's rule (elmarc main.py, extract_mfcc_features): whole copies of a clip shorter than 2048
+    samples are appended while it is shorter, nothing is cropped, and the librosa of the time centred its
+    frames with reflect padding: ``--as-published`` computes exactly that. The toolkit's default (one
+    window, cropped to 2048, librosa's current padding) is a different number."""
     from architectures.mfcc import mfcc_statistics
     w = _music_like(700, seed=5)
-    _assert_rel(mfcc_statistics(w), _study_mfcc(np.tile(w, 3)[:2048]))
+    src = w.copy()
+    while len(src) < 2048:  # the study's loop, written out: 700 -> 1400 -> 2100 samples
+        src = np.concatenate((src, w))
+    assert len(src) == 2100
+    m = librosa.feature.mfcc(y=src, sr=12000, n_mfcc=20, pad_mode="reflect")
+    d, dd = np.diff(m, axis=1), np.diff(m, n=2, axis=1)
+    study = np.concatenate([m.mean(1), m.std(1), d.mean(1), d.std(1), dd.mean(1), dd.std(1)])
+    _assert_rel(mfcc_statistics(w, published=True), study)
+    default = mfcc_statistics(w)
+    _assert_rel(default, _study_mfcc(np.tile(w, 3)[:2048]))  # the default: cropped to one window
+    assert not np.allclose(default, study, rtol=1e-3)
 
 
 # ----------------------------------------------------------------------------- 2. frames, not samples

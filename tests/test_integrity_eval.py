@@ -291,7 +291,7 @@ def test_report_reads_a_file_whose_seeds_mix_int_and_str(tmp_path):
 
 # --- training: folds from --fold-seed (case 4), checkpoints prove their folds, resume (case 6) -------
 
-TRAIN = dict(arch="sample-level", width="small", input_seconds=1.0, batch_size=4, workers=0,
+TRAIN = dict(arch="sample-level", recipe="toolkit-2025", width="small", input_seconds=1.0, batch_size=4, workers=0,
              cache_dir=None, progress=False, evaluate=False, epochs=1)
 
 
@@ -327,7 +327,7 @@ def test_resume_refuses_a_checkpoint_of_another_dataset_state(tmp_path, capsys):
     out = tmp_path / "runs"
     train(dataset="folder", root=root, folds=3, fold=1, out=out, **TRAIN)
     write_audio(root / "low" / "low0.wav", tone(1.0, 16000, freq=330.0))  # a file replaced since
-    argv = ["--arch", "sample-level", "--width", "small", "--dataset", "folder", "--root", str(root),
+    argv = ["--arch", "sample-level", "--recipe", "toolkit-2025", "--width", "small", "--dataset", "folder", "--root", str(root),
             "--folds", "3", "--fold", "1", "--epochs", "2", "--input-seconds", "1", "--batch-size", "4",
             "--workers", "0", "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--no-evaluate"]
     with pytest.raises(SystemExit) as e:

@@ -273,7 +273,8 @@ def _train_cli(root, out, *extra):
     from trained.train import main
     main(["--arch", "sample-level", "--width", "small", "--dataset", "folder", "--root", str(root), "--folds", "3",
           "--epochs", "1", "--input-seconds", "0.5", "--batch-size", "4", "--workers", "0", "--cache-dir", "none",
-          "--patch-seconds", "0", "--out", str(out / "trained"), "--results-out", str(out / "results"), *extra])
+          "--patch-seconds", "0", "--recipe", "toolkit-2025", "--out", str(out / "trained"), "--results-out", str(out / "results"),
+          *extra])
 
 
 def test_training_several_seeds_writes_one_results_file_with_every_run(folders, tmp_path, capsys):

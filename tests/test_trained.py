@@ -39,7 +39,7 @@ def _tone_dataset(folder, protocol="split", n=24, seconds=1.0, sr=SR, multilabel
 
 
 EPOCHS = 6
-FAST = dict(arch="sample-level", width="small", input_seconds=1.0, batch_size=4, workers=0,
+FAST = dict(arch="sample-level", recipe="toolkit-2025", width="small", input_seconds=1.0, batch_size=4, workers=0,
             cache_dir=None, progress=False)
 
 
@@ -254,9 +254,9 @@ def test_multilabel_metrics_are_macro_over_the_scorable_tags():
 
 
 def test_dry_run_prints_layers_and_totals(capsys):
-    text = dry_run("samplecnn", n_classes=50, block="se")
+    text = dry_run("samplecnn", n_classes=50, block="se", recipe="toolkit-2025")
     assert "blocks.0.se.fc1" in text and "total parameters: 2,044,498" in text  # + 1,024: BN on conv 1-512
-    main(["--arch", "sample-level", "--width", "small", "--input-seconds", "1", "--dry-run",
+    main(["--arch", "sample-level", "--recipe", "toolkit-2025", "--width", "small", "--input-seconds", "1", "--dry-run",
           "--n-classes", "3"])
     out = capsys.readouterr().out
     assert "backend.conv1" in out and "backend.out" in out and "total parameters" in out

@@ -20,7 +20,7 @@ from test_trained import _tone_dataset
 SR = 12000
 PATCH_S, INPUT_S = 0.4, 1.0
 PATCH = int(PATCH_S * SR)  # 4800 samples
-RUN = dict(arch="sample-level", width="small", input_seconds=INPUT_S, batch_size=4, workers=0,
+RUN = dict(arch="sample-level", recipe="toolkit-2025", width="small", input_seconds=INPUT_S, batch_size=4, workers=0,
            cache_dir=None, progress=False, evaluate=False)
 
 
@@ -272,6 +272,6 @@ def test_samplecnn_recipe_defaults(tmp_path):
 
 
 def test_samplecnn_dry_run_shows_the_head_batch_norm(capsys):
-    main(["--arch", "samplecnn", "--dry-run"])
+    main(["--arch", "samplecnn", "--dry-run", "--recipe", "toolkit-2025"])
     out = capsys.readouterr().out
     assert "bn_fc" in out and "batch norm 5,888" in out and "fc " in out

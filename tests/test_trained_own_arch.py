@@ -44,7 +44,7 @@ def test_own_arch_trains_evaluates_and_reads_back(tmp_path, own):
     spec = f"{own}:make"
     custom = {"options": ["filters=3"]}
     ds = _tone_dataset(tmp_path, n=16, seconds=0.5)
-    res = train(spec, ds=ds, width="small", epochs=1, batch_size=4, input_seconds=0.5, frontend_bn="none", workers=0,
+    res = train(spec, ds=ds, recipe="toolkit-2025", width="small", epochs=1, batch_size=4, input_seconds=0.5, frontend_bn="none", workers=0,
                 cache_dir=None, out=tmp_path / "trained", results_out=tmp_path / "results", progress=False,
                 custom=custom)
     name = CustomFrontend(spec, seed=0, width="small", **custom).arch_name  # its random features' name
@@ -74,7 +74,7 @@ def test_own_arch_cli_errors(tmp_path, own, capsys):
             main(argv)
         assert e.value.code == 2 and needle in capsys.readouterr().err
     main(["--arch", f"{own}:make", "--arch-options", "filters=5", "--dry-run", "--width", "small",
-          "--input-seconds", "1"])
+          "--input-seconds", "1", "--recipe", "toolkit-2025"])
     out = capsys.readouterr().out
     conv = next(line for line in out.splitlines() if line.startswith("frontend.net.conv"))
     assert conv.split()[1] == "Conv2d" and conv.split()[-1] == "50"  # 5 filters of 3 x 3 + 5 biases

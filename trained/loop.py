@@ -94,16 +94,29 @@ class StagedLR:
         Multiplier of the rate at each decrease (0.2: divided by 5).
     max_decreases : int
         Decreases before training stops (4: the last stage runs at ``lr0 / 5 ** 4``).
+    decay : float
+        Keras' SGD ``decay`` (resemul's train.py: 1e-6): update ``k`` of a stage (counted from 0, since
+        every stage built a new optimizer) runs at the stage's rate ``/ (1 + decay * k)``; ``fit`` calls
+        ``batch_step()`` before every update. 0: a constant rate within the stage.
     """
 
-    def __init__(self, optimizer, patience: int, factor: float = 0.2, max_decreases: int = 4):
-        if int(patience) < 1 or int(max_decreases) < 0 or not 0 < factor < 1:
-            raise ValueError(f"StagedLR needs patience >= 1, max_decreases >= 0 and 0 < factor < 1, "
-                             f"found {patience}, {max_decreases}, {factor}")
+    def __init__(self, optimizer, patience: int, factor: float = 0.2, max_decreases: int = 4,
+                 decay: float = 0.0):
+        if int(patience) < 1 or int(max_decreases) < 0 or not 0 < factor < 1 or not decay >= 0:
+            raise ValueError(f"StagedLR needs patience >= 1, max_decreases >= 0, 0 < factor < 1 and decay >= 0, "
+                             f"found {patience}, {max_decreases}, {factor}, {decay}")
         self.optimizer = optimizer
         self.patience, self.factor, self.max_decreases = int(patience), float(factor), int(max_decreases)
+        self.decay = float(decay)
         self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
-        self.stage, self.best, self.bad = 0, float("inf"), 0
+        self.stage, self.best, self.bad, self.updates = 0, float("inf"), 0, 0
+
+    def batch_step(self) -> None:
+        """Set the rate of the coming update (Keras' time-based ``decay``) and count it."""
+        if self.decay:
+            for g, lr in zip(self.optimizer.param_groups, self.base_lrs):
+                g["lr"] = lr * self.factor ** self.stage / (1.0 + self.decay * self.updates)
+        self.updates += 1
 
     def step(self, val_loss: float) -> str:
         """``"continue"``, ``"next"`` (the rate was just divided: restart from the best weights) or
@@ -116,18 +129,20 @@ class StagedLR:
             return "continue"
         if self.stage >= self.max_decreases:
             return "stop"
-        self.stage, self.best, self.bad = self.stage + 1, float("inf"), 0
+        self.stage, self.best, self.bad, self.updates = self.stage + 1, float("inf"), 0, 0
         for g, lr in zip(self.optimizer.param_groups, self.base_lrs):
             g["lr"] = lr * self.factor ** self.stage
         return "next"
 
     def state_dict(self) -> dict:
         return {"stage": self.stage, "best": self.best, "bad": self.bad, "base_lrs": self.base_lrs,
-                "patience": self.patience, "factor": self.factor, "max_decreases": self.max_decreases}
+                "patience": self.patience, "factor": self.factor, "max_decreases": self.max_decreases,
+                "decay": self.decay, "updates": self.updates}
 
     def load_state_dict(self, state: dict) -> None:
         self.stage, self.best, self.bad = int(state["stage"]), float(state["best"]), int(state["bad"])
         self.base_lrs = list(state["base_lrs"])
+        self.updates = int(state.get("updates", 0))
 
 
 def window_starts(length: int, patch: int, hop: int) -> list[int]:
@@ -358,6 +373,8 @@ def fit(t: Trainer, train: tuple, val: tuple, options: FitOptions, resume_from: 
             with autocast(dev, precision):
                 loss = loss_fn(t.model.logits(xb).float(), yb)
             t.optimizer.zero_grad(set_to_none=True)
+            if t.scheduler is not None and hasattr(t.scheduler, "batch_step"):
+                t.scheduler.batch_step()
             if scaler is not None:
                 scaler.scale(loss).backward()
                 scaler.step(t.optimizer)

@@ -19,7 +19,7 @@ from audiodata.decode import DEFAULT_CACHE
 from toolkit.settings import (PADS, TRAIN_PRECISIONS, WIDTHS, Settings, SettingsError, check_choice, check_device,
                               check_float, check_int, check_seed)
 
-__all__ = ["TrainSettings", "FRONTEND_BN", "PATCH_SECONDS", "SAMPLECNN_MAX_EPOCHS", "DEFAULT_OUT",
+__all__ = ["TrainSettings", "RECIPES", "RELEASED", "TOOLKIT_2025", "FRONTEND_BN", "PATCH_SECONDS", "SAMPLECNN_MAX_EPOCHS", "DEFAULT_OUT",
            "DEFAULT_RESULTS"]
 
 DEFAULT_OUT = Path("runs/trained")
@@ -27,13 +27,21 @@ DEFAULT_RESULTS = Path("runs/results")
 FRONTEND_BN = ("running", "none")  # trained front-end batch norm; "batch" (the leak) is extraction's
 PATCH_SECONDS = 15.0  # Pons et al. 2018: 15 s training patches
 SAMPLECNN_MAX_EPOCHS = 500  # only a bound: SampleCNN's learning-rate schedule ends its training
-RESUMABLE = ("epochs", "patience")  # a run resumed with other values of these goes on in the same folder
+RESUMABLE = ("epochs", "patience")
+# Training recipes (docs/training.md has the table of every choice and the released line it follows):
+# "released": the released code of Pons et al. 2018 (jordipons/music-audio-tagging-at-scale-models,
+# models.py) and of Kim et al. 2018 (tae-jun/resemul, model.py / train.py), the default;
+# "toolkit-2025": this toolkit's recipe before it (batch norm before the activation, padded back-end with
+# a batch norm on the pooled vector, He-normal init, raw dB input, SampleCNN head of 512, no lr decay).
+RELEASED, TOOLKIT_2025 = "released", "toolkit-2025"
+RECIPES = (RELEASED, TOOLKIT_2025)  # a run resumed with other values of these goes on in the same folder
 
 
 @dataclass(frozen=True)
 class TrainSettings(Settings):
     """Everything one training run is given (``python -m trained.train --help`` explains each field)."""
     arch: str = "sample-level"
+    recipe: str = RELEASED
     dataset: str = "synthetic"
     root: object = None
     split_dir: object = None
@@ -51,7 +59,7 @@ class TrainSettings(Settings):
     pad: str = "repeat"
     block: str = "basic"
     se_ratio: float = 0.125
-    multi_level: bool = False
+    multi_level: bool | None = None     # unset: on for the released recipe (resemul's default), off for toolkit-2025
     segments_per_clip: int | None = None
     batchnorm: bool = True              # the back-end's batch norm (--backend-bn running)
     frontend_bn: str | None = None      # unset: running for the study's front-ends, none for your own module
@@ -75,6 +83,9 @@ class TrainSettings(Settings):
                    "out", "results_out", "resume", "evaluate")
 
     def validate(self) -> None:
+        check_choice("--recipe", self.recipe, RECIPES)
+        if self.multi_level is not None and not isinstance(self.multi_level, bool):
+            raise SettingsError("--multi-level", self.multi_level, "true or false (or unset: the recipe's)")
         check_choice("--dataset", self.dataset, datasets.DATASETS)
         check_choice("--width", self.width, WIDTHS)
         check_choice("--pad", self.pad, PADS)
@@ -112,10 +123,16 @@ class TrainSettings(Settings):
         runs (``toolkit.device.resolve_precision``): what the run actually uses, and records."""
         from toolkit.device import resolve_precision
         sample = self.arch == SAMPLECNN
-        return self.replace(epochs=self.epochs or (SAMPLECNN_MAX_EPOCHS if sample else 30),
+        return self.replace(multi_level=self.multi_level_used(),
+                            epochs=self.epochs or (SAMPLECNN_MAX_EPOCHS if sample else 30),
                             batch_size=self.batch_size or (23 if sample else 16),
                             lr=self.lr or (0.01 if sample else 1e-3),
                             precision=resolve_precision(self.precision, device_type, training=True))
+
+    def multi_level_used(self) -> bool:
+        """SampleCNN's multi-level aggregation: as set, else on for the released recipe (resemul's
+        train.py builds it unless ``--no-multi``), off for toolkit-2025."""
+        return self.recipe == RELEASED if self.multi_level is None else self.multi_level
 
     def identity(self) -> dict:
         """What changes the weights of every fold (the run folder's key): not the seed (in the folder's

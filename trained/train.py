@@ -23,6 +23,13 @@ learning rate 0.01 divided by 5 when the validation loss has not decreased for 3
 blocks) epochs, training from the best weights again, stopping after 4 decreases; batch 23,
 59 049-sample segments at 22 050 Hz, clip prediction = mean of its segments' predictions.
 ``--dry-run`` prints the model summary.
+
+``--recipe released`` (the default) builds and trains these as the authors' released code does (Pons et
+al. 2018's models.py: ReLU then batch norm, an unpadded first back-end conv, a pool rounding down, no batch
+norm on the pooled vector, truncated variance-scaling init, the log-mel input standardised by the training
+portion's one mean and std; Kim et al.'s resemul: multi-level aggregation, a dense head as wide as its
+input, he_uniform / glorot_uniform init, SGD decay 1e-6); ``--recipe toolkit-2025`` is the recipe before
+it. ``docs/training.md`` tabulates every choice with the released function it follows.
 """
 from __future__ import annotations
 
@@ -42,18 +49,19 @@ from audiodata import audio, datasets
 from audiodata.decode import DEFAULT_CACHE, InputSpec
 from toolkit.provenance import atomic_write_json, run_record
 from trained import data
-from architectures.backend import FrontEndClassifier, PonsBackend, frontend_output, init_he_normal
+from architectures.backend import (FrontEndClassifier, PonsBackend, frontend_output, init_he_normal,
+                                   init_tf_variance_scaling)
 from architectures.custom import add_arguments as add_custom_arguments
 from architectures.custom import is_custom_spec
 from architectures.custom import options_from_args as custom_options_from_args
 from architectures.checkpoint import SAMPLECNN, read_checkpoint
 from trained.loop import FitOptions, StagedLR, Trainer, fit, patch_lengths, windows
-from architectures.samplecnn import (BLOCKS, CHANNELS, LR_DECREASES, LR_FACTOR, SAMPLE_RATE, SEGMENT_SAMPLES,
-                                     SMALL_CHANNELS, SampleCNN, default_weight_decay)
+from architectures.samplecnn import (BLOCKS, CHANNELS, KERAS_DECAY, LR_DECREASES, LR_FACTOR, SAMPLE_RATE,
+                                     SEGMENT_SAMPLES, SMALL_CHANNELS, SampleCNN, default_weight_decay, init_keras)
 from architectures.samplecnn import plateau_patience as block_patience
 from toolkit.device import deterministic, resolve_device
-from trained.settings import (DEFAULT_OUT, DEFAULT_RESULTS, FRONTEND_BN, PATCH_SECONDS, SAMPLECNN_MAX_EPOCHS,
-                              TrainSettings)
+from trained.settings import (DEFAULT_OUT, DEFAULT_RESULTS, FRONTEND_BN, PATCH_SECONDS, RECIPES, RELEASED,
+                              SAMPLECNN_MAX_EPOCHS, TrainSettings)
 from trained.evaluate import evaluate as run_eval
 from trained.summary import format_summary, summarize
 
@@ -64,7 +72,7 @@ _RESUME_KEYS = ("arch", "width", "seed", "block", "se_ratio", "multi_level", "ba
                 "batch_size", "input_seconds", "pad", "segments_per_clip", "fold", "dataset", "folds",
                 "fold_seed")
 _RESUME_KEYS += ("custom", "frontend_bn", "patch_seconds", "window_hop_seconds", "weight_decay",
-                 "plateau_patience", "lr_decreases", "precision")
+                 "plateau_patience", "lr_decreases", "precision", "recipe")
 
 
 def check_trainable(arch: str) -> None:
@@ -96,11 +104,12 @@ def build_model(settings: TrainSettings | str | None, n_classes: int, **changes)
     check_trainable(s.arch)
     arch, width, seed, block, batchnorm = s.arch, s.width, s.seed, s.block, s.batchnorm
     input_seconds, frontend_bn = s.input_seconds, s.frontend_bn
+    released = s.recipe == RELEASED
     if arch == SAMPLECNN:
         channels = CHANNELS if width == "large" else SMALL_CHANNELS
-        model = SampleCNN(n_classes, block=block, se_ratio=s.se_ratio, multi_level=s.multi_level,
-                          channels=channels)
-        init_he_normal(model, seed)
+        model = SampleCNN(n_classes, block=block, se_ratio=s.se_ratio, multi_level=s.multi_level_used(),
+                          channels=channels, layout=s.recipe)
+        (init_keras if released else init_he_normal)(model, seed)
         return model, model, None
     if frontend_bn not in FRONTEND_BN:
         raise ValueError(f"--frontend-bn must be one of {', '.join(FRONTEND_BN)}, found {frontend_bn!r} "
@@ -112,14 +121,16 @@ def build_model(settings: TrainSettings | str | None, n_classes: int, **changes)
         from architectures.custom import CustomFrontend
         frontend = CustomFrontend(arch, seed=seed, width=width, **(s.custom or {}))
     else:
+        bn = "running-post" if released else "running"  # released: batch norm after the activation
         frontend = architectures.build(arch, width=width, seed=seed,
-                                       **({"batchnorm": "running"} if frontend_bn == "running" else {}))
+                                       **({"batchnorm": bn} if frontend_bn == "running" else {}))
     if not any(p.requires_grad for p in frontend.parameters()):
         raise ValueError(f"architecture {arch!r} has no weights to train (a fixed baseline); "
                          f"choose a CNN front-end or samplecnn")
     with torch.no_grad():  # the back-end's input channels: one probe at the run's input length
         channels = frontend_output(frontend, _example_input(frontend, input_seconds)).shape[1]
-    backend = init_he_normal(PonsBackend(channels, n_classes, batchnorm=batchnorm), seed)
+    backend = PonsBackend(channels, n_classes, batchnorm=batchnorm, layout=s.recipe)
+    (init_tf_variance_scaling if released else init_he_normal)(backend, seed)
     return FrontEndClassifier(frontend, backend), frontend, backend
 
 
@@ -148,6 +159,18 @@ def dry_run(settings: TrainSettings | str | None, n_classes: int = 10, **changes
     return format_summary(summarize(model, x), model, title)
 
 
+def input_stats(x: np.ndarray) -> tuple[float, float]:
+    """One mean and one standard deviation of every value of ``x`` (all clips, frames and mel bands
+    together, not per band), in float64: the released recipe's input standardisation, computed on the
+    training portion only and applied unchanged to validation, test and prediction."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = float(x.mean())
+    std = float(np.sqrt(np.mean((x - mean) ** 2)))
+    if not std > 0:
+        raise ValueError(f"the training inputs are constant ({mean}): they cannot be standardised")
+    return mean, std
+
+
 def _param_groups(model, weight_decay: float) -> list[dict]:
     """Conv kernels with an L2 penalty ``weight_decay * sum(w ** 2)`` (Keras' ``l2(weight_decay)``
     kernel regulariser, as the SampleCNN code used: gradient ``2 * weight_decay * w``); the rest
@@ -161,9 +184,10 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
 
 def _optimizer(arch, model, cfg):
     groups = _param_groups(model, cfg["weight_decay"])
-    if arch == SAMPLECNN:
+    if arch == SAMPLECNN:  # resemul train.py: SGD(lr, momentum=0.9, decay=1e-6, nesterov=True)
         opt = torch.optim.SGD(groups, lr=cfg["lr"], momentum=0.9, nesterov=True)
-        return opt, StagedLR(opt, cfg["plateau_patience"], LR_FACTOR, cfg["lr_decreases"])
+        decay = KERAS_DECAY if cfg.get("recipe", RELEASED) == RELEASED else 0.0
+        return opt, StagedLR(opt, cfg["plateau_patience"], LR_FACTOR, cfg["lr_decreases"], decay=decay)
     return torch.optim.Adam(groups, lr=cfg["lr"]), None
 
 
@@ -290,7 +314,7 @@ def _train_seed(s: TrainSettings, ds, progress: bool) -> Path:
                        cache_dir=str(s.cache_dir) if s.cache_dir else None, verify_audio=s.verify_audio,
                        multilabel=multilabel,
                        precision=s.precision, amp=s.precision in ("fp16", "bf16"), custom=s.custom,
-                       label=_label(s),
+                       label=_label(s), recipe=s.recipe,
                        recipe_key=run_root.name.rpartition("-")[2], settings=s.record(), **recipe)
             _train_one(s, ds, k, cfg, run_root, progress)
     return run_root
@@ -344,6 +368,10 @@ def _train_one(s: TrainSettings, ds, k, cfg, run_root, progress) -> Path:
     val_set, _, skip_va = _portion(ds, part["val"], classes, multilabel, cfg, progress, "val", frontend)
     patch = None if cfg["arch"] == SAMPLECNN else patch_lengths(
         model.input_kind, cfg["input_seconds"], cfg["patch_seconds"], cfg["window_hop_seconds"])
+    if backend is not None and s.recipe == RELEASED and model.input_kind != "waveform":
+        mean, std = input_stats(train_set[0])  # the training portion's log-mel values, all together
+        backend.set_input_stats(mean, std)
+        cfg["input_stats"] = {"mean": mean, "std": std}
     if patch is not None:  # validation predicts a clip as the mean over its moving window of patches
         xw, rows = windows(val_set[0], *patch)
         val_set = (xw, val_set[1][rows], val_set[2][rows])
@@ -380,7 +408,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(
         prog=prog("python -m trained.train"), formatter_class=HelpFormatter,
         description="Train a front-end + the Pons et al. 2018 back-end (Adam 1e-3, batch norm, 15 s "
-                    "patches, windowed prediction), or SampleCNN (SGD Nesterov 0.01, /5 on plateau, "
+                    "patches, windowed prediction; --recipe: as released, or toolkit-2025), or SampleCNN (SGD Nesterov 0.01, /5 on plateau, "
                     "4 decreases), on the training portion of a dataset; "
                     "write checkpoints that `python -m features.extract --weights` reads, and "
                     "the end-to-end results. The last line printed is the results (or run) path.")
@@ -388,6 +416,16 @@ def main(argv=None) -> None:
                    help=f"front-end ({', '.join(archs)}), or your own pkg.module:Class / path/to/file.py:factory "
                         "(as features.extract: the study's init from --seed, the study's back-end; "
                         "docs/own-architecture.md)")
+    p.add_argument("--recipe", default=RELEASED, choices=RECIPES,
+                   help="released (default): as the released code, Pons et al. 2018's models.py (ReLU then batch "
+                        "norm in front-end and back-end, the back-end's first conv unpadded, its pool of 2 rounding "
+                        "down, no batch norm on the pooled vector, truncated-normal variance-scaling init, the "
+                        "log-mel input standardised by the training portion's one mean and std) and Kim et al.'s "
+                        "resemul (multi-level aggregation and a dense head as wide as it, 1024; SGD Nesterov 0.9 "
+                        "with decay 1e-6; he_uniform / glorot_uniform init); toolkit-2025: this toolkit's earlier "
+                        "recipe (batch norm before the activation, padded back-end with a batch norm on the pooled "
+                        "vector, He-normal init, raw dB input, SampleCNN head of 512 without multi-level, no decay). "
+                        "Part of the run's key: the two never share a folder or results file (docs/training.md)")
     add_custom_arguments(p)
     add_dataset_arguments(p)
     p.add_argument("--folds", type=int, default=10, help="folds of a cross-validated dataset")
@@ -411,7 +449,9 @@ def main(argv=None) -> None:
     p.add_argument("--pad", default="repeat", choices=["repeat", "zero"])
     p.add_argument("--block", default="basic", choices=BLOCKS, help="SampleCNN block")
     p.add_argument("--se-ratio", type=float, default=0.125, help="SampleCNN SE amplifying ratio")
-    p.add_argument("--multi-level", action="store_true", help="SampleCNN multi-level aggregation")
+    p.add_argument("--multi-level", action=argparse.BooleanOptionalAction, default=None,
+                   help="SampleCNN multi-level aggregation (unset: on for --recipe released, as resemul's "
+                        "default; off for toolkit-2025)")
     p.add_argument("--segments-per-clip", type=int, default=None,
                    help="SampleCNN: at most this many 59049-sample segments per clip (all if unset)")
     p.add_argument("--backend-bn", default="running", choices=("running", "none"),
