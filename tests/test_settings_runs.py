@@ -332,3 +332,13 @@ def test_study_renders_the_report_again_when_its_results_change_and_rederives_th
     # nothing changed: kept
     assert run_study(st) == 0
     assert "report current, kept" in capsys.readouterr().err
+
+
+def test_training_cache_dir_none_means_no_cache(folders, tmp_path, monkeypatch):
+    """--cache-dir none disables the decode cache in training as in extraction (it used to make a folder
+    literally named 'none' in the working directory)."""
+    from trained.settings import TrainSettings
+    assert TrainSettings(cache_dir="none").cache_dir is None and TrainSettings(cache_dir="NONE").cache_dir is None
+    monkeypatch.chdir(tmp_path)
+    _train_cli(folders, tmp_path, "--seed", "0", "--fold", "1")
+    assert not (tmp_path / "none").exists()

@@ -16,6 +16,7 @@ from architectures.checkpoint import SAMPLECNN
 from architectures.custom import is_custom_spec
 from audiodata import datasets
 from audiodata.decode import DEFAULT_CACHE
+from features.settings import cache_dir_arg
 from toolkit.settings import (PADS, TRAIN_PRECISIONS, WIDTHS, Settings, SettingsError, check_choice, check_device,
                               check_float, check_int, check_seed)
 
@@ -83,6 +84,7 @@ class TrainSettings(Settings):
                    "out", "results_out", "resume", "evaluate")
 
     def validate(self) -> None:
+        self._set("cache_dir", cache_dir_arg(self.cache_dir))  # --cache-dir none: no cache (as extraction)
         check_choice("--recipe", self.recipe, RECIPES)
         if self.multi_level is not None and not isinstance(self.multi_level, bool):
             raise SettingsError("--multi-level", self.multi_level, "true or false (or unset: the recipe's)")
