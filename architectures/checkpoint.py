@@ -153,6 +153,9 @@ def load_frontend(path, expected_arch: str | None = None, expected_dims: dict | 
         raise CheckpointError(f"checkpoint {path}: dims {dims} are not valid arguments of "
                               f"{arch!r} ({e})") from e
     _load_state(model, ckpt["state_dict"], "front-end", path)
+    stats = (ckpt.get("config") or {}).get("input_stats")
+    if stats:  # trained on standardised log-mel values (the released recipe): extraction feeds it the same
+        model.input_stats = {"mean": float(stats["mean"]), "std": float(stats["std"])}
     return model.eval()
 
 

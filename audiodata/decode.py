@@ -70,6 +70,9 @@ class InputSpec:
     min_why: str = ""
     crop: str = "start"  # one of CROPS
     verify: str = "stamp"  # how the decode cache knows a file unchanged (``cache_key``)
+    # (mean, std): spectrogram inputs standardised as the front-end was trained on them (a released-recipe
+    # checkpoint's ``input_stats``, ``trained.train``); empty: the log-mel dB as they are
+    standardise: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,17 @@ def _published(spec) -> dict:
 
 
 def fitted_input(wave: np.ndarray, spec, hop: int | None = None) -> tuple[np.ndarray, float, int | None]:
+    """``(x, cut_s, windows)``: the model input of a decoded clip under ``spec.crop`` (see
+    :func:`_fitted_input`), spectrograms standardised by ``spec.standardise`` where it is set."""
+    x, cut_s, windows = _fitted_input(wave, spec, hop)
+    stats = getattr(spec, "standardise", ())
+    if stats and spec.kind == "spectrogram":
+        mean, std = stats
+        x = ((x - np.float32(mean)) / np.float32(std)).astype(np.float32)
+    return x, cut_s, windows
+
+
+def _fitted_input(wave: np.ndarray, spec, hop: int | None = None) -> tuple[np.ndarray, float, int | None]:
     """``(x, cut_s, windows)``: the model input of a decoded clip under ``spec.crop``.
 
     ``start`` (the study's) keeps the first ``spec.length`` samples or frames, ``center`` the middle

@@ -154,6 +154,9 @@ def input_spec(model, input_seconds: float | None = None, pad: str = "repeat", c
             spec = InputSpec("clip", 0 if input_seconds is None else n_samples, pad, published, crop=crop)
         else:
             raise ValueError(f"front-end {type(model).__name__} has unknown input_kind {model.input_kind!r}")
+    stats = getattr(model, "input_stats", None)  # a released-recipe checkpoint (architectures.checkpoint)
+    if stats and spec.kind == "spectrogram":
+        spec = dataclasses.replace(spec, standardise=(float(stats["mean"]), float(stats["std"])))
     if not hasattr(spec, "min_samples"):
         return spec
     need, why = clip_minimum(model, spec.kind, name or getattr(model, "arch_name", None) or type(model).__name__)

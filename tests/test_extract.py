@@ -264,3 +264,34 @@ def test_samplecnn_checkpoint_reads_out_like_a_front_end(tmp_path, data):
     assert meta["input"]["sr"] == 22050 and meta["input"]["length"] == 66150
     with pytest.raises(ex.ExtractionError, match="--weights"):
         ex.build_frontend("samplecnn")
+
+
+def test_a_released_recipe_checkpoint_is_fed_the_standardised_log_mel_it_was_trained_on(tmp_path, data):
+    """trained.train's released recipe standardises the log-mel by the training portion's mean and std
+    (config["input_stats"]); extraction from that checkpoint feeds the front-end the same values: its
+    features equal those of the same weights on (x - mean) / std, and differ from raw dB."""
+    from architectures import build
+    from architectures.checkpoint import KEYS
+    from audiodata.decode import model_input
+    from features.embed import input_spec
+    from trained.checkpoint import save_checkpoint
+    model = build("7x86", "small", seed=0).eval()
+    mean, std = -42.5, 17.25
+    ckpt = {k: None for k in KEYS}
+    ckpt.update(arch="7x86", dims=model.dims, state_dict=model.state_dict(), backend_state_dict={}, fold=None,
+                dataset="folder", config={"input_stats": {"mean": mean, "std": std}}, history=[], epoch=1,
+                optimizer_state_dict={})
+    path = save_checkpoint(tmp_path / "released.pt", ckpt)
+    folder = ex.extract("7x86", dataset="folder", root=data, out=tmp_path / "fs", weights=path,
+                        cache_dir=tmp_path / "cache", input_seconds=3.0, **SMALL)
+    arrays, meta = _load(folder)
+    assert meta["input"]["standardise"] == [mean, std]
+    raw_spec = input_spec(model, 3.0)
+    clip = next(p for p in data.rglob("*.wav") if p.name == arrays["ids"][0].split("/")[-1])
+    from audiodata import audio
+    x = model_input(audio.load_audio(clip), raw_spec)
+    with torch.no_grad():
+        want = ex.layer_means(model.extract_features(torch.from_numpy((x - np.float32(mean)) / np.float32(std))[None]))
+        raw = ex.layer_means(model.extract_features(torch.from_numpy(x)[None]))
+    np.testing.assert_allclose(arrays["X"][0], want.numpy()[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(arrays["X"][0], raw.numpy()[0], rtol=1e-3)
