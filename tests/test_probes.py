@@ -10,22 +10,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from classifiers.featureset import synthetic_feature_set
+from conftest import chance_band
 from classifiers.grid import CLASSIFIERS
 from classifiers.grids import GRIDS, grid_points
 from classifiers.probes import KNNProbe, LinearProbe
 from classifiers.protocols import evaluate
 
 
-def chance_band(d, n_classes, z=4.0):
-    """Chance accuracy +- z binomial standard errors over the clips scored (the test split, or every clip
-    under folds). With z = 4 the band also holds the best-of-grid lift of cv-best (measured shuffled
-    accuracies: 0.24 .. 0.38 for 180 .. 210 clips, bands 0.19 .. 0.47); a leak lifting shuffled labels
-    to 0.5 is outside it (the bound was a flat 0.1 .. 0.6)."""
-    n = int(np.sum(d["split"] == "test")) if "split" in d else len(d["y"])
-    p = 1.0 / n_classes
-    half = z * np.sqrt(p * (1 - p) / n)
-    assert p + half < 0.5
-    return p - half, p + half
 
 
 def _data(separation, shuffle=False, n_folds=4, n=120, seed=0):
