@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 TORCH_CPU ?= 2.13.0+cpu
 
 .PHONY: demo test test-all venv clean
@@ -12,12 +13,17 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# the CPU build of torch first: pyproject.toml admits a range, and the registry's Linux wheels in
-	# that range pull several GB of CUDA libraries; pip then keeps this one (it satisfies the range)
-	$(PY) -m pip install --quiet 'torch==$(TORCH_CPU)'
-	# the ray extra too: the default suite runs the Ray engine on a simulated cluster (ray[data] brings
-	# pyarrow and no torch or CUDA package)
-	$(PY) -m pip install --quiet -e '.[test,ray]'
+	# that range pull several GB of CUDA libraries; pip then keeps this one (it satisfies the range).
+	# --no-compile: Python compiles what a run imports when it imports it, not all of torch up front
+	$(PY) -m pip install --quiet --no-compile 'torch==$(TORCH_CPU)'
+	$(PY) -m pip install --quiet --no-compile -e .
 	touch $(STAMP)
+
+# what the tests need on top: pytest, and the ray extra (the default suite runs the Ray engine on a
+# simulated cluster; ray[data] brings pyarrow and no torch or CUDA package)
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --no-compile -e '.[test,ray]'
+	touch $(TEST_STAMP)
 
 venv: $(STAMP)
 
@@ -30,10 +36,10 @@ DEMO_ARCHS ?= all examples/waveform_cnn.py:WaveformCNN examples/spectrogram_cnn.
 demo: $(STAMP)
 	$(PY) -m studies --arch $(DEMO_ARCHS) --width small --seed $(DEMO_SEEDS)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(PY) -m pytest -q
 
-test-all: $(STAMP)
+test-all: $(TEST_STAMP)
 	$(PY) -m pytest -q -m ''
 
 clean:
