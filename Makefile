@@ -13,16 +13,16 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# the CPU build of torch first: pyproject.toml admits a range, and the registry's Linux wheels in
-	# that range pull several GB of CUDA libraries; pip then keeps this one (it satisfies the range).
-	# --no-compile: Python compiles what a run imports when it imports it, not all of torch up front
-	$(PY) -m pip install --quiet --no-compile 'torch==$(TORCH_CPU)'
-	$(PY) -m pip install --quiet --no-compile -e .
+	# that range pull several GB of CUDA libraries; pip then keeps this one (it satisfies the range)
+	#: Python compiles what a run imports when it imports it, not all of torch up front
+	$(PY) -m pip install --quiet 'torch==$(TORCH_CPU)'
+	$(PY) -m pip install --quiet -e .
 	touch $(STAMP)
 
 # what the tests need on top: pytest, and the ray extra (the default suite runs the Ray engine on a
 # simulated cluster; ray[data] brings pyarrow and no torch or CUDA package)
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet --no-compile -e '.[test,ray]'
+	$(PY) -m pip install --quiet -e '.[test,ray]'
 	touch $(TEST_STAMP)
 
 venv: $(STAMP)
