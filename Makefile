@@ -14,7 +14,6 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# the CPU build of torch first: pyproject.toml admits a range, and the registry's Linux wheels in
 	# that range pull several GB of CUDA libraries; pip then keeps this one (it satisfies the range)
-	#: Python compiles what a run imports when it imports it, not all of torch up front
 	$(PY) -m pip install --quiet 'torch==$(TORCH_CPU)'
 	$(PY) -m pip install --quiet -e .
 	touch $(STAMP)
