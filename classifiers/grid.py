@@ -169,6 +169,7 @@ def _retrying(backend, address, jobs, compute, note, what):
 
 
 PROTOCOL_CHOICES = ("auto", *PROTOCOLS)
+DEFAULT_OUT = "runs/results"  # --out: the root of results, each in a folder named by its key
 
 
 @dataclass(frozen=True)
@@ -255,15 +256,15 @@ def _grid_settings(settings, changes: dict) -> GridSettings:
     return settings.replace(**changes) if changes else settings
 
 
-def run_grid(settings: GridSettings | None = None, /, *, progress: bool = True, log=None, results_root=None,
+def run_grid(settings: GridSettings | None = None, /, *, progress: bool = True, log=None,
              reuse: bool = False, **changes) -> Path:
     """Run the grids on ``settings.features`` (feature-set folders) and write the results.
 
     ``settings`` is a :class:`GridSettings`; keyword ``changes`` give a copy with those fields changed
     (``run_grid(s, cv_weighting="mean")``, or ``run_grid([fs], grid="small")`` from the defaults).
-    Returns the path of ``results.json``. Without ``out`` the results go to
-    ``<results_root>/<dataset>/<arch>_<width>_<weights>_<key>`` (``runs/results``), the key naming the
-    settings and the feature sets' bytes; with ``reuse`` a results file of the same key already there is
+    Returns the path of ``results.json``: ``<out>/<dataset>/<arch>_<width>_<weights>_<key>/`` (``out``
+    the root, ``runs/results`` by default, as every tool's ``--out``), the key naming the settings and the
+    feature sets' bytes, so runs of another configuration never share a folder; with ``reuse`` a results file of the same key already there is
     returned as it is (the study command's resume).
     """
     s = _grid_settings(settings, changes)
@@ -291,7 +292,11 @@ def run_grid(settings: GridSettings | None = None, /, *, progress: bool = True, 
     settings = dict(s.identity(), layers=selection)
     records = integrity.feature_set_records(sets)
     key = integrity.results_key(settings, records)
-    out = Path(out) if out else integrity.results_folder(sets[0].meta, key, root=results_root or "runs/results")
+    root = Path(out or DEFAULT_OUT)
+    if root.exists() and not root.is_dir():
+        raise integrity.GridInputError(f"--out {root} is an existing file; expected a folder (the root of the "
+                                       "results, each in a folder named by its key)")
+    out = integrity.results_folder(sets[0].meta, key, root=root)  # --out is the root, as in every tool
     integrity.check_out(out, key)  # before the work: a refused --out costs nothing
     with folder_lock(out, say=note):  # the same configuration at once: the second waits, then reuses
         integrity.check_out(out, key)  # again under the lock: another run may have written it meanwhile
@@ -520,8 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"threads for the SVM fits and the ELM tasks (each ELM task on one BLAS thread); "
                              f"default: the {available_cpus()} CPUs this process may use")
     parser.add_argument("--out", default=argparse.SUPPRESS,
-                        help="output folder (default runs/results/<dataset>/<arch>_<width>_<weights>_<key>, "
-                             "key: a short hash of the grid settings and the feature sets' bytes)")
+                        help=f"root of the results (default {DEFAULT_OUT}): each run goes to "
+                             "OUT/<dataset>/<arch>_<width>_<weights>_<key>/, the key a short hash of the grid "
+                             "settings and the feature sets' bytes, so another configuration never replaces it "
+                             "(as features.extract --out and trained.train --out)")
     parser.add_argument("--folds", type=int, default=10,
                         help="stratified folds made for feature sets whose dataset defines neither a "
                              "split nor folds (audiodata.datasets.stratified_folds)")

@@ -198,7 +198,7 @@ def run_judge_steps(st, ds, archs: list, log) -> tuple[list, bool]:
                            width=st.width, seeds=tuple(st.seeds), proxies=j.proxy_list or ProxySettings.proxies,
                            batch=j.proxy_batch, input_seconds=st.input_seconds, folds=st.folds,
                            fold_seed=st.fold_seed, custom=st.custom, workers=st.workers, cache_dir=st.cache_dir,
-                           out=st.out)
+                           out=str(Path(st.out) / "proxies"))
         for arch in archs:
             t0 = time.time()
             try:

@@ -3,7 +3,7 @@
 ``python -m studies.proxies --dataset synthetic --arch all --width small --seed 0 1 2`` scores every
 front-end (the study's, ``hear:``, your own ``pkg.mod:Net`` / ``file.py:factory``) for each seed on one
 fixed batch of the dataset's training clips (``--proxy-batch``, default 64; the same clips for every
-front-end and seed) and writes ``OUT/proxies/<dataset>/<arch>_<width>_<weights>_<key>/proxies.csv``
+front-end and seed) and writes ``OUT/<dataset>/<arch>_<width>_<weights>_<key>/proxies.csv``
 (columns ``dataset, arch, width, weights, seed, proxy, value, seconds, note``) with a ``meta.json``
 naming what made it. The key covers the front-end's identity, width, seeds, the proxies, the batch's
 clips (ids, labels, sizes, mtimes), the input length, the back-end and this module's source; a
@@ -366,7 +366,7 @@ class ProxySettings:
     custom: dict | None = None
     workers: int = 2
     cache_dir: str | None = "runs/cache/audio"
-    out: str = "runs"
+    out: str = "runs/proxies"
 
     def __post_init__(self):
         bad = [p for p in self.proxies if p not in PROXIES]
@@ -457,7 +457,7 @@ def run_proxies(arch: str, st: ProxySettings, ds=None, log=None) -> Path:
                 "classes": classes, "zico_splits": ZICO_SPLITS, "torch": torch.__version__,
                 "code_version": _code_version()}
     key = store.settings_key(settings)[:16]
-    folder = Path(st.out) / "proxies" / store.safe_name(ds.name) / \
+    folder = Path(st.out) / store.safe_name(ds.name) / \
         f"{store.safe_name(name)}_{store.safe_name(st.width)}_{weights}_{key}"
     if _current(folder, key):
         log(f"{name}: proxies current, kept ({folder / 'proxies.csv'})")
@@ -524,7 +524,7 @@ def parse_args(argv=None):
         prog=prog("python -m studies.proxies"), formatter_class=HelpFormatter,
         description="Zero-cost proxies (params, flops, naswot, synflow, snip, grad_norm, fisher, jacob_cov, "
                     "zico) of untrained front-ends on one fixed batch of training clips, for each seed: "
-                    "OUT/proxies/<dataset>/<arch>_<width>_<weights>_<key>/proxies.csv. The references and "
+                    "OUT/<dataset>/<arch>_<width>_<weights>_<key>/proxies.csv. The references and "
                     "what each computes: the module docstring (studies/proxies.py). Exits 1 if any "
                     "front-end failed.")
     p.add_argument("--dataset", default="synthetic", choices=list(datasets.DATASETS), help="dataset layout")
@@ -542,7 +542,8 @@ def parse_args(argv=None):
     p.add_argument("--folds", type=int, default=10, help="folds (for datasets without a split): fold 1 is left out")
     p.add_argument("--fold-seed", type=int, default=0, help="shuffling seed of those folds")
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
-    p.add_argument("--out", default="runs", help="root of proxies/")
+    p.add_argument("--out", default="runs/proxies", help="root of the proxy tables: each goes to "
+                   "OUT/<dataset>/<arch>_<width>_<weights>_<key>/proxies.csv (as every tool's --out)")
     p.add_argument("--cache-dir", default="runs/cache/audio", help="decoded-audio cache ('none' disables)")
     a = p.parse_args(argv)
     bad = [x for x in a.arch if x not in names and x != "all" and not x.startswith(HEAR_PREFIX)

@@ -102,7 +102,7 @@ class Study(Settings):
         extraction engine is not the grid's: the grids run in this process."""
         return GridSettings(classifier=self.classifier, protocol=self.protocol, grid=self.grid, jobs=self.jobs,
                             per_layer=self.per_layer, layers=self.layers, folds=self.folds,
-                            fold_seed=self.fold_seed, as_published=self.as_published)
+                            fold_seed=self.fold_seed, as_published=self.as_published, out=str(self.results_dir))
 
     @property
     def feature_dir(self) -> Path:
@@ -361,7 +361,7 @@ def run_study(st: Study, estimate_only: bool = False, log=None) -> int:
             t_grid = time.time()
             try:  # the folder is named by the results key: a current one is kept, other settings go elsewhere
                 path = Path(run_grid(st.grid_settings().replace(features=[str(p) for p in paths]),
-                                     results_root=st.results_dir, reuse=True, progress=False, log=lambda m: None))
+                                     reuse=True, progress=False, log=lambda m: None))
             except Exception as e:
                 failed.append((f"grid {label}", None, str(e)))
                 overall.bar.write(f"grid {label} failed: {e}", file=sys.stderr)

@@ -123,3 +123,10 @@ def chance_band(d, n_classes, z=4.0):
     half = z * np.sqrt(p * (1 - p) / n)
     assert p + half < 0.5
     return p - half, p + half
+
+
+def only_results(root) -> Path:
+    """The one results.json a grid wrote under ``root`` (its --out: the root, the folder named by the key)."""
+    found = sorted(Path(root).rglob("results.json"))
+    assert len(found) == 1, found
+    return found[0]

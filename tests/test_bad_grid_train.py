@@ -9,6 +9,7 @@ import pytest
 from classifiers.featureset import synthetic_feature_set, write_feature_set
 from classifiers.grid import failed_summary, main as grid_main
 from report.build import render_report
+from conftest import only_results
 from test_report import write_results
 
 
@@ -29,12 +30,12 @@ def test_grid_prints_its_failed_points(huge_results, tmp_path, capsys):
     grid_main(["--features", str(fs), "--grid", "small", "--classifier", "svm", "--jobs", "1",
                "--out", str(out)])
     printed = capsys.readouterr()
-    assert printed.out.strip().splitlines()[-1] == str(out / "results.json")
+    assert printed.out.strip().splitlines()[-1] == str(only_results(out))
     err = printed.err
     assert "2 grid point(s) failed and were left out of the search" in err
     assert "svm seed 0 {\"C\": 0.1, \"kernel\": \"linear\"}: ValueError: The dual coefficients" in err
     assert "svm seed 0 {\"C\": 8.0, \"kernel\": \"linear\"}" in err
-    res = json.loads((out / "results.json").read_text())
+    res = json.loads(only_results(out).read_text())
     assert all(len(e["failed_points"]) == 2 for e in res["entries"])   # per protocol, printed once
 
 

@@ -14,7 +14,7 @@ import torch
 from sklearn.metrics import accuracy_score
 from threadpoolctl import threadpool_limits
 
-from conftest import SHARED, write_audio
+from conftest import SHARED, only_results, write_audio
 from audiodata import audio, decode
 from features import store, extract as ex
 from audiodata.decode import InputSpec
@@ -184,14 +184,14 @@ def test_grid_records_fold_weighting_and_labels_hpelm(tmp_path):
         main(["--features", str(fs), "--grid", "small", "--out", str(tmp_path / "r"), "--elm-engine", "hpelm"])
         main(["--features", str(fs), "--grid", "small", "--out", str(tmp_path / "m"), "--classifier", "svm",
               "--cv-weighting", "mean"])
-    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    res = json.loads(only_results(tmp_path / "r").read_text())
     weighting = {(e["classifier"], e["protocol"]): e["fold_weighting"] for e in res["entries"]
                  if e["classifier"] in ("svm", "elm-hpelm")}  # the probes' rows are not about this
     assert weighting == {("svm", "cv-best"): "pooled", ("svm", "nested-cv"): "mean",
                          ("elm-hpelm", "cv-best"): "pooled", ("elm-hpelm", "nested-cv"): "mean"}
     elm = next(e for e in res["entries"] if e["classifier"] == "elm-hpelm")
     assert elm["elm"]["role"].startswith("cross-check") and "ridge" in elm["elm"]["output_weights"]
-    res = json.loads((tmp_path / "m" / "results.json").read_text())
+    res = json.loads(only_results(tmp_path / "m").read_text())
     e = next(e for e in res["entries"] if e["protocol"] == "cv-best")
     assert e["fold_weighting"] == "mean" and res["config"]["cv_weighting"] == "mean"
     assert e["runs"][0]["accuracy"] == pytest.approx(np.mean(e["runs"][0]["fold_accuracies"]), abs=1e-12)

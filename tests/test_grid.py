@@ -8,7 +8,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from classifiers.featureset import synthetic_feature_set, write_feature_set
-from conftest import chance_band
+from conftest import chance_band, only_results
 from classifiers.grid import main
 from classifiers.grids import SMALL_ELM_GRID, SMALL_SVM_GRID, SVM_GRID, grid_points
 from classifiers.kernels import FastELM, FastSVM
@@ -133,8 +133,9 @@ def test_cli_writes_results_in_the_agreed_format(tmp_path, capsys):
     out = tmp_path / "res"
     main(["--features", *paths, "--grid", "small", "--out", str(out)])
     printed = capsys.readouterr().out.strip().splitlines()
-    assert printed[-1] == str(out / "results.json")
-    res = json.loads((out / "results.json").read_text())
+    assert printed[-1] == str(only_results(out))  # --out is the root: OUT/<dataset>/<name>_<key>/
+    assert only_results(out).parent.parent == out / "toy"
+    res = json.loads(only_results(out).read_text())
     assert res["kind"] == "randomcnn-results" and res["version"] == 1 and res["dataset"] == "toy"
     assert res["n_params"] == 12 and res["extract_clips_per_s"] == 45.0 and res["features"] == paths
     assert {(e["classifier"], e["protocol"]) for e in res["entries"]} == {
@@ -151,7 +152,7 @@ def test_cli_writes_results_in_the_agreed_format(tmp_path, capsys):
             hit = np.mean(np.array(p["y_true"]) == np.array(p["y_pred"]))
             assert hit == pytest.approx(r["accuracy"], abs=0.02)  # pooled vs fold mean
             assert set(r["per_class_accuracy"]) == set(r["labels"])
-    rows = list(csv.DictReader(open(out / "results.csv")))
+    rows = list(csv.DictReader(open(only_results(out).with_name("results.csv"))))
     assert len(rows) == 2 * 4 * 2  # runs x classifiers x protocols
 
 

@@ -69,7 +69,7 @@ def test_out_that_is_an_existing_file_is_refused(tmp_path, capsys):
     fs = _set(tmp_path / "fs")
     (tmp_path / "taken").write_text("mine")
     err = _cli_error(["--features", str(fs), "--grid", "small", "--out", str(tmp_path / "taken")], capsys)
-    assert "taken is an existing file" in err
+    assert "--out" in err and "taken is an existing file" in err
     assert (tmp_path / "taken").read_text() == "mine"
 
 
@@ -252,8 +252,12 @@ def test_results_record_settings_and_feature_sets_and_never_overwrite_other_sett
     assert again == a
     assert [r["accuracy"] for e in json.loads(again.read_text())["entries"] for r in e["runs"]] == \
         [r["accuracy"] for e in ra["entries"] for r in e["runs"]]
-    with pytest.raises(ValueError, match="holds results of other grid settings"):
-        run_grid([fs], classifier="svm", grid="small", standardize=True, out=a.parent, progress=False)
+    # --out is a root: another configuration into the same --out goes to its own folder, never onto a
+    root = tmp_path / "shared"
+    c = run_grid([fs], classifier="svm", grid="small", out=root, progress=False)
+    d = run_grid([fs], classifier="svm", grid="small", standardize=True, out=root, progress=False)
+    assert c.parent.name == a.parent.name and d.parent.name == b.parent.name and c != d
+    assert json.loads(c.read_text())["results_key"] == ra["results_key"]
 
 
 # --- report side -----------------------------------------------------------------------------------

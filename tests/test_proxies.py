@@ -191,7 +191,7 @@ def test_run_proxies_writes_keyed_csv_and_keeps_current(tmp_path, data, capsys):
     spec = str(REPO / "examples" / "waveform_cnn.py") + ":WaveformCNN"
     st = P.ProxySettings(dataset="folder", root=str(data), width="small", seeds=(0, 1), batch=4,
                          input_seconds=1.0, folds=2, workers=0, cache_dir=str(tmp_path / "cache"),
-                         out=str(tmp_path / "runs"))
+                         out=str(tmp_path / "runs" / "proxies"))
     path = P.run_proxies(spec, st, log=lambda m: None)
     rows = list(csv.DictReader(open(path)))
     assert list(rows[0]) == P.CSV_FIELDS

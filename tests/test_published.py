@@ -189,7 +189,8 @@ def _grid(tmp_path, fs, out, *extra, classifier="elm"):
     with threadpool_limits(1):
         main(["--features", str(fs), "--grid", "small", "--protocol", "cv-best", "--jobs", "1",
               "--classifier", classifier, "--out", str(tmp_path / out), *extra])
-    return json.loads((tmp_path / out / "results.json").read_text())
+    from conftest import only_results
+    return json.loads(only_results(tmp_path / out).read_text())
 
 
 def test_grid_as_published_elm_selects_by_the_mean_of_fold_accuracies(tmp_path):

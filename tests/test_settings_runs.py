@@ -43,7 +43,7 @@ def test_grid_refuses_feature_sets_that_differ_in_more_than_the_seed(tmp_path):
     b = _set(tmp_path / "b", seed=1, config={"pad": "zero"}, data_seed=1)
     with pytest.raises(GridInputError, match=r"are not runs of one thing: they differ in pad \('repeat' vs 'zero'\)"):
         run_grid([a, b], classifier="svm", grid="small", out=tmp_path / "r", progress=False)
-    assert not (tmp_path / "r" / "results.json").exists()
+    assert not list(tmp_path.glob("r/**/results.json"))
     # what changes no number (workers, out) and the seed itself may differ: two runs
     c = _set(tmp_path / "c", seed=1, config={"workers": 0}, data_seed=1)
     res = json.loads(run_grid([a, c], classifier="svm", grid="small", out=tmp_path / "ok", progress=False).read_text())
@@ -115,10 +115,11 @@ def test_two_configurations_into_one_out_never_replace_each_other(tmp_path, monk
     _slow_evaluate(monkeypatch)
     kw = dict(classifier="svm", grid="small", out=tmp_path / "res", progress=False, log=lambda m: None)
     plain, standardized = _both([lambda: run_grid([fs], **kw), lambda: run_grid([fs], standardize=True, **kw)])
-    assert isinstance(plain, Path) and isinstance(standardized, GridInputError)
-    assert "holds results of other grid settings" in str(standardized)
-    res = json.loads(plain.read_text())
-    assert res["grid_settings"]["standardize"] is False and plain == tmp_path / "res" / "results.json"
+    # --out is the root: each configuration its own folder under it, named by its key, both whole
+    assert isinstance(plain, Path) and isinstance(standardized, Path) and plain.parent != standardized.parent
+    assert plain.parent.parent.parent == standardized.parent.parent.parent == tmp_path / "res"
+    assert json.loads(plain.read_text())["grid_settings"]["standardize"] is False
+    assert json.loads(standardized.read_text())["grid_settings"]["standardize"] is True
 
 
 def test_the_same_configuration_twice_at_once_waits_for_the_first(tmp_path, monkeypatch):
@@ -127,7 +128,7 @@ def test_the_same_configuration_twice_at_once_waits_for_the_first(tmp_path, monk
     said = []
     kw = dict(classifier="svm", grid="small", out=tmp_path / "res", progress=False, log=said.append)
     first, second = _both([lambda: run_grid([fs], **kw), lambda: run_grid([fs], reuse=True, **kw)])
-    assert first == second == tmp_path / "res" / "results.json"
+    assert first == second and first.parent.parent.parent == tmp_path / "res"
     assert any("another run of this same configuration is writing it; waiting" in m for m in said)
     assert any("current, kept" in m for m in said)  # the second reused the first's file
 
