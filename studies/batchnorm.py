@@ -33,6 +33,7 @@ feature sets and each cell's grid results (``grid.json``) stay under ``--out`` a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from audiodata.decode import DEFAULT_CACHE
 from classifiers.grid import GridSettings
 from features.extract import ExtractionError, extract
 from features.settings import ExtractSettings, add_dataset_arguments
-from toolkit.settings import (Settings, SettingsError, add_device_arguments, add_seed_argument, add_width_argument,
+from toolkit.settings import (Settings, SettingsError, folder_name, add_device_arguments, add_seed_argument, add_width_argument,
                               check_int, check_seeds)
 from toolkit.provenance import atomic_write_bytes, atomic_write_json, run_record
 
@@ -255,6 +256,8 @@ def _grid_accuracies(paths, settings: GridSettings, out: Path, progress: bool) -
     kept = out / "grid.json"          # not results.json: the report must not mix these cells with the study's rows
     os.replace(path, kept)
     os.replace(Path(path).parent / "results.csv", out / "grid.csv")
+    with contextlib.suppress(OSError):  # the grid's keyed folder, now empty
+        Path(path).parent.rmdir()
     results = json.loads(kept.read_text())
     (entry,) = [e for e in results["entries"] if e["protocol"] == "cv-best"]
     if not entry["runs"]:
@@ -263,14 +266,14 @@ def _grid_accuracies(paths, settings: GridSettings, out: Path, progress: bool) -
 
 
 def run(settings: BatchnormSettings | None = None, /, *, ds=None, progress: bool = True, **changes) -> Path:
-    """Run the experiment and write ``batchnorm.csv`` / ``.json`` / ``.png`` into ``settings.out``.
+    """Run the experiment and write ``batchnorm.csv`` / ``.json`` / ``.png`` into ``settings.out/<dataset>/<arch>_<key>/`` (the key: the settings's).
 
     ``settings`` is a :class:`BatchnormSettings` (keyword ``changes`` give a copy with those fields
     changed); ``ds`` an already loaded dataset. ``arch`` is ``"study-vgg"`` (the study's network,
     :class:`StudyVGG`; ``width`` is then only a label) or a toolkit front-end with a batch-norm switch
     (every CNN front-end; not ``mfcc``). The cells: each batch size without and with batch norm, one run
     per seed; ``same_networks``: one network per seed shared by every cell (this toolkit's former
-    design) instead of a fresh network per cell and run (the study's). Returns ``out/batchnorm.json``.
+    design) instead of a fresh network per cell and run (the study's). Returns that ``batchnorm.json``.
     """
     st = settings or BatchnormSettings()
     st = st.replace(**changes) if changes else st
@@ -284,7 +287,9 @@ def run(settings: BatchnormSettings | None = None, /, *, ds=None, progress: bool
                                    folds=folds, seed=fold_seed)
     ds = sorted_by_label(ds, folds, fold_seed)
     order = [c.id for c in ds.clips]
-    out = Path(st.out)
+    # --out is the root, as in every tool: this experiment's folder is named by its settings' key, so an
+    # experiment of other settings into the same --out never replaces it
+    out = Path(st.out) / folder_name(ds.name) / f"{folder_name(arch)}_{st.key(10)}"
     cells, csv_rows = [], []
     for c, (batchnorm, bs) in enumerate((bn, b) for bn in (False, True) for b in batch_sizes):
         cell_out = _cell_dir(out, batchnorm, bs)
@@ -373,7 +378,7 @@ def parse_args(argv=None):
                     "size and run, scored by the SVM grid (cv-best, folds pooled), one run per --seed; one-way "
                     "ANOVAs over batch sizes without batch norm (the study: "
                     f"p = {STUDY_ANOVA_P}) and with it. Writes batchnorm.csv, batchnorm.json and batchnorm.png "
-                    "into --out (the last line printed is the JSON's path). The study's setting: --dataset "
+                    "into OUT/<dataset>/<arch>_<key>/ (the last line printed is the JSON's path). The study's setting: --dataset "
                     "gtzan --root DIR --folds 10 --batch-sizes 1 10 100 --seed 0 1 2.",
         formatter_class=HelpFormatter)
     archs = [a for a in architectures.ARCHITECTURES if a != "mfcc"]
@@ -403,7 +408,8 @@ def parse_args(argv=None):
                    help=f"threads for the SVM fits and the ELM tasks; default: the {available_cpus()} CPUs "
                         "this process may use")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-audio cache ('none' disables)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="root of the experiments: each writes batchnorm.csv / "
+                   ".json / .png and its cells into OUT/<dataset>/<arch>_<key>/ (as every tool's --out)")
     a = p.parse_args(argv)
     a.settings = BatchnormSettings.parse(p, a, seeds=a.seed)
     return a

@@ -292,6 +292,12 @@ def _batchnorm_main(tmp_path, root, out, *extra):
                                "--out", str(tmp_path / out), *extra])
 
 
+def _only(root, name):
+    found = sorted(Path(root).rglob(name))
+    assert len(found) == 1, found
+    return found[0]
+
+
 def test_batchnorm_experiment_fresh_networks_sorted_batches_leak(tmp_path, capsys):
     """The study's rule (elmarc src/GTZAN.py): a fresh random network for every (batch size, run), so
     the no-batch-norm ANOVA compares distinct networks (the study: p = 0.491, not 1 by construction)."""
@@ -299,8 +305,9 @@ def test_batchnorm_experiment_fresh_networks_sorted_batches_leak(tmp_path, capsy
     root = _band_classes(tmp_path / "data")
     code = _batchnorm_main(tmp_path, root, "out", "--arch", "7x96", "--input-seconds", "1.0")
     printed = capsys.readouterr().out.strip().splitlines()
-    assert code == 0 and printed[-1] == str(tmp_path / "out" / "batchnorm.json")
-    res = json.loads((tmp_path / "out" / "batchnorm.json").read_text())
+    bn_json = _only(tmp_path / "out", "batchnorm.json")  # --out is the root; the folder is named by the key
+    assert code == 0 and printed[-1] == str(bn_json)
+    res = json.loads(bn_json.read_text())
     cell = {(c["batchnorm"], c["batch_size"]): c for c in res["cells"]}
     # cells in order no-bn 1, no-bn 6, bn 1, bn 6: run s draws network s + 1000 x cell
     assert [cell[k]["network_seeds"] for k in ((False, 1), (False, 6), (True, 1), (True, 6))] == \
@@ -321,9 +328,9 @@ def test_batchnorm_experiment_fresh_networks_sorted_batches_leak(tmp_path, capsy
     with np.load(Path(cell[True, 6]["features"][0]) / "features.npz") as z:
         labels = [i.split("/")[0] for i in z["ids"]]
     assert labels == sorted(labels)
-    rows = (tmp_path / "out" / "batchnorm.csv").read_text().splitlines()
+    rows = bn_json.with_name("batchnorm.csv").read_text().splitlines()
     assert rows[0].startswith("dataset,arch,width,batchnorm,batch_size,seed,network_seed,accuracy") and len(rows) == 1 + 8
-    assert (tmp_path / "out" / "batchnorm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert bn_json.with_name("batchnorm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "out").rglob("results.json"))   # the cells stay out of the main report's rows
     # the report shows it: a section, the ANOVA table and the figure
     from report.build import render_report
@@ -336,7 +343,7 @@ def test_batchnorm_experiment_fresh_networks_sorted_batches_leak(tmp_path, capsy
     # the former design, one network per seed in every cell: identical runs, p = 1 by construction
     assert _batchnorm_main(tmp_path, root, "same", "--arch", "7x96", "--input-seconds", "1.0",
                            "--same-networks") == 0
-    same = json.loads((tmp_path / "same" / "batchnorm.json").read_text())
+    same = json.loads(_only(tmp_path / "same", "batchnorm.json").read_text())
     sc = {(c["batchnorm"], c["batch_size"]): c for c in same["cells"]}
     assert sc[False, 1]["accuracies"] == sc[False, 6]["accuracies"] and same["anova"]["no_batchnorm"]["p"] == 1.0
     assert same["anova"]["no_batchnorm"]["distinct_networks"] == 2
@@ -390,7 +397,7 @@ def test_batchnorm_experiment_with_the_studys_network(tmp_path, capsys):
     """The default path end to end: the study's VGG (needs 1280 frames, about 27 s of audio a clip)."""
     root = _band_classes(tmp_path / "data", n=4, seconds=28.0)
     assert _batchnorm_main(tmp_path, root, "out") == 0
-    res = json.loads((tmp_path / "out" / "batchnorm.json").read_text())
+    res = json.loads(_only(tmp_path / "out", "batchnorm.json").read_text())
     assert res["arch"] == "study-vgg" and res["width"] == "32 filters" and "fresh network" in res["networks"]
     assert all(json.loads((Path(f) / "meta.json").read_text())["feature_length"] == 160
                for c in res["cells"] for f in c["features"])
