@@ -377,6 +377,9 @@ class ProxySettings:
                              f"two clips), found {self.batch}")
         if not self.seeds:
             raise ValueError("no --seed given")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise ValueError(f"--out {self.out} is an existing file; expected a folder (the root of the proxy "
+                             "tables, each in a folder named by its key)")
 
 
 def proxy_batch(ds, n: int, folds: int = 10, fold_seed: int = 0) -> list:
@@ -559,13 +562,14 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    from features.settings import cache_dir_arg
     p, a = parse_args(argv)
     try:
         st = ProxySettings(dataset=a.dataset, root=a.root, split_dir=a.split_dir, manifest=a.manifest,
                            width=a.width, seeds=tuple(a.seed), proxies=tuple(a.proxies), batch=a.proxy_batch,
                            input_seconds=a.input_seconds, folds=a.folds, fold_seed=a.fold_seed,
                            custom=a.custom, workers=a.workers,
-                           cache_dir=None if a.cache_dir.lower() == "none" else a.cache_dir, out=a.out)
+                           cache_dir=cache_dir_arg(a.cache_dir), out=a.out)
     except ValueError as e:
         p.error(str(e))
     from audiodata import datasets

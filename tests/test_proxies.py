@@ -222,8 +222,10 @@ def test_run_proxies_writes_keyed_csv_and_keeps_current(tmp_path, data, capsys):
     assert {r["file"] for r in read_proxies([tmp_path / "runs" / "proxies"])} == {str(other)}  # written again
 
 
-def test_cli_bad_values(capsys):
-    for argv, needle in ((["--proxy-batch", "1"], "--proxy-batch must be at least 2"),
+def test_cli_bad_values(capsys, tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    for argv, needle in ((["--out", str(tmp_path / "afile")], "afile is an existing file; expected a folder"),
+                         (["--proxy-batch", "1"], "--proxy-batch must be at least 2"),
                          (["--arch", "nope"], "unknown architecture 'nope'"),
                          (["--proxies", "zen"], "invalid choice: 'zen'"),
                          (["--input-seconds", "0"], "--input-seconds must be a positive")):
